@@ -1,0 +1,255 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+
+class Region(models.Model):
+    """A mutual-aid region (numbered regions, and Chicago as one of its own)."""
+
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="region_name_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Agency(models.Model):
+    class Kind(models.TextChoices):
+        MUNICIPAL = "municipal", "Municipal police"
+        SHERIFF = "sheriff", "County sheriff"
+        STATE = "state", "State police"
+        UNIVERSITY = "university", "University police"
+        OTHER = "other", "Other"
+
+    code = models.SlugField(
+        max_length=64,
+        help_text="Stable identifier used by imports (an ORI, or a slug of the name). "
+        "Never reused for another agency.",
+    )
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="agencies")
+    county = models.CharField(max_length=100, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    address = models.CharField(max_length=300, blank=True)
+    latitude = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
+    longitude = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
+    sworn_officers = models.PositiveIntegerField(
+        default=0, help_text="Sworn officers employed by the agency."
+    )
+    min_home_staffing = models.PositiveIntegerField(
+        "minimum home staffing",
+        default=0,
+        help_text="Officers the agency must keep at home whatever it sends.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "agencies"
+        constraints = [
+            models.UniqueConstraint(fields=["code"], name="agency_code_unique"),
+            models.UniqueConstraint(Lower("name"), name="agency_name_ci_unique"),
+            models.CheckConstraint(
+                condition=Q(latitude__gte=-90, latitude__lte=90)
+                & Q(longitude__gte=-180, longitude__lte=180),
+                name="agency_coordinates_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(sworn_officers__gte=0) & Q(min_home_staffing__gte=0),
+                name="agency_counts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_home_staffing__lte=F("sworn_officers")),
+                name="agency_home_staffing_within_sworn",
+                violation_error_message="Minimum home staffing cannot exceed sworn officers.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["region", "active"], name="agency_region_active_idx"),
+            models.Index(fields=["kind", "active"], name="agency_kind_active_idx"),
+            models.Index(fields=["active", "latitude", "longitude"], name="agency_location_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("agencies:agency-detail", args=[self.pk])
+
+    @property
+    def deployable_officers(self) -> int:
+        """Sworn officers above the minimum the agency must keep at home."""
+        return max(self.sworn_officers - self.min_home_staffing, 0)
+
+
+class TeamType(models.Model):
+    """A kind of special team, after FEMA NIMS resource typing. Seeded, editable in the admin."""
+
+    code = models.SlugField(max_length=40, help_text="Short stable identifier, e.g. swat.")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], name="teamtype_code_unique"),
+            models.UniqueConstraint(Lower("name"), name="teamtype_name_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamTypeLevel(models.Model):
+    """A typed level of a team type (Type 1 is the most capable) and the personnel it implies."""
+
+    team_type = models.ForeignKey(TeamType, on_delete=models.CASCADE, related_name="levels")
+    level = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
+    min_personnel = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    description = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["team_type", "level"]
+        constraints = [
+            models.UniqueConstraint(fields=["team_type", "level"], name="teamtypelevel_unique"),
+            models.CheckConstraint(
+                condition=Q(level__gte=1) & Q(min_personnel__gte=1),
+                name="teamtypelevel_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team_type} Type {self.level}"
+
+
+class SpecialTeam(models.Model):
+    """A special team of one agency, or a multi-agency team hosted by a lead agency.
+
+    `members` is the whole team; member agencies' contributions are TeamMembership rows and the
+    host supplies the rest.
+    """
+
+    code = models.SlugField(max_length=64, help_text="Stable identifier used by imports.")
+    name = models.CharField(max_length=200)
+    agency = models.ForeignKey(
+        Agency,
+        on_delete=models.CASCADE,
+        related_name="teams",
+        help_text="The agency that owns the team, or hosts a multi-agency team.",
+    )
+    team_type = models.ForeignKey(TeamType, on_delete=models.PROTECT, related_name="teams")
+    level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="NIMS type (1 is the most capable); blank if untyped."
+    )
+    members = models.PositiveIntegerField(help_text="Officers on the team, all agencies together.")
+    commander_name = models.CharField(max_length=150, blank=True)
+    commander_phone = models.CharField(max_length=40, blank=True)
+    notes = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    member_agencies = models.ManyToManyField(
+        Agency, through="TeamMembership", related_name="member_of_teams", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team_type__sort_order", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], name="specialteam_code_unique"),
+            models.UniqueConstraint(
+                "agency", Lower("name"), name="specialteam_agency_name_ci_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(members__gte=1),
+                name="specialteam_has_members",
+                violation_error_message="A team has at least one member.",
+            ),
+            models.CheckConstraint(
+                condition=Q(level__isnull=True) | Q(level__gte=1), name="specialteam_level_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["team_type", "level", "active"], name="team_type_level_active_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def level_label(self) -> str:
+        return f"Type {self.level}" if self.level else "Untyped"
+
+
+class TeamMembership(models.Model):
+    """A member agency's contribution of officers to a multi-agency team."""
+
+    team = models.ForeignKey(SpecialTeam, on_delete=models.CASCADE, related_name="memberships")
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="team_memberships")
+    officers = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+
+    class Meta:
+        ordering = ["team", "agency__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "agency"], name="teammembership_unique"),
+            models.CheckConstraint(
+                condition=Q(officers__gte=1), name="teammembership_officers_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency} in {self.team} ({self.officers})"
+
+
+class Contact(models.Model):
+    """A person to ask at an agency. At most one primary contact per agency."""
+
+    class Role(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        ALTERNATE = "alternate", "Alternate"
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=150)
+    title = models.CharField("rank or title", max_length=100, blank=True)
+    email = models.EmailField()
+    phone = models.CharField(max_length=40, blank=True)
+    role = models.CharField(max_length=20, choices=Role, default=Role.ALTERNATE)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="contacts",
+        help_text="The login of this person, if they have one.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agency", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agency"],
+                condition=Q(role="primary"),
+                name="contact_one_primary_per_agency",
+                violation_error_message="An agency has at most one primary contact.",
+            ),
+            models.UniqueConstraint("agency", Lower("email"), name="contact_agency_email_unique"),
+        ]
+        indexes = [models.Index(fields=["agency", "role", "active"], name="contact_lookup_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.agency})"

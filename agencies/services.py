@@ -1,0 +1,219 @@
+"""Writes to the registry. Views, commands and the demo loader all call these."""
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .importer import ParsedRegistry, RowError, parse_registry_csv
+from .models import Agency, Contact, SpecialTeam, TeamMembership
+
+AGENCY_FIELDS = (
+    "name",
+    "kind",
+    "region_id",
+    "county",
+    "city",
+    "address",
+    "latitude",
+    "longitude",
+    "sworn_officers",
+    "min_home_staffing",
+    "active",
+)
+TEAM_FIELDS = (
+    "name",
+    "agency_id",
+    "team_type_id",
+    "level",
+    "members",
+    "commander_name",
+    "commander_phone",
+    "notes",
+    "active",
+)
+CONTACT_FIELDS = ("name", "title", "email", "phone", "role", "active")
+BATCH = 1000
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    created: Counter = field(default_factory=Counter)
+    updated: Counter = field(default_factory=Counter)
+    unchanged: Counter = field(default_factory=Counter)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def changed(self) -> bool:
+        return bool(sum(self.created.values()) + sum(self.updated.values()))
+
+    def summary(self) -> str:
+        parts = []
+        for record in ("agency", "team", "contact"):
+            plural = {"agency": "agencies", "team": "teams", "contact": "contacts"}[record]
+            parts.append(
+                f"{plural}: {self.created[record]} created, {self.updated[record]} updated, "
+                f"{self.unchanged[record]} unchanged"
+            )
+        return "; ".join(parts)
+
+
+class _DryRun(Exception):
+    pass
+
+
+def registry_import(*, text: str | Iterable[str], dry_run: bool = False) -> ImportResult:
+    """Import agencies, teams and contacts from CSV text: all of it, or nothing.
+
+    Rows are matched by stable keys (agency key, team key, agency + contact email): a new key
+    creates, a changed row updates in place, an identical row changes nothing. Rows missing from
+    the file are left alone. With any error nothing is written and every bad line is reported.
+    """
+    parsed = parse_registry_csv(text)
+    result = ImportResult(rows=parsed.rows, errors=list(parsed.errors), dry_run=dry_run)
+    if parsed.errors:
+        return result
+    try:
+        with transaction.atomic():
+            _write(parsed, result)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    except IntegrityError as exc:
+        # The checks above mirror every constraint; this is a concurrent edit or a gap in them.
+        result.errors.append(RowError(0, f"the registry refused the import: {exc}"))
+        result.created.clear()
+        result.updated.clear()
+        result.unchanged.clear()
+    return result
+
+
+def _upsert(model, key_field, rows, fields, existing, result, record, touched=frozenset()):
+    """Create new rows and update changed ones; return {key: pk} for every row in `rows`.
+
+    Keys in `touched` count as updated even when their own fields are unchanged.
+    """
+    now = timezone.now()
+    to_create, to_update = [], []
+    for key, values in rows.items():
+        obj = existing.get(key)
+        if obj is None:
+            to_create.append(model(**{key_field: key}, **{f: values[f] for f in fields}))
+            continue
+        if key in touched or any(getattr(obj, f) != values[f] for f in fields):
+            for f in fields:
+                setattr(obj, f, values[f])
+            obj.updated_at = now
+            to_update.append(obj)
+        else:
+            result.unchanged[record] += 1
+    model.objects.bulk_create(to_create, batch_size=BATCH)
+    if to_update:
+        model.objects.bulk_update(to_update, [*fields, "updated_at"], batch_size=BATCH)
+    result.created[record] += len(to_create)
+    result.updated[record] += len(to_update)
+    return dict(
+        model.objects.filter(**{f"{key_field}__in": list(rows)}).values_list(key_field, "pk")
+    )
+
+
+def _write(parsed: ParsedRegistry, result: ImportResult) -> None:
+    agencies = Agency.objects.select_for_update().in_bulk(list(parsed.agencies), field_name="code")
+    agency_ids = _upsert(Agency, "code", parsed.agencies, AGENCY_FIELDS, agencies, result, "agency")
+    referenced = {t["agency"] for t in parsed.teams.values()}
+    referenced |= {code for t in parsed.teams.values() for code in t["memberships"]}
+    referenced |= {agency for agency, _ in parsed.contacts}
+    missing = referenced - agency_ids.keys()
+    if missing:
+        agency_ids.update(
+            Agency.objects.filter(code__in=missing).values_list("code", "pk").iterator()
+        )
+    _write_teams(parsed, agency_ids, result)
+    _write_contacts(parsed, agency_ids, result)
+
+
+def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> None:
+    if not parsed.teams:
+        return
+    want: dict[str, dict[int, int]] = {}
+    for code, values in parsed.teams.items():
+        values["agency_id"] = agency_ids[values["agency"]]
+        want[code] = {agency_ids[a]: officers for a, officers in values["memberships"].items()}
+    teams = SpecialTeam.objects.select_for_update().in_bulk(list(parsed.teams), field_name="code")
+    have: dict[int, dict[int, TeamMembership]] = {}
+    for m in TeamMembership.objects.filter(team_id__in=[t.pk for t in teams.values()]):
+        have.setdefault(m.team_id, {})[m.agency_id] = m
+    # A team whose only change is its member agencies counts as updated, not unchanged.
+    members_changed = {
+        code
+        for code, team in teams.items()
+        if {a: m.officers for a, m in have.get(team.pk, {}).items()} != want[code]
+    }
+    team_ids = _upsert(
+        SpecialTeam, "code", parsed.teams, TEAM_FIELDS, teams, result, "team", members_changed
+    )
+    to_create, to_update, to_delete = [], [], []
+    for code, wanted in want.items():
+        team_id = team_ids[code]
+        current = have.get(team_id, {})
+        for agency_id, officers in wanted.items():
+            membership = current.get(agency_id)
+            if membership is None:
+                to_create.append(
+                    TeamMembership(team_id=team_id, agency_id=agency_id, officers=officers)
+                )
+            elif membership.officers != officers:
+                membership.officers = officers
+                to_update.append(membership)
+        to_delete += [m.pk for agency_id, m in current.items() if agency_id not in wanted]
+    TeamMembership.objects.filter(pk__in=to_delete).delete()
+    TeamMembership.objects.bulk_update(to_update, ["officers"], batch_size=BATCH)
+    TeamMembership.objects.bulk_create(to_create, batch_size=BATCH)
+
+
+def _write_contacts(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> None:
+    if not parsed.contacts:
+        return
+    rows = {
+        (agency_ids[agency], email): values for (agency, email), values in parsed.contacts.items()
+    }
+    existing = {
+        (c.agency_id, c.email.lower()): c
+        for c in Contact.objects.select_for_update().filter(
+            agency_id__in={agency_id for agency_id, _ in rows}
+        )
+    }
+    now = timezone.now()
+    to_create, demote, to_update = [], [], []
+    for (agency_id, email), values in rows.items():
+        contact = existing.get((agency_id, email))
+        if contact is None:
+            to_create.append(Contact(agency_id=agency_id, **values))
+            continue
+        if all(getattr(contact, f) == values[f] for f in CONTACT_FIELDS):
+            result.unchanged["contact"] += 1
+            continue
+        # Demote old primaries before promoting new ones: the one-primary-per-agency index is
+        # checked row by row, so a swap done in one statement could trip it.
+        was_primary = contact.role == Contact.Role.PRIMARY
+        for f in CONTACT_FIELDS:
+            setattr(contact, f, values[f])
+        contact.updated_at = now
+        if was_primary and contact.role != Contact.Role.PRIMARY:
+            demote.append(contact)
+        else:
+            to_update.append(contact)
+    for batch in (demote, to_update):
+        Contact.objects.bulk_update(batch, [*CONTACT_FIELDS, "updated_at"], batch_size=BATCH)
+    Contact.objects.bulk_create(to_create, batch_size=BATCH)
+    result.created["contact"] += len(to_create)
+    result.updated["contact"] += len(demote) + len(to_update)
