@@ -20,7 +20,7 @@ SYNTHETIC = "Synthetic demo data: not a real team."
 REGION_DESCRIPTIONS = {
     "Chicago": "The City of Chicago, a mutual-aid region of its own.",
 }
-FIRST = "Alex Jordan Morgan Casey Taylor Riley Jamie Avery Quinn Dana Robin Drew Lee Pat Sam".split()
+FIRST = "Alex Jordan Morgan Casey Taylor Riley Jamie Avery Quinn Dana Robin Drew Lee Pat".split()
 LAST = (
     "Novak Kowalski Rivera Okafor Lindqvist Brennan Haddad Moreno Fischer Nguyen Delgado Walsh "
     "Sorensen Jablonski Mbeki Castillo Horvath Duffy Petrov Ramirez"

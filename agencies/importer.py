@@ -42,18 +42,40 @@ OPTIONAL_COLUMNS = (
     "active",
 )
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+# Shown on the upload page; docs/registry-import.md has the long version.
+COLUMN_HELP = (
+    ("record", "all", "agency, team or contact"),
+    ("key", "agency, team", "stable key: letters, digits, - or _ (max 64)"),
+    ("agency", "team, contact", "key of the host agency / the contact's agency"),
+    ("name", "all", "agency, team or person name"),
+    ("kind", "agency", "municipal, sheriff, state, university or other"),
+    ("region", "agency", "name of an existing region"),
+    ("county, city, address", "agency", "optional"),
+    ("latitude, longitude", "agency", "decimal degrees (required)"),
+    ("sworn_officers, min_home_staffing", "agency", "whole numbers ≥ 0; home ≤ sworn"),
+    ("team_type", "team", "code or name, e.g. swat, mff, bomb, k9, dive, negotiation, suas"),
+    ("level", "team", "NIMS type the team type has; blank if untyped"),
+    ("members", "team", "officers on the team, all agencies together (≥ 1)"),
+    ("member_agencies", "team", "key:officers; key:officers (all members; host supplies the rest)"),
+    ("commander_name, commander_phone, notes", "team", "optional"),
+    ("title, email, phone", "contact", "email required"),
+    ("contact_role", "contact", "primary or alternate (blank: alternate); one primary per agency"),
+    ("active", "all", "true or false (blank: true)"),
+)
 KEY_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 TRUE_WORDS = {"", "true", "yes", "y", "1"}
 FALSE_WORDS = {"false", "no", "n", "0"}
+
+
+def _max_lengths(model, *names: str) -> dict[str, int]:
+    """Column limits taken from the model, so the import refuses what the database would."""
+    return {name: model._meta.get_field(name).max_length for name in names}
+
+
 MAX_LENGTHS = {
-    "name": 200,
-    "county": 100,
-    "city": 100,
-    "address": 300,
-    "commander_name": 150,
-    "commander_phone": 40,
-    "title": 100,
-    "phone": 40,
+    "agency": _max_lengths(Agency, "name", "county", "city", "address"),
+    "team": _max_lengths(SpecialTeam, "name", "commander_name", "commander_phone"),
+    "contact": _max_lengths(Contact, "name", "title", "email", "phone"),
 }
 
 
@@ -86,15 +108,16 @@ class _RowProblems(Exception):
 class _Row:
     """One CSV row with helpers that collect every problem instead of stopping at the first."""
 
-    def __init__(self, values: dict[str, str]):
+    def __init__(self, record: str, values: dict[str, str]):
         self.values = values
+        self.limits = MAX_LENGTHS.get(record, {})
         self.problems: list[str] = []
 
     def text(self, column: str, *, required: bool = False) -> str:
         value = self.values.get(column, "")
         if required and not value:
             self.problems.append(f"missing {column}")
-        limit = MAX_LENGTHS.get(column)
+        limit = self.limits.get(column)
         if limit and len(value) > limit:
             self.problems.append(f"{column} is longer than {limit} characters")
         return value
@@ -263,8 +286,8 @@ def parse_registry_csv(text: str | Iterable[str]) -> ParsedRegistry:
         if isinstance(values, Exception):
             parsed.errors.append(RowError(line, f"not valid CSV: {values}"))
             continue
-        row = _Row(values)
         record = values.get("record", "").lower()
+        row = _Row(record, values)
         if record not in RECORD_TYPES:
             parsed.errors.append(
                 RowError(

@@ -4,7 +4,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from .importer import ParsedRegistry, RowError, parse_registry_csv
@@ -88,7 +88,7 @@ def registry_import(*, text: str | Iterable[str], dry_run: bool = False) -> Impo
                 raise _DryRun
     except _DryRun:
         pass
-    except IntegrityError as exc:
+    except DatabaseError as exc:
         # The checks above mirror every constraint; this is a concurrent edit or a gap in them.
         result.errors.append(RowError(0, f"the registry refused the import: {exc}"))
         result.created.clear()

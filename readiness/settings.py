@@ -82,7 +82,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -91,6 +90,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
+
+if PRODUCTION:
+    # Static files straight from gunicorn; in development runserver serves them.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "readiness.urls"
 WSGI_APPLICATION = "readiness.wsgi.application"
@@ -156,20 +159,30 @@ STORAGES = {
 # The admin lives at a configurable path so it is not where scanners look first.
 ADMIN_PATH = env_str("ADMIN_PATH", "admin/").strip("/") + "/"
 
-# Email: SMTP when EMAIL_HOST is set, otherwise printed to the console.
+# Email: SMTP when EMAIL_HOST is set, otherwise printed to the console. (Django 6.1 mailers;
+# the old EMAIL_* settings are deprecated, so ours are read from the environment only.)
 EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend",
-)
+if EMAIL_HOST:
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": EMAIL_HOST,
+                "port": env_int("EMAIL_PORT", 25),
+                "username": env_str("EMAIL_HOST_USER", ""),
+                "password": env_str("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": env_bool("EMAIL_USE_TLS", False),
+                "use_ssl": env_bool("EMAIL_USE_SSL", False),
+                "timeout": env_int("EMAIL_TIMEOUT", 30),
+            },
+        }
+    }
+elif PRODUCTION:
+    # Polls are delivered by email: a production app that cannot send is misconfigured.
+    raise ImproperlyConfigured("EMAIL_HOST must be set when DJANGO_ENV=production")
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+del EMAIL_HOST  # a deprecated setting name; the value lives in MAILERS
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Readiness <readiness@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -53,7 +53,7 @@ class Command(BaseCommand):
                     Contact.objects.filter(agency=agency, role=Contact.Role.PRIMARY).update(
                         user=user
                     )
-        self.stdout.write(self.style.SUCCESS("Demo logins (password for all: readiness-demo):"))
+        self.stdout.write(self.style.SUCCESS(f"Demo logins (password for all: {DEMO_PASSWORD}):"))
         for email, _name, role in DEMO_USERS:
             extra = f" for {agency.name}" if role == User.Role.COMMANDER else ""
             self.stdout.write(f"  {role.label:<22} {email}{extra}")

@@ -1,0 +1,107 @@
+from django.contrib import admin
+from django.db.models import Count
+
+from readiness.admin import CoordinatorOnlyAdminMixin
+
+from .models import Agency, Contact, Region, SpecialTeam, TeamMembership, TeamType, TeamTypeLevel
+
+
+class CoordinatorAdmin(CoordinatorOnlyAdminMixin, admin.ModelAdmin):
+    pass
+
+
+@admin.register(Region)
+class RegionAdmin(CoordinatorAdmin):
+    list_display = ["name", "agency_count"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(agency_count=Count("agencies"))
+
+    @admin.display(ordering="agency_count", description="agencies")
+    def agency_count(self, obj):
+        return obj.agency_count
+
+
+class ContactInline(admin.TabularInline):
+    model = Contact
+    extra = 0
+    fields = ["name", "title", "email", "phone", "role", "user", "active"]
+    raw_id_fields = ["user"]
+
+
+class TeamInline(admin.TabularInline):
+    model = SpecialTeam
+    extra = 0
+    fields = ["code", "name", "team_type", "level", "members", "active"]
+    show_change_link = True
+
+
+@admin.register(Agency)
+class AgencyAdmin(CoordinatorAdmin):
+    list_display = ["name", "code", "kind", "region", "city", "sworn_officers", "active"]
+    list_filter = ["active", "kind", "region", "teams__team_type"]
+    search_fields = ["name", "code", "city", "county"]
+    list_select_related = ["region"]
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [TeamInline, ContactInline]
+
+    def get_queryset(self, request):
+        # The team-type filter joins teams; distinct keeps one row per agency.
+        return super().get_queryset(request).distinct()
+
+
+class TeamTypeLevelInline(admin.TabularInline):
+    model = TeamTypeLevel
+    extra = 0
+
+
+@admin.register(TeamType)
+class TeamTypeAdmin(CoordinatorAdmin):
+    list_display = ["name", "code", "sort_order"]
+    search_fields = ["name", "code"]
+    inlines = [TeamTypeLevelInline]
+
+
+@admin.register(TeamTypeLevel)
+class TeamTypeLevelAdmin(CoordinatorAdmin):
+    list_display = ["team_type", "level", "min_personnel", "description"]
+    list_filter = ["team_type"]
+    search_fields = ["team_type__name", "description"]
+    list_select_related = ["team_type"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = TeamMembership
+    extra = 0
+    autocomplete_fields = ["agency"]
+
+
+@admin.register(SpecialTeam)
+class SpecialTeamAdmin(CoordinatorAdmin):
+    list_display = ["name", "code", "agency", "team_type", "level", "members", "active"]
+    list_filter = ["active", "team_type", "level", "agency__region"]
+    search_fields = ["name", "code", "agency__name", "commander_name"]
+    list_select_related = ["agency", "team_type"]
+    autocomplete_fields = ["agency"]
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(TeamMembership)
+class TeamMembershipAdmin(CoordinatorAdmin):
+    list_display = ["team", "agency", "officers"]
+    list_filter = ["team__team_type"]
+    search_fields = ["team__name", "agency__name"]
+    list_select_related = ["team", "agency"]
+    autocomplete_fields = ["team", "agency"]
+
+
+@admin.register(Contact)
+class ContactAdmin(CoordinatorAdmin):
+    list_display = ["name", "title", "agency", "role", "email", "phone", "active"]
+    list_filter = ["role", "active", "agency__region", "agency__kind"]
+    search_fields = ["name", "email", "agency__name", "title"]
+    list_select_related = ["agency"]
+    autocomplete_fields = ["agency"]
+    raw_id_fields = ["user"]

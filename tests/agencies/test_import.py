@@ -1,0 +1,375 @@
+"""Registry CSV import: create, update in place, no-op re-import, all-or-nothing errors with line
+numbers, header and encoding problems, dry run, and the import_registry command."""
+
+import csv
+import io
+from collections import Counter
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from agencies import services
+from agencies.importer import COLUMNS
+from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
+from tests.factories import AgencyFactory, ContactFactory, RegionFactory
+
+pytestmark = pytest.mark.django_db
+
+REGION = "Region 1 - Northeast"
+
+
+def csv_text(*rows: dict, columns=COLUMNS) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def agency_row(key, name, **extra) -> dict:
+    return {
+        "record": "agency",
+        "key": key,
+        "name": name,
+        "kind": "municipal",
+        "region": REGION,
+        "latitude": "41.76",
+        "longitude": "-88.32",
+        "sworn_officers": "100",
+        "min_home_staffing": "60",
+        **extra,
+    }
+
+
+def team_row(key, agency, name, **extra) -> dict:
+    return {
+        "record": "team",
+        "key": key,
+        "agency": agency,
+        "name": name,
+        "team_type": "swat",
+        "level": "2",
+        "members": "20",
+        **extra,
+    }
+
+
+def contact_row(agency, name, email, **extra) -> dict:
+    return {"record": "contact", "agency": agency, "name": name, "email": email, **extra}
+
+
+def good_rows() -> list[dict]:
+    return [
+        agency_row(
+            "aurora", "Aurora Police Department", sworn_officers="381", min_home_staffing="229"
+        ),
+        agency_row("naperville", "Naperville Police Department", kind="municipal"),
+        agency_row("kane-so", "Kane County Sheriff's Office", kind="sheriff", county="Kane County"),
+        team_row("aurora-srt", "aurora", "Aurora SRT", members="22", commander_name="Lt. Rivera"),
+        team_row(
+            "ne-mff",
+            "aurora",
+            "Northeast Mobile Field Force",
+            team_type="mff",
+            level="2",
+            members="40",
+            member_agencies="naperville:6; kane-so:8",
+        ),
+        contact_row(
+            "aurora",
+            "Dana Novak",
+            "dana.novak@aurora.example",
+            title="Chief of Police",
+            contact_role="primary",
+        ),
+        contact_row("aurora", "Lee Walsh", "lee.walsh@aurora.example", title="Lieutenant"),
+        contact_row(
+            "naperville",
+            "Sam Haddad",
+            "sam.haddad@naperville.example",
+            title="Chief of Police",
+            contact_role="primary",
+        ),
+    ]
+
+
+@pytest.fixture
+def region(db):
+    return RegionFactory(name=REGION)
+
+
+@pytest.fixture
+def imported(region):
+    result = services.registry_import(text=csv_text(*good_rows()))
+    assert result.ok, result.errors
+    return result
+
+
+def registry_counts() -> dict:
+    return {
+        model.__name__: model.objects.count()
+        for model in (Agency, SpecialTeam, TeamMembership, Contact)
+    }
+
+
+def test_good_file_creates_everything(imported):
+    assert imported.rows == 8
+    assert imported.created == Counter(agency=3, team=2, contact=3)
+    assert imported.updated == imported.unchanged == Counter()
+
+    aurora = Agency.objects.get(code="aurora")
+    assert (aurora.name, aurora.region.name, aurora.sworn_officers, aurora.min_home_staffing) == (
+        "Aurora Police Department",
+        REGION,
+        381,
+        229,
+    )
+    assert Agency.objects.get(code="kane-so").kind == Agency.Kind.SHERIFF
+
+    srt = SpecialTeam.objects.get(code="aurora-srt")
+    assert (srt.agency, srt.team_type.code, srt.level, srt.members, srt.commander_name) == (
+        aurora,
+        "swat",
+        2,
+        22,
+        "Lt. Rivera",
+    )
+    assert not srt.memberships.exists()
+    mff = SpecialTeam.objects.get(code="ne-mff")
+    assert mff.agency == aurora
+    assert dict(mff.memberships.values_list("agency__code", "officers")) == {
+        "naperville": 6,
+        "kane-so": 8,
+    }
+
+    assert dict(aurora.contacts.values_list("email", "role")) == {
+        "dana.novak@aurora.example": Contact.Role.PRIMARY,
+        "lee.walsh@aurora.example": Contact.Role.ALTERNATE,
+    }
+    assert Contact.objects.get(email="sam.haddad@naperville.example").title == "Chief of Police"
+
+
+def test_bad_rows_change_nothing_and_are_all_reported(region):
+    existing = AgencyFactory(code="joliet", name="Joliet Police Department", sworn_officers=250)
+    ContactFactory(agency=existing)
+    before = registry_counts()
+    rows = [
+        # Lines 2-3: a good new agency whose quoted address spans two lines.
+        agency_row("lisle", "Lisle Police Department", address="1 Main St\nSuite 2"),
+        agency_row("joliet", "Joliet Police Department", sworn_officers="999"),  # 4: good update
+        agency_row("nameless", ""),  # 5
+        agency_row("elgin", "Elgin Police Department", region="Region 9"),  # 6
+        agency_row("wheaton", "Wheaton Police Department", latitude="north"),  # 7
+        agency_row("dekalb", "DeKalb Police Department", longitude="-181"),  # 8
+        agency_row("lombard", "Lombard Police Department", sworn_officers="-5"),  # 9
+        agency_row("lisle", "Lisle Village Police"),  # 10
+        team_row("lisle-srt", "lisle", "Lisle SWAT", team_type="swatt"),  # 11
+        team_row("lisle-k9", "lisle", "Lisle K9", team_type="k9", level="3"),  # 12
+        team_row("ghost-srt", "nowhere", "Ghost SRT"),  # 13
+        team_row("joliet-srt", "joliet", "Joliet SRT", members="0"),  # 14
+        contact_row("lisle", "Pat Brennan", "not-an-email"),  # 15
+        contact_row("lisle", "Robin Lee", "robin.lee@lisle.example", contact_role="primary"),  # 16
+        contact_row("lisle", "Quinn Moreno", "quinn@lisle.example", contact_role="primary"),  # 17
+        {"record": "vehicle", "key": "bearcat", "name": "BearCat"},  # 18
+    ]
+
+    result = services.registry_import(text=csv_text(*rows))
+
+    expected = {
+        5: "missing name",
+        6: "unknown region 'Region 9'",
+        7: "bad coordinates: latitude 'north' is not a number",
+        8: "bad coordinates: longitude -181 is outside",
+        9: "sworn_officers -5 is negative",
+        10: "duplicate agency key 'lisle' (first on line 2)",
+        11: "unknown team type 'swatt'",
+        12: "team type 'k9' has no Type 3",
+        13: "unknown agency 'nowhere'",
+        14: "members 0 is less than 1",
+        15: "email 'not-an-email' is not a valid address",
+        16: None,  # the first primary is fine
+        17: "second primary contact 'quinn@lisle.example' for 'lisle' (the primary is on line 16)",
+        18: "unknown record 'vehicle'",
+    }
+    assert not result.ok
+    assert [e.line for e in result.errors] == [line for line, m in expected.items() if m]
+    for error in result.errors:
+        assert expected[error.line] in error.message
+    assert result.created == result.updated == Counter()
+    assert registry_counts() == before
+    existing.refresh_from_db()
+    assert existing.sworn_officers == 250
+    assert not Agency.objects.filter(code="lisle").exists()
+
+
+def test_reimporting_the_same_file_changes_nothing(imported):
+    def stamps():
+        return {
+            model.__name__: sorted(model.objects.values_list("pk", "updated_at"))
+            for model in (Agency, SpecialTeam, Contact)
+        }
+
+    before, memberships = stamps(), sorted(TeamMembership.objects.values_list("pk", "officers"))
+
+    result = services.registry_import(text=csv_text(*good_rows()))
+
+    assert result.ok
+    assert result.unchanged == Counter(agency=3, team=2, contact=3)
+    assert result.created == result.updated == Counter()
+    assert not result.changed
+    assert stamps() == before
+    assert sorted(TeamMembership.objects.values_list("pk", "officers")) == memberships
+
+
+def test_changed_rows_update_in_place(imported):
+    pks = {
+        "aurora": Agency.objects.get(code="aurora").pk,
+        "srt": SpecialTeam.objects.get(code="aurora-srt").pk,
+        "mff": SpecialTeam.objects.get(code="ne-mff").pk,
+        "dana": Contact.objects.get(email="dana.novak@aurora.example").pk,
+        "lee": Contact.objects.get(email="lee.walsh@aurora.example").pk,
+    }
+    rows = good_rows()
+    rows[0]["sworn_officers"] = "400"
+    rows[3]["members"] = "24"
+    rows[4]["member_agencies"] = "naperville:7; kane-so:8"
+    # The primary role moves from Dana to Lee in the same file.
+    rows[5]["contact_role"] = "alternate"
+    rows[6]["contact_role"] = "primary"
+    rows[7]["title"] = "Deputy Chief"
+
+    result = services.registry_import(text=csv_text(*rows))
+
+    assert result.ok, result.errors
+    assert result.updated == Counter(agency=1, team=2, contact=3)
+    assert result.unchanged == Counter(agency=2)
+    assert result.created == Counter()
+    assert Agency.objects.get(pk=pks["aurora"]).sworn_officers == 400
+    assert SpecialTeam.objects.get(pk=pks["srt"]).members == 24
+    assert dict(
+        TeamMembership.objects.filter(team_id=pks["mff"]).values_list("agency__code", "officers")
+    ) == {"naperville": 7, "kane-so": 8}
+    assert Contact.objects.get(pk=pks["dana"]).role == Contact.Role.ALTERNATE
+    assert Contact.objects.get(pk=pks["lee"]).role == Contact.Role.PRIMARY
+    assert Contact.objects.get(email="sam.haddad@naperville.example").title == "Deputy Chief"
+    assert registry_counts() == {"Agency": 3, "SpecialTeam": 2, "TeamMembership": 2, "Contact": 3}
+
+
+def test_member_agency_left_out_of_the_cell_is_removed(imported):
+    rows = good_rows()
+    rows[4]["member_agencies"] = "naperville:6"
+
+    result = services.registry_import(text=csv_text(*rows))
+
+    assert result.ok
+    assert result.updated == Counter(team=1)
+    team = SpecialTeam.objects.get(code="ne-mff")
+    assert list(team.memberships.values_list("agency__code", flat=True)) == ["naperville"]
+
+
+def test_new_primary_while_stored_primary_is_not_in_file(imported):
+    text = csv_text(
+        contact_row("aurora", "Avery Okafor", "avery@aurora.example", contact_role="primary")
+    )
+
+    result = services.registry_import(text=text)
+
+    assert [e.line for e in result.errors] == [2]
+    assert "already has primary contact 'dana.novak@aurora.example'" in result.errors[0].message
+    assert not Contact.objects.filter(email="avery@aurora.example").exists()
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("record,agency,name,email", "missing column(s) key"),
+        ("record,key,agency,name,vehicle", "unknown column(s) vehicle"),
+        ("record,key,agency,name,name", "repeated column(s) name"),
+    ],
+)
+def test_header_problems_are_reported_on_line_1(region, header, problem):
+    text = f"{header}\r\nagency,aurora,,Aurora Police Department,x\r\n"
+
+    result = services.registry_import(text=text)
+
+    assert [e.line for e in result.errors] == [1]
+    assert problem in result.errors[0].message
+    assert not Agency.objects.exists()
+
+
+def test_dry_run_counts_but_writes_nothing(region):
+    result = services.registry_import(text=csv_text(*good_rows()), dry_run=True)
+
+    assert result.ok and result.dry_run
+    assert result.created == Counter(agency=3, team=2, contact=3)
+    assert registry_counts() == {"Agency": 0, "SpecialTeam": 0, "TeamMembership": 0, "Contact": 0}
+
+
+def test_contact_values_longer_than_the_columns_are_line_errors(imported):
+    long_email = "x" * 64 + "@" + ".".join(["d" * 60] * 4) + ".example"  # 317 characters
+    text = csv_text(
+        contact_row("aurora", "N" * 151, "long.name@aurora.example"),
+        contact_row("aurora", "Long Email", long_email),
+    )
+
+    result = services.registry_import(text=text)
+
+    assert [e.line for e in result.errors] == [2, 3]
+    assert not Contact.objects.filter(agency__code="aurora", name="Long Email").exists()
+
+
+def test_command_imports_a_good_file(region, tmp_path):
+    path = tmp_path / "registry.csv"
+    path.write_text(csv_text(*good_rows()), encoding="utf-8")
+    out = io.StringIO()
+
+    call_command("import_registry", str(path), stdout=out)
+
+    assert "8 rows. agencies: 3 created, 0 updated, 0 unchanged; teams: 2 created" in out.getvalue()
+    assert registry_counts() == {"Agency": 3, "SpecialTeam": 2, "TeamMembership": 2, "Contact": 3}
+
+
+def test_command_dry_run_writes_nothing(region, tmp_path):
+    path = tmp_path / "registry.csv"
+    path.write_text(csv_text(*good_rows()), encoding="utf-8")
+    out = io.StringIO()
+
+    call_command("import_registry", "--dry-run", str(path), stdout=out)
+
+    assert "Dry run, nothing written" in out.getvalue()
+    assert not Agency.objects.exists()
+
+
+def test_command_reports_bad_lines_and_imports_nothing(region, tmp_path):
+    path = tmp_path / "registry.csv"
+    rows = [*good_rows(), agency_row("elgin", "Elgin Police Department", region="Region 9")]
+    rows.insert(1, agency_row("bad-lat", "Bad Lat Police", latitude="95"))
+    path.write_text(csv_text(*rows), encoding="utf-8")
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match="2 error"):
+        call_command("import_registry", str(path), stderr=err)
+
+    assert f"{path}: line 3: bad coordinates: latitude 95 is outside" in err.getvalue()
+    assert f"{path}: line 11: unknown region 'Region 9'" in err.getvalue()
+    assert not Agency.objects.exists()
+
+
+def test_command_accepts_utf8_with_bom(region, tmp_path):
+    path = tmp_path / "registry.csv"
+    text = csv_text(agency_row("penasco", "Peñasco Police Department"))
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+
+    call_command("import_registry", str(path), stdout=io.StringIO())
+
+    assert Agency.objects.get(code="penasco").name == "Peñasco Police Department"
+
+
+def test_command_refuses_non_utf8_file(region, tmp_path):
+    path = tmp_path / "registry.csv"
+    path.write_bytes(csv_text(agency_row("penasco", "Peñasco Police Department")).encode("latin-1"))
+
+    with pytest.raises(CommandError, match="not UTF-8"):
+        call_command("import_registry", str(path))
+
+    assert not Agency.objects.exists()

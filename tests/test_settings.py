@@ -1,0 +1,182 @@
+"""readiness/settings.py read from the environment: defaults, DATABASE_URL, REDIS_URL, email,
+bad values failing at start-up, production hardening, and `check --deploy` in production."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Variables the settings read that a developer's shell might set; each test starts without them.
+CLEARED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DJANGO_ENV",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "TIME_ZONE",
+    "SQLITE_PATH",
+    "CELERY_TASK_ALWAYS_EAGER",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "BEHIND_TLS_PROXY",
+    "DEFAULT_FROM_EMAIL",
+)
+PRODUCTION = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "readiness.example",
+    "EMAIL_HOST": "smtp.readiness.example",
+}
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in CLEARED and not k.startswith("EMAIL_")}
+    return subprocess.run(
+        [sys.executable, *args],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def load(*names: str, **env: str) -> dict:
+    """The named settings, as the settings module computes them under `env`."""
+    code = (
+        "import json, readiness.settings as s; "
+        f"print(json.dumps({{n: getattr(s, n) for n in {names!r}}}, default=str))"
+    )
+    proc = run(["-c", code], **env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def load_fails(**env: str) -> str:
+    proc = run(["-c", "import readiness.settings"], **env)
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured" in proc.stderr
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def mailer(**env: str) -> dict:
+    """The backend and port of the default mailer Django builds from the settings."""
+    code = (
+        "import django, json; django.setup(); from django.core.mail import mailers; "
+        "m = mailers.default; "
+        "print(json.dumps([f'{type(m).__module__}.{type(m).__name__}', getattr(m, 'port', None)]))"
+    )
+    proc = run(["-c", code], DJANGO_SETTINGS_MODULE="readiness.settings", **env)
+    assert proc.returncode == 0, proc.stderr
+    backend, port = json.loads(proc.stdout)
+    return {"backend": backend, "port": port}
+
+
+def test_defaults_need_no_services():
+    s = load(
+        "DATABASES",
+        "CELERY_TASK_ALWAYS_EAGER",
+        "CELERY_BROKER_URL",
+        "DEBUG",
+        "TIME_ZONE",
+        "PRODUCTION",
+        "SESSION_COOKIE_SECURE",
+    )
+
+    assert s["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert s["DATABASES"]["default"]["NAME"] == str(ROOT / "db.sqlite3")
+    assert s["CELERY_TASK_ALWAYS_EAGER"] is True
+    assert s["CELERY_BROKER_URL"] == "memory://"
+    assert mailer()["backend"] == "django.core.mail.backends.console.EmailBackend"
+    assert s["DEBUG"] is True
+    assert s["TIME_ZONE"] == "America/Chicago"
+    assert s["PRODUCTION"] is False
+    assert s["SESSION_COOKIE_SECURE"] is False
+
+
+def test_database_url_selects_postgresql():
+    db = load("DATABASES", DATABASE_URL="postgres://u:p@db:5432/x")["DATABASES"]["default"]
+
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["HOST"], db["PORT"], db["USER"]) == ("x", "db", 5432, "u")
+
+
+def test_redis_url_turns_off_eager_celery():
+    url = "redis://cache:6379/1"
+
+    s = load(
+        "CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", REDIS_URL=url
+    )
+
+    assert s == {
+        "CELERY_TASK_ALWAYS_EAGER": False,
+        "CELERY_BROKER_URL": url,
+        "CELERY_RESULT_BACKEND": url,
+    }
+
+
+def test_email_host_selects_smtp():
+    assert mailer(EMAIL_HOST="smtp.example", EMAIL_PORT="587") == {
+        "backend": "django.core.mail.backends.smtp.EmailBackend",
+        "port": 587,
+    }
+
+
+def test_bad_values_fail_at_start_up():
+    assert "DEBUG must be true or false, not 'maybe'" in load_fails(DEBUG="maybe")
+    assert "EMAIL_PORT must be an integer" in load_fails(
+        EMAIL_HOST="smtp.example", EMAIL_PORT="25x"
+    )
+    assert "DJANGO_ENV must be development or production" in load_fails(DJANGO_ENV="prod")
+
+
+def test_production_requires_secret_key_and_hosts():
+    assert "SECRET_KEY must be set" in load_fails(
+        DJANGO_ENV="production", ALLOWED_HOSTS="readiness.example"
+    )
+    assert "ALLOWED_HOSTS must be set" in load_fails(
+        DJANGO_ENV="production", SECRET_KEY=PRODUCTION["SECRET_KEY"]
+    )
+
+
+def test_production_is_hardened():
+    s = load(
+        "DEBUG",
+        "ALLOWED_HOSTS",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_PROXY_SSL_HEADER",
+        **PRODUCTION,
+    )
+
+    assert s["DEBUG"] is False
+    assert s["ALLOWED_HOSTS"] == ["readiness.example"]
+    assert s["SESSION_COOKIE_SECURE"] is s["CSRF_COOKIE_SECURE"] is s["SECURE_SSL_REDIRECT"] is True
+    assert s["SECURE_HSTS_SECONDS"] >= 31_536_000
+    assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+def test_deploy_check_passes_in_production():
+    proc = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no issues" in proc.stdout
+
+
+def test_production_refuses_to_start_without_smtp():
+    env = {k: v for k, v in PRODUCTION.items() if k != "EMAIL_HOST"}
+
+    proc = run(["manage.py", "check"], **env)
+
+    assert proc.returncode != 0
+    assert "EMAIL_HOST must be set when DJANGO_ENV=production" in proc.stderr
