@@ -1,0 +1,87 @@
+"""A coordinator on a phone signs in, filters the registry, opens an agency, imports a file."""
+
+import pytest
+
+from agencies.models import Agency, Contact
+from readiness.models import User
+from tests.factories import (
+    AgencyFactory,
+    ContactFactory,
+    RegionFactory,
+    SpecialTeamFactory,
+    TeamMembershipFactory,
+    TeamTypeFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def fits_the_screen(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def sign_in(page, live_server, email: str, next_url: str = "/agencies/"):
+    page.goto(f"{live_server.url}{next_url}")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_phone_registry_walkthrough(live_server, phone, artifacts):
+    north = RegionFactory(name="Region 1 - Northeast")
+    swat = TeamTypeFactory(code="swat")
+    aurora = AgencyFactory(name="Aurora Police Department", region=north, city="Aurora")
+    AgencyFactory(name="Joliet Police Department", region=north, city="Joliet")
+    team = SpecialTeamFactory(agency=aurora, name="Aurora SRT", team_type=swat, members=24)
+    TeamMembershipFactory(team=team, officers=4)
+    ContactFactory(agency=aurora, name="Drew Ramirez", role=Contact.Role.PRIMARY)
+    user = UserFactory(role=User.Role.COORDINATOR, email="coord@readiness.example")
+
+    sign_in(phone, live_server, user.email)
+    phone.wait_for_url("**/agencies/")
+    assert "3 agencies" in phone.locator(".count").inner_text()  # with the member agency
+
+    phone.get_by_label("Search").fill("aurora")
+    phone.get_by_label("Has team").select_option(label=swat.name)
+    phone.get_by_role("button", name="Filter").click()
+    phone.wait_for_url("**q=aurora**")
+    assert "1 agency" in phone.locator(".count").inner_text()
+    assert fits_the_screen(phone)
+    phone.screenshot(path=str(artifacts / "registry-list-phone.png"), full_page=True)
+
+    phone.get_by_role("link", name="Aurora Police Department").click()
+    phone.wait_for_url(f"**/agencies/{aurora.pk}/")
+    assert phone.get_by_role("heading", name="Aurora Police Department").is_visible()
+    assert "Aurora SRT" in phone.locator("#teams ~ table").inner_text()
+    assert "Drew Ramirez" in phone.content()
+    assert fits_the_screen(phone)
+    phone.screenshot(path=str(artifacts / "agency-detail-phone.png"), full_page=True)
+
+
+def test_phone_import_shows_line_errors_then_imports(live_server, phone, artifacts, tmp_path):
+    RegionFactory(name="North")
+    user = UserFactory(role=User.Role.COORDINATOR, email="coord@readiness.example")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "record,key,agency,name,kind,region,latitude,longitude\n"
+        "agency,ok-pd,,OK Police Department,municipal,North,41.9,-88.1\n"
+        "agency,bad-pd,,Bad Police Department,municipal,Atlantis,41.9,-88.1\n"
+    )
+    sign_in(phone, live_server, user.email, next_url="/agencies/import/")
+    phone.wait_for_url("**/agencies/import/")
+    phone.get_by_label("CSV file").set_input_files(str(bad))
+    phone.get_by_role("button", name="Upload and import").click()
+    summary = phone.locator(".error-summary")
+    assert "Nothing was imported" in summary.inner_text()
+    assert "unknown region 'Atlantis'" in summary.inner_text()
+    assert fits_the_screen(phone)
+    phone.screenshot(path=str(artifacts / "import-errors-phone.png"), full_page=True)
+    assert not Agency.objects.exists()
+
+    good = tmp_path / "good.csv"
+    good.write_text(bad.read_text().replace("Atlantis", "North"))
+    phone.get_by_label("CSV file").set_input_files(str(good))
+    phone.get_by_role("button", name="Upload and import").click()
+    assert "Agencies: 2 created" in phone.locator(".notice").inner_text()
+    assert Agency.objects.count() == 2
