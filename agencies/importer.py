@@ -95,7 +95,9 @@ class ParsedRegistry:
     agencies: dict[str, dict] = field(default_factory=dict)  # code -> fields
     teams: dict[str, dict] = field(default_factory=dict)  # code -> fields (+ memberships)
     contacts: dict[tuple[str, str], dict] = field(default_factory=dict)  # (agency, email) -> fields
-    lines: dict[tuple[str, object], int] = field(default_factory=dict)  # (record, key) -> line
+    # (record, key) -> line of the first row with that key; also ("agency-name", name) and
+    # ("team-name", (agency, name)) for the names that must be unique.
+    lines: dict[tuple[str, object], int] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
 
@@ -343,11 +345,9 @@ def _agency(row: _Row, line: int, parsed: ParsedRegistry, db: _Lookups) -> None:
         owner = db.agency_codes_by_name.get(name.lower())
         if owner and owner != code:
             row.problems.append(f"name {name!r} is already used by agency {owner!r}")
-        for other_code, other in parsed.agencies.items():
-            if other["name"].lower() == name.lower():
-                first = parsed.lines[("agency", other_code)]
-                row.problems.append(f"duplicate agency name {name!r} (first on line {first})")
-                break
+        first = parsed.lines.setdefault(("agency-name", name.lower()), line)
+        if first != line:
+            row.problems.append(f"duplicate agency name {name!r} (first on line {first})")
     if code and not row.problems:
         parsed.agencies[code] = fields
     if code:
@@ -377,11 +377,9 @@ def _team(row: _Row, line: int, parsed: ParsedRegistry, db: _Lookups) -> None:
         owner = db.team_codes_by_name.get((agency, name.lower()))
         if owner and owner != code:
             row.problems.append(f"agency {agency!r} already has a team {name!r} ({owner!r})")
-        for other_code, other in parsed.teams.items():
-            if other["agency"] == agency and other["name"].lower() == name.lower():
-                first = parsed.lines[("team", other_code)]
-                row.problems.append(f"duplicate team name {name!r} (first on line {first})")
-                break
+        first = parsed.lines.setdefault(("team-name", (agency, name.lower())), line)
+        if first != line:
+            row.problems.append(f"duplicate team name {name!r} (first on line {first})")
     if code and not row.problems:
         parsed.teams[code] = {
             "agency": agency,
