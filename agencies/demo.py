@@ -80,8 +80,8 @@ def build_rows(agencies: list[dict]) -> list[dict]:
 
     def team(agency, type_code, level, members, suffix, name=None, member_agencies=""):
         key = agency_key(agency["name"])
-        short = agency["name"].replace(" Police Department", " PD").replace(
-            " Sheriff's Office", " SO"
+        short = (
+            agency["name"].replace(" Police Department", " PD").replace(" Sheriff's Office", " SO")
         )
         rows.append(
             {

@@ -40,9 +40,7 @@ def agency_list(
         qs = qs.filter(Exists(hosted) | Exists(member))
     return qs.annotate(
         team_count=Count("teams", filter=Q(teams__active=True), distinct=True),
-        team_officers=Coalesce(
-            Sum("teams__members", filter=Q(teams__active=True)), 0
-        ),
+        team_officers=Coalesce(Sum("teams__members", filter=Q(teams__active=True)), 0),
     ).order_by("name")
 
 

@@ -241,10 +241,6 @@ if env_bool("BEHIND_TLS_PROXY", PRODUCTION):
     # Behind a TLS-terminating proxy (nginx, a load balancer) that sets this header.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Travel estimates (used by polls): great-circle distance x road factor / average speed.
-TRAVEL_ROAD_FACTOR = float(env_str("TRAVEL_ROAD_FACTOR", "1.25"))
-TRAVEL_SPEED_KMH = float(env_str("TRAVEL_SPEED_KMH", "90"))
-
 # Registry import: the largest CSV the upload page accepts.
 REGISTRY_IMPORT_MAX_BYTES = env_int("REGISTRY_IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

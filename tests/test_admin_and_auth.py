@@ -1,0 +1,128 @@
+"""The admin (coordinators only, every model searchable and filterable) and signing in."""
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from readiness.models import User
+from tests.factories import (
+    AgencyFactory,
+    ContactFactory,
+    SpecialTeamFactory,
+    TeamMembershipFactory,
+    UserFactory,
+)
+
+REGISTRY_MODELS = [
+    m for m in admin.site._registry if m._meta.app_label in ("agencies", "readiness")
+]
+
+
+def changelist(model) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def test_every_registry_model_is_in_the_admin():
+    names = {m.__name__ for m in REGISTRY_MODELS}
+    assert names == {
+        "Region",
+        "Agency",
+        "TeamType",
+        "TeamTypeLevel",
+        "SpecialTeam",
+        "TeamMembership",
+        "Contact",
+        "User",
+    }
+
+
+@pytest.fixture
+def admin_coordinator(db):
+    return UserFactory(role=User.Role.COORDINATOR, is_staff=True)
+
+
+@pytest.mark.parametrize("model", REGISTRY_MODELS, ids=lambda m: m.__name__)
+def test_coordinator_lists_searches_and_adds(client, admin_coordinator, model):
+    team = SpecialTeamFactory()
+    TeamMembershipFactory(team=team)
+    ContactFactory(agency=team.agency)
+    client.force_login(admin_coordinator)
+    url = changelist(model)
+    assert client.get(url).status_code == 200
+    model_admin = admin.site._registry[model]
+    if model_admin.search_fields:
+        assert client.get(url, {"q": "Town"}).status_code == 200
+    add = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
+    assert client.get(add).status_code == 200
+
+
+def test_agency_changelist_filters_by_team_type_without_duplicates(client, admin_coordinator):
+    agency = AgencyFactory()
+    SpecialTeamFactory(agency=agency)
+    SpecialTeamFactory(agency=agency)
+    client.force_login(admin_coordinator)
+    team_type = agency.teams.first().team_type
+    response = client.get(
+        changelist(agency.__class__), {"teams__team_type__id__exact": team_type.pk}
+    )
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [agency]
+
+
+@pytest.mark.parametrize("role", [User.Role.COMMANDER, User.Role.OFFICIAL])
+def test_staff_flag_alone_does_not_open_the_admin(client, role, agency):
+    user = UserFactory(role=role, agency=agency, is_staff=True)
+    client.force_login(user)
+    assert client.get(reverse("admin:index")).context["available_apps"] == []
+    assert client.get(changelist(agency.__class__)).status_code == 403
+
+
+def test_users_cannot_be_deleted_from_the_admin(client, admin_coordinator, official):
+    client.force_login(admin_coordinator)
+    url = reverse("admin:readiness_user_delete", args=[official.pk])
+    assert client.get(url).status_code == 403
+
+
+def test_sign_in_with_email_in_any_case(client, db):
+    UserFactory(email="casey@readiness.example", role=User.Role.COORDINATOR)
+    response = client.post(
+        reverse("login"),
+        {"username": "Casey@Readiness.Example", "password": "correct-horse-battery"},
+    )
+    assert response.status_code == 302
+    assert client.get(reverse("agencies:agency-list")).status_code == 200
+
+
+def test_wrong_password_is_refused_with_a_message(client, db):
+    UserFactory(email="casey@readiness.example")
+    response = client.post(
+        reverse("login"), {"username": "casey@readiness.example", "password": "nope"}
+    )
+    assert response.status_code == 200
+    assert "Please enter a correct email address and password" in response.text
+
+
+def test_inactive_user_cannot_sign_in(client, db):
+    UserFactory(email="gone@readiness.example", is_active=False)
+    client.post(
+        reverse("login"),
+        {"username": "gone@readiness.example", "password": "correct-horse-battery"},
+    )
+    assert client.get(reverse("agencies:agency-list")).status_code == 302
+
+
+def test_sign_out_is_a_post(client, official):
+    client.force_login(official)
+    assert client.get(reverse("logout")).status_code == 405
+    client.post(reverse("logout"))
+    assert client.get(reverse("agencies:agency-list")).status_code == 302
+
+
+def test_security_headers_on_pages(client, official):
+    client.force_login(official)
+    response = client.get(reverse("agencies:agency-list"))
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Content-Type-Options"] == "nosniff"
