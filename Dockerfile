@@ -25,7 +25,7 @@ RUN useradd --create-home --uid 1000 --user-group readiness \
     && chown -R readiness:readiness /app
 USER readiness
 
-# Production settings refuse to start without SECRET_KEY and ALLOWED_HOSTS; these throwaway values
+# Production settings refuse to start without SECRET_KEY, ALLOWED_HOSTS and EMAIL_HOST; these throwaway values
 # exist only for this build step and are not kept in the image.
 RUN SECRET_KEY=collectstatic-only-not-a-secret ALLOWED_HOSTS=localhost EMAIL_HOST=localhost \
     python manage.py collectstatic --noinput

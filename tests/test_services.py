@@ -66,14 +66,3 @@ def test_cache_is_redis_when_configured(redis_url):
     cache.set(key, {"officers": 26}, timeout=30)
     assert cache.get(key) == {"officers": 26}
     cache.delete(key)
-
-
-def test_tasks_run_eagerly_without_redis(settings, db):
-    if settings.REDIS_URL:
-        pytest.skip("REDIS_URL is set: tasks go to the broker")
-    from django.db import connection
-
-    from readiness.tasks import health_check
-
-    expected = {"worker": "ok", "database": True, "vendor": connection.vendor}
-    assert health_check.delay().get() == expected

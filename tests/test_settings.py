@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Variables the settings read that a developer's shell might set; each test starts without them.
 CLEARED = (
     "DATABASE_URL",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
     "REDIS_URL",
     "DJANGO_ENV",
     "SECRET_KEY",

@@ -3,12 +3,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.conftest import require_service
-
-# Playwright's sync API runs an event loop in the test thread; the test itself only touches the
-# database between browser calls, never concurrently with them.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -23,7 +20,18 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def allow_orm_beside_playwright(monkeypatch):
+    # Playwright's sync API keeps an event loop in the test thread; the tests touch the database
+    # only between browser calls, never concurrently with them. Scoped to these tests so that
+    # no subprocess elsewhere (e.g. check --deploy) inherits it.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# One browser per test: Playwright's event loop must stop before pytest-django flushes the
+# database after the test (and before other tests run in this thread), or Django would take
+# that work for async code.
+@pytest.fixture
 def browser():
     require_service(
         "Chromium", Path(CHROMIUM).exists() or bool(shutil.which("chromium")),
@@ -35,6 +43,9 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # Queries made while Playwright's loop runs open their own connection (Django keys
+        # connections by context there); close it here, or the test database cannot be dropped.
+        connections.close_all()
 
 
 @pytest.fixture
