@@ -36,6 +36,23 @@ TEAM_FIELDS = (
 )
 CONTACT_FIELDS = ("name", "title", "email", "phone", "role", "active")
 BATCH = 1000
+# Keys per IN (...) lookup: SQLite refuses statements with more than 32,766 parameters.
+CHUNK = 10_000
+
+
+def _chunks(items) -> Iterable[list]:
+    items = list(items)
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _pks_by_key(model, key_field: str, keys) -> dict:
+    found = {}
+    for chunk in _chunks(keys):
+        found.update(
+            model.objects.filter(**{f"{key_field}__in": chunk}).values_list(key_field, "pk")
+        )
+    return found
 
 
 @dataclass
@@ -121,9 +138,7 @@ def _upsert(model, key_field, rows, fields, existing, result, record, touched=fr
         model.objects.bulk_update(to_update, [*fields, "updated_at"], batch_size=BATCH)
     result.created[record] += len(to_create)
     result.updated[record] += len(to_update)
-    return dict(
-        model.objects.filter(**{f"{key_field}__in": list(rows)}).values_list(key_field, "pk")
-    )
+    return _pks_by_key(model, key_field, rows)
 
 
 def _write(parsed: ParsedRegistry, result: ImportResult) -> None:
@@ -133,10 +148,7 @@ def _write(parsed: ParsedRegistry, result: ImportResult) -> None:
     referenced |= {code for t in parsed.teams.values() for code in t["memberships"]}
     referenced |= {agency for agency, _ in parsed.contacts}
     missing = referenced - agency_ids.keys()
-    if missing:
-        agency_ids.update(
-            Agency.objects.filter(code__in=missing).values_list("code", "pk").iterator()
-        )
+    agency_ids.update(_pks_by_key(Agency, "code", missing))
     _write_teams(parsed, agency_ids, result)
     _write_contacts(parsed, agency_ids, result)
 
@@ -150,8 +162,9 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> 
         want[code] = {agency_ids[a]: officers for a, officers in values["memberships"].items()}
     teams = SpecialTeam.objects.select_for_update().in_bulk(list(parsed.teams), field_name="code")
     have: dict[int, dict[int, TeamMembership]] = {}
-    for m in TeamMembership.objects.filter(team_id__in=[t.pk for t in teams.values()]):
-        have.setdefault(m.team_id, {})[m.agency_id] = m
+    for chunk in _chunks(t.pk for t in teams.values()):
+        for m in TeamMembership.objects.filter(team_id__in=chunk):
+            have.setdefault(m.team_id, {})[m.agency_id] = m
     # A team whose only change is its member agencies counts as updated, not unchanged.
     members_changed = {
         code
@@ -175,7 +188,8 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> 
                 membership.officers = officers
                 to_update.append(membership)
         to_delete += [m.pk for agency_id, m in current.items() if agency_id not in wanted]
-    TeamMembership.objects.filter(pk__in=to_delete).delete()
+    for chunk in _chunks(to_delete):
+        TeamMembership.objects.filter(pk__in=chunk).delete()
     TeamMembership.objects.bulk_update(to_update, ["officers"], batch_size=BATCH)
     TeamMembership.objects.bulk_create(to_create, batch_size=BATCH)
 
@@ -186,12 +200,10 @@ def _write_contacts(parsed: ParsedRegistry, agency_ids: dict[str, int], result) 
     rows = {
         (agency_ids[agency], email): values for (agency, email), values in parsed.contacts.items()
     }
-    existing = {
-        (c.agency_id, c.email.lower()): c
-        for c in Contact.objects.select_for_update().filter(
-            agency_id__in={agency_id for agency_id, _ in rows}
-        )
-    }
+    existing = {}
+    for chunk in _chunks({agency_id for agency_id, _ in rows}):
+        for c in Contact.objects.select_for_update().filter(agency_id__in=chunk):
+            existing[(c.agency_id, c.email.lower())] = c
     now = timezone.now()
     to_create, demote, to_update = [], [], []
     for (agency_id, email), values in rows.items():
