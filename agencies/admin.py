@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
@@ -23,14 +24,14 @@ class RegionAdmin(CoordinatorAdmin):
         return obj.agency_count
 
 
-class ContactInline(admin.TabularInline):
+class ContactInline(CoordinatorOnlyAdminMixin, admin.TabularInline):
     model = Contact
     extra = 0
     fields = ["name", "title", "email", "phone", "role", "user", "active"]
     raw_id_fields = ["user"]
 
 
-class TeamInline(admin.TabularInline):
+class TeamInline(CoordinatorOnlyAdminMixin, admin.TabularInline):
     model = SpecialTeam
     extra = 0
     fields = ["code", "name", "team_type", "level", "members", "active"]
@@ -51,7 +52,7 @@ class AgencyAdmin(CoordinatorAdmin):
         return super().get_queryset(request).distinct()
 
 
-class TeamTypeLevelInline(admin.TabularInline):
+class TeamTypeLevelInline(CoordinatorOnlyAdminMixin, admin.TabularInline):
     model = TeamTypeLevel
     extra = 0
 
@@ -71,14 +72,63 @@ class TeamTypeLevelAdmin(CoordinatorAdmin):
     list_select_related = ["team_type"]
 
 
-class MembershipInline(admin.TabularInline):
+class SpecialTeamForm(forms.ModelForm):
+    """The checks the CSV import makes, for teams edited by hand."""
+
+    class Meta:
+        model = SpecialTeam
+        fields = [
+            "code",
+            "name",
+            "agency",
+            "team_type",
+            "level",
+            "members",
+            "commander_name",
+            "commander_phone",
+            "notes",
+            "active",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        team_type, level = data.get("team_type"), data.get("level")
+        if team_type and level and not team_type.levels.filter(level=level).exists():
+            self.add_error("level", f"{team_type} has no Type {level}.")
+        return data
+
+
+class MembershipFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        rows = [
+            f.cleaned_data
+            for f in self.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE", False)
+        ]
+        host = self.instance.agency if self.instance.agency_id else None
+        if host and any(row.get("agency") == host for row in rows):
+            raise forms.ValidationError(
+                "The host agency supplies the rest of the team; it is not also a member agency."
+            )
+        members = self.instance.members or 0
+        contributed = sum(row.get("officers") or 0 for row in rows)
+        if contributed > members:
+            raise forms.ValidationError(
+                f"Member agencies contribute {contributed} officers but the team has {members}."
+            )
+
+
+class MembershipInline(CoordinatorOnlyAdminMixin, admin.TabularInline):
     model = TeamMembership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["agency"]
 
 
 @admin.register(SpecialTeam)
 class SpecialTeamAdmin(CoordinatorAdmin):
+    form = SpecialTeamForm
     list_display = ["name", "code", "agency", "team_type", "level", "members", "active"]
     list_filter = ["active", "team_type", "level", "agency__region"]
     search_fields = ["name", "code", "agency__name", "commander_name"]

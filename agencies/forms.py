@@ -23,6 +23,16 @@ class AgencyFilterForm(forms.Form):
         empty_label="Any or no team",
         label="Has team",
     )
+    sort = forms.ChoiceField(
+        choices=[
+            ("name", "Name"),
+            ("-sworn", "Most sworn officers"),
+            ("-team_officers", "Most team officers"),
+            ("region", "Region, then name"),
+        ],
+        required=False,
+        label="Sort by",
+    )
     inactive = forms.BooleanField(required=False, label="Include inactive")
 
 

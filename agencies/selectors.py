@@ -5,6 +5,13 @@ from django.db.models.functions import Coalesce
 
 from .models import Agency, Contact, SpecialTeam, TeamMembership
 
+AGENCY_ORDERS = {
+    "name": ("name",),
+    "-sworn": ("-sworn_officers", "name"),
+    "-team_officers": ("-team_officers", "name"),
+    "region": ("region__name", "name"),
+}
+
 
 def agency_list(
     *,
@@ -13,6 +20,7 @@ def agency_list(
     kind: str = "",
     team_type_id: int | None = None,
     include_inactive: bool = False,
+    sort: str = "name",
 ) -> QuerySet[Agency]:
     """Agencies matching the filters, with their team and officer counts, in one query."""
     qs = Agency.objects.select_related("region")
@@ -41,7 +49,7 @@ def agency_list(
     return qs.annotate(
         team_count=Count("teams", filter=Q(teams__active=True), distinct=True),
         team_officers=Coalesce(Sum("teams__members", filter=Q(teams__active=True)), 0),
-    ).order_by("name")
+    ).order_by(*AGENCY_ORDERS.get(sort, AGENCY_ORDERS["name"]))
 
 
 def agency_detail(*, agency_id: int) -> Agency:

@@ -28,6 +28,7 @@ def agency_list(request):
         kind=filters.get("kind", ""),
         team_type_id=filters["team_type"].pk if filters.get("team_type") else None,
         include_inactive=filters.get("inactive", False),
+        sort=filters.get("sort") or "name",
     )
     page = Paginator(agencies, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()

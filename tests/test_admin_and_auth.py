@@ -10,6 +10,7 @@ from tests.factories import (
     ContactFactory,
     SpecialTeamFactory,
     TeamMembershipFactory,
+    TeamTypeFactory,
     UserFactory,
 )
 
@@ -126,3 +127,66 @@ def test_security_headers_on_pages(client, official):
     assert response["X-Frame-Options"] == "DENY"
     assert response["Referrer-Policy"] == "same-origin"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def team_post(team, **changes) -> dict:
+    data = {
+        "code": team.code,
+        "name": team.name,
+        "agency": team.agency_id,
+        "team_type": team.team_type_id,
+        "level": team.level,
+        "members": team.members,
+        "active": "on",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    data.update(changes)
+    return data
+
+
+def test_admin_refuses_a_level_the_team_type_lacks(client, admin_coordinator):
+    team = SpecialTeamFactory(team_type=TeamTypeFactory(code="swat"), level=2)
+    client.force_login(admin_coordinator)
+    url = reverse("admin:agencies_specialteam_change", args=[team.pk])
+    response = client.post(url, team_post(team, level=7))
+    assert response.status_code == 200
+    assert "has no Type 7" in response.text
+    team.refresh_from_db()
+    assert team.level == 2
+
+
+def test_admin_refuses_members_beyond_the_team_or_the_host_as_member(client, admin_coordinator):
+    team = SpecialTeamFactory(members=10)
+    other = AgencyFactory()
+    client.force_login(admin_coordinator)
+    url = reverse("admin:agencies_specialteam_change", args=[team.pk])
+    too_many = team_post(
+        team,
+        **{
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-0-agency": other.pk,
+            "memberships-0-officers": "11",
+        },
+    )
+    assert "contribute 11 officers but the team has 10" in client.post(url, too_many).text
+    host = team_post(
+        team,
+        **{
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-0-agency": team.agency_id,
+            "memberships-0-officers": "2",
+        },
+    )
+    assert "not also a member agency" in client.post(url, host).text
+    assert not team.memberships.exists()
+    ok = team_post(
+        team,
+        **{
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-0-agency": other.pk,
+            "memberships-0-officers": "4",
+        },
+    )
+    assert client.post(url, ok).status_code == 302
+    assert list(team.memberships.values_list("agency_id", "officers")) == [(other.pk, 4)]

@@ -257,3 +257,16 @@ def test_example_file_downloads_and_imports(client, coordinator):
 def test_healthz(client, db):
     response = client.get(reverse("healthz"))
     assert response.json() == {"status": "ok"}
+
+
+def test_sorting(client, official):
+    big = AgencyFactory(name="Big PD", sworn_officers=900, region=RegionFactory(name="B"))
+    small = AgencyFactory(
+        name="Small PD", sworn_officers=20, min_home_staffing=5, region=RegionFactory(name="A")
+    )
+    SpecialTeamFactory(agency=small, members=40)
+    client.force_login(official)
+    assert names(client.get(LIST, {"sort": "-sworn"})) == [big.name, small.name]
+    assert names(client.get(LIST, {"sort": "-team_officers"})) == [small.name, big.name]
+    assert names(client.get(LIST, {"sort": "region"})) == [small.name, big.name]
+    assert names(client.get(LIST, {"sort": "name"})) == [big.name, small.name]
