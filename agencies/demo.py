@@ -197,4 +197,4 @@ def rows_to_csv(rows: list[dict]) -> str:
 def load_demo_registry() -> services.ImportResult:
     agencies = read_agencies()
     ensure_regions(agencies)
-    return services.registry_import(text=rows_to_csv(build_rows(agencies)))
+    return services.registry_import(text=rows_to_csv(build_rows(agencies)), source="demo data")

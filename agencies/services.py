@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from readiness import audit
+
 from .importer import ParsedRegistry, RowError, parse_registry_csv
 from .models import Agency, Contact, SpecialTeam, TeamMembership
 
@@ -63,6 +65,8 @@ class ImportResult:
     updated: Counter = field(default_factory=Counter)
     unchanged: Counter = field(default_factory=Counter)
     dry_run: bool = False
+    # Audit records of the rows that changed, written with the import.
+    events: list = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +91,9 @@ class _DryRun(Exception):
     pass
 
 
-def registry_import(*, text: str | Iterable[str], dry_run: bool = False) -> ImportResult:
+def registry_import(
+    *, text: str | Iterable[str], dry_run: bool = False, request=None, source: str = ""
+) -> ImportResult:
     """Import agencies, teams and contacts from CSV text: all of it, or nothing.
 
     Rows are matched by stable keys (agency key, team key, agency + contact email): a new key
@@ -100,9 +106,25 @@ def registry_import(*, text: str | Iterable[str], dry_run: bool = False) -> Impo
         return result
     try:
         with transaction.atomic():
-            _write(parsed, result)
+            _write(parsed, result, request)
             if dry_run:
                 raise _DryRun
+            if result.changed:
+                counts = {
+                    f"{record}s {what}": getattr(result, what)[record]
+                    for record in ("agency", "team", "contact")
+                    for what in ("created", "updated")
+                    if getattr(result, what)[record]
+                }
+                result.events.append(
+                    audit.event(
+                        "registry.import",
+                        request=request,
+                        object_repr=source[:300],
+                        changes={"rows": result.rows, **counts},
+                    )
+                )
+                audit.record_many(result.events)
     except _DryRun:
         pass
     except DatabaseError as exc:
@@ -114,11 +136,13 @@ def registry_import(*, text: str | Iterable[str], dry_run: bool = False) -> Impo
     return result
 
 
-def _upsert(model, key_field, rows, fields, existing, result, record, touched=frozenset()):
+def _upsert(model, key_field, rows, fields, existing, result, record, request, touched=None):
     """Create new rows and update changed ones; return {key: pk} for every row in `rows`.
 
-    Keys in `touched` count as updated even when their own fields are unchanged.
+    `touched` maps keys to changes made outside these fields (a team's member agencies): such
+    rows count as updated even when their own fields are unchanged.
     """
+    touched = touched or {}
     now = timezone.now()
     to_create, to_update = [], []
     for key, values in rows.items():
@@ -126,14 +150,29 @@ def _upsert(model, key_field, rows, fields, existing, result, record, touched=fr
         if obj is None:
             to_create.append(model(**{key_field: key}, **{f: values[f] for f in fields}))
             continue
-        if key in touched or any(getattr(obj, f) != values[f] for f in fields):
+        before = {f: getattr(obj, f) for f in fields if getattr(obj, f) != values[f]}
+        if key in touched or before:
             for f in fields:
                 setattr(obj, f, values[f])
             obj.updated_at = now
             to_update.append(obj)
+            changes = {**audit.diff(before, {f: values[f] for f in before}), **touched.get(key, {})}
+            result.events.append(
+                audit.event(f"{record}.update", request=request, obj=obj, changes=changes)
+            )
         else:
             result.unchanged[record] += 1
     model.objects.bulk_create(to_create, batch_size=BATCH)
+    result.events += [
+        audit.event(
+            f"{record}.create",
+            request=request,
+            object_type=model._meta.model_name,
+            object_id=getattr(obj, key_field),
+            object_repr=str(obj),
+        )
+        for obj in to_create
+    ]
     if to_update:
         model.objects.bulk_update(to_update, [*fields, "updated_at"], batch_size=BATCH)
     result.created[record] += len(to_create)
@@ -141,19 +180,21 @@ def _upsert(model, key_field, rows, fields, existing, result, record, touched=fr
     return _pks_by_key(model, key_field, rows)
 
 
-def _write(parsed: ParsedRegistry, result: ImportResult) -> None:
+def _write(parsed: ParsedRegistry, result: ImportResult, request) -> None:
     agencies = Agency.objects.select_for_update().in_bulk(list(parsed.agencies), field_name="code")
-    agency_ids = _upsert(Agency, "code", parsed.agencies, AGENCY_FIELDS, agencies, result, "agency")
+    agency_ids = _upsert(
+        Agency, "code", parsed.agencies, AGENCY_FIELDS, agencies, result, "agency", request
+    )
     referenced = {t["agency"] for t in parsed.teams.values()}
     referenced |= {code for t in parsed.teams.values() for code in t["memberships"]}
     referenced |= {agency for agency, _ in parsed.contacts}
     missing = referenced - agency_ids.keys()
     agency_ids.update(_pks_by_key(Agency, "code", missing))
-    _write_teams(parsed, agency_ids, result)
-    _write_contacts(parsed, agency_ids, result)
+    _write_teams(parsed, agency_ids, result, request)
+    _write_contacts(parsed, agency_ids, result, request)
 
 
-def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> None:
+def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, request) -> None:
     if not parsed.teams:
         return
     want: dict[str, dict[int, int]] = {}
@@ -166,14 +207,20 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> 
         for m in TeamMembership.objects.filter(team_id__in=chunk):
             have.setdefault(m.team_id, {})[m.agency_id] = m
     # A team whose only change is its member agencies counts as updated, not unchanged.
-    members_changed = {
-        code
-        for code, team in teams.items()
-        if {a: m.officers for a, m in have.get(team.pk, {}).items()} != want[code]
-    }
+    codes = {pk: code for code, pk in agency_ids.items()}
+
+    def listed(members: dict[int, int]) -> str:
+        return "; ".join(sorted(f"{codes.get(a, a)}:{n}" for a, n in members.items()))
+
+    members_changed = {}
+    for code, team in teams.items():
+        current = {a: m.officers for a, m in have.get(team.pk, {}).items()}
+        if current != want[code]:
+            members_changed[code] = {"member_agencies": [listed(current), listed(want[code])]}
     team_ids = _upsert(
-        SpecialTeam, "code", parsed.teams, TEAM_FIELDS, teams, result, "team", members_changed
-    )
+        SpecialTeam, "code", parsed.teams, TEAM_FIELDS, teams, result, "team", request,
+        members_changed,
+    )  # fmt: skip
     to_create, to_update, to_delete = [], [], []
     for code, wanted in want.items():
         team_id = team_ids[code]
@@ -194,12 +241,13 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> 
     TeamMembership.objects.bulk_create(to_create, batch_size=BATCH)
 
 
-def _write_contacts(parsed: ParsedRegistry, agency_ids: dict[str, int], result) -> None:
+def _write_contacts(parsed: ParsedRegistry, agency_ids: dict[str, int], result, request) -> None:
     if not parsed.contacts:
         return
     rows = {
         (agency_ids[agency], email): values for (agency, email), values in parsed.contacts.items()
     }
+    codes_by_id = {pk: code for code, pk in agency_ids.items()}
     existing = {}
     for chunk in _chunks({agency_id for agency_id, _ in rows}):
         for c in Contact.objects.select_for_update().filter(agency_id__in=chunk):
@@ -211,9 +259,22 @@ def _write_contacts(parsed: ParsedRegistry, agency_ids: dict[str, int], result) 
         if contact is None:
             to_create.append(Contact(agency_id=agency_id, **values))
             continue
-        if all(getattr(contact, f) == values[f] for f in CONTACT_FIELDS):
+        before = {
+            f: getattr(contact, f) for f in CONTACT_FIELDS if getattr(contact, f) != values[f]
+        }
+        if not before:
             result.unchanged["contact"] += 1
             continue
+        result.events.append(
+            audit.event(
+                "contact.update",
+                request=request,
+                object_type="contact",
+                object_id=contact.pk,
+                object_repr=f"{values['name']} <{values['email']}>",
+                changes=audit.diff(before, {f: values[f] for f in before}),
+            )
+        )
         # Demote old primaries before promoting new ones: the one-primary-per-agency index is
         # checked row by row, so a swap done in one statement could trip it.
         was_primary = contact.role == Contact.Role.PRIMARY
@@ -227,5 +288,15 @@ def _write_contacts(parsed: ParsedRegistry, agency_ids: dict[str, int], result) 
     for batch in (demote, to_update):
         Contact.objects.bulk_update(batch, [*CONTACT_FIELDS, "updated_at"], batch_size=BATCH)
     Contact.objects.bulk_create(to_create, batch_size=BATCH)
+    result.events += [
+        audit.event(
+            "contact.create",
+            request=request,
+            object_type="contact",
+            object_repr=f"{c.name} <{c.email}>",
+            changes={"agency": codes_by_id[c.agency_id], "role": c.role},
+        )
+        for c in to_create
+    ]
     result.created["contact"] += len(to_create)
     result.updated["contact"] += len(demote) + len(to_update)

@@ -68,7 +68,12 @@ def registry_import(request):
             except ValueError as exc:
                 form.add_error("file", str(exc))
             else:
-                result = services.registry_import(text=text, dry_run=form.cleaned_data["dry_run"])
+                result = services.registry_import(
+                    text=text,
+                    dry_run=form.cleaned_data["dry_run"],
+                    request=request,
+                    source=form.cleaned_data["file"].name,
+                )
         if not form.is_valid() or (result and not result.ok):
             status = 422
     else:

@@ -1,13 +1,91 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import FieldDoesNotExist
 
-from . import permissions
+from . import audit, permissions
 from .models import User
 
 
+def _field_values(obj, names) -> dict:
+    """Current values of the named model fields (no passwords, no many-to-many)."""
+    values = {}
+    for name in names:
+        try:
+            field = obj._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if field.many_to_many or name == "password":
+            continue
+        values[name] = getattr(obj, name)
+    return values
+
+
+def _all_fields(obj) -> list[str]:
+    return [f.name for f in obj._meta.concrete_fields if f.name not in ("id", "password")]
+
+
 class CoordinatorOnlyAdminMixin:
-    """The admin is for coordinators (and superusers) with admin access, whatever their groups."""
+    """The admin is for coordinators (and superusers) with admin access, whatever their groups.
+
+    Every change made through it is recorded in the audit trail with before and after values.
+    """
+
+    def save_model(self, request, obj, form, change):
+        before = {}
+        if change:
+            old = type(obj)._default_manager.get(pk=obj.pk)
+            before = _field_values(old, form.changed_data)
+        super().save_model(request, obj, form, change)
+        names = form.changed_data if change else _all_fields(obj)
+        delta = audit.diff(before, _field_values(obj, names))
+        if delta or not change:
+            action = "update" if change else "create"
+            audit.record(
+                f"{obj._meta.model_name}.{action}", request=request, obj=obj, changes=delta
+            )
+
+    def delete_model(self, request, obj):
+        audit.record(
+            f"{obj._meta.model_name}.delete",
+            request=request,
+            obj=obj,
+            changes=audit.diff(_field_values(obj, _all_fields(obj)), {}),
+        )
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change):
+        before = {}
+        for inline_form in formset.initial_forms:
+            if inline_form.has_changed() and inline_form.instance.pk:
+                old = type(inline_form.instance)._default_manager.filter(pk=inline_form.instance.pk)
+                before.update({o.pk: _field_values(o, _all_fields(o)) for o in old})
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            audit.record(
+                f"{obj._meta.model_name}.create",
+                request=request,
+                obj=obj,
+                changes=audit.diff({}, _field_values(obj, _all_fields(obj))),
+            )
+        for obj, changed in formset.changed_objects:
+            audit.record(
+                f"{obj._meta.model_name}.update",
+                request=request,
+                obj=obj,
+                changes=audit.diff(before.get(obj.pk, {}), _field_values(obj, changed)),
+            )
+        for obj in formset.deleted_objects:
+            audit.record(
+                f"{obj._meta.model_name}.delete",
+                request=request,
+                obj=obj,
+                changes=audit.diff(before.get(obj.pk, {}), {}),
+            )
 
     def has_module_permission(self, request):
         return permissions.is_coordinator(request.user) and request.user.is_staff

@@ -77,3 +77,50 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class AuditEvent(models.Model):
+    """One thing someone did: append-only. Written only through readiness.audit.record()."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        # PROTECT: people are deactivated, never deleted, and their trail stays attributable.
+        "readiness.User",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    # Kept as text too, so the record survives the user row and shows failed sign-ins.
+    actor_email = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=64, db_index=True)  # e.g. "agency.update"
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    # {"field": [before, after]} for changes; any other facts for other actions.
+    changes = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+            models.Index(fields=["actor", "at"], name="audit_actor_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_email or 'system'} {self.action}"
+
+    def change_lines(self) -> list[tuple[str, str]]:
+        """(field, "before → after") for changes; (name, value) for other recorded facts."""
+
+        def shown(value) -> str:
+            return "—" if value in (None, "") else str(value)
+
+        return [
+            (name, f"{shown(value[0])} → {shown(value[1])}")
+            if isinstance(value, list) and len(value) == 2
+            else (name, shown(value))
+            for name, value in self.changes.items()
+        ]

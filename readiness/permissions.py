@@ -7,6 +7,7 @@ login_required; signed-in users without the right get 403.
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 
@@ -19,6 +20,26 @@ def is_coordinator(user) -> bool:
         and user.is_active
         and (user.is_superuser or user.role == User.Role.COORDINATOR)
     )
+
+
+def mfa_required(user) -> bool:
+    """Whether the user's role must use two-factor authentication (MFA_REQUIRED_ROLES)."""
+    role = User.Role.COORDINATOR if user.is_superuser else user.role
+    return role in settings.MFA_REQUIRED_ROLES
+
+
+def mfa_enabled(user) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+def can_manage_users(user) -> bool:
+    return is_coordinator(user)
+
+
+def can_view_audit(user) -> bool:
+    return is_coordinator(user)
 
 
 def can_view_registry(user) -> bool:

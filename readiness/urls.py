@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
@@ -8,8 +7,17 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/invitation/<str:uidb64>/<str:token>/",
+        views.invitation_accept,
+        name="invitation-accept",
+    ),
+    path("accounts/", include("allauth.urls")),
+    path("people/", views.people, name="people"),
+    path("people/invite/", views.person_invite, name="person-invite"),
+    path("people/<int:user_id>/", views.person_edit, name="person-edit"),
+    path("people/<int:user_id>/resend/", views.person_resend, name="person-resend"),
+    path("audit/", views.audit_log, name="audit-log"),
     path("agencies/", include("agencies.urls")),
     path(settings.ADMIN_PATH, admin.site.urls),
 ]

@@ -1,9 +1,23 @@
+import datetime
+
+from allauth.mfa.models import Authenticator
+from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Exists, OuterRef, Q
 from django.http import JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import permissions, services
+from .forms import AuditFilterForm, InvitationPasswordForm, PersonForm
+from .models import AuditEvent, User
 
 
 @login_required
@@ -18,3 +32,137 @@ def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+@permissions.require(permissions.can_manage_users)
+def people(request):
+    users = (
+        User.objects.select_related("agency")
+        .annotate(
+            has_mfa=Exists(
+                Authenticator.objects.filter(user=OuterRef("pk"), type=Authenticator.Type.TOTP)
+            )
+        )
+        .order_by("-is_active", "role", "email")
+    )
+    return render(request, "readiness/people.html", {"users": users})
+
+
+@require_http_methods(["GET", "POST"])
+@permissions.require(permissions.can_manage_users)
+def person_invite(request):
+    form = PersonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        user = services.user_invite(
+            request=request,
+            email=data["email"],
+            full_name=data["full_name"],
+            role=data["role"],
+            agency=data["agency"],
+        )
+        messages.success(request, f"Invitation sent to {user.email}.")
+        return redirect("people")
+    status = 422 if request.method == "POST" else 200
+    return render(request, "readiness/person_form.html", {"form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@permissions.require(permissions.can_manage_users)
+def person_edit(request, user_id: int):
+    person = get_object_or_404(User, pk=user_id)
+    form = PersonForm(request.POST or None, instance=User.objects.get(pk=person.pk))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if person == request.user and (
+            not data["is_active"] or data["role"] != User.Role.COORDINATOR
+        ):
+            form.add_error(None, "You cannot deactivate yourself or give up your own role.")
+        else:
+            services.user_update(
+                request=request,
+                user=person,
+                full_name=data["full_name"],
+                role=data["role"],
+                agency=data["agency"],
+                is_active=data["is_active"],
+            )
+            messages.success(request, f"{person.email} updated.")
+            return redirect("people")
+    status = 422 if request.method == "POST" else 200
+    return render(
+        request, "readiness/person_form.html", {"form": form, "person": person}, status=status
+    )
+
+
+@require_http_methods(["POST"])
+@permissions.require(permissions.can_manage_users)
+def person_resend(request, user_id: int):
+    person = get_object_or_404(User, pk=user_id, is_active=True)
+    if person.has_usable_password():
+        messages.error(request, f"{person.email} has already set a password.")
+    else:
+        services.user_send_invitation(request=request, user=person)
+        messages.success(request, f"Invitation sent again to {person.email}.")
+    return redirect("people")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request, uidb64: str, token: str):
+    try:
+        user = User.objects.get(pk=force_str(urlsafe_base64_decode(uidb64)), is_active=True)
+    except (User.DoesNotExist, ValueError, TypeError, OverflowError):
+        user = None
+    if user is None or not services.invitation_tokens.check_token(user, token):
+        return render(request, "readiness/invitation_invalid.html", status=400)
+    form = InvitationPasswordForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.user_accept_invitation(
+            request=request, user=user, password=form.cleaned_data["new_password1"]
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Welcome to Readiness. Your password is set.")
+        return redirect("home")
+    return render(request, "readiness/invitation_accept.html", {"form": form, "person": user})
+
+
+AUDIT_PAGE_SIZE = 100
+
+
+@require_GET
+@permissions.require(permissions.can_view_audit)
+def audit_log(request):
+    form = AuditFilterForm(request.GET or None)
+    events = AuditEvent.objects.select_related("actor")
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["action"]:
+            events = events.filter(action__startswith=data["action"].strip())
+        if data["actor"]:
+            events = events.filter(actor_email__icontains=data["actor"].strip())
+        if data["target"]:
+            target = data["target"].strip()
+            events = events.filter(
+                Q(object_repr__icontains=target) | Q(object_type=target) | Q(object_id=target)
+            )
+        tz = timezone.get_current_timezone()
+        if data["since"]:
+            events = events.filter(
+                at__gte=datetime.datetime.combine(data["since"], datetime.time.min, tz)
+            )
+        if data["until"]:
+            events = events.filter(
+                at__lt=datetime.datetime.combine(
+                    data["until"] + datetime.timedelta(days=1), datetime.time.min, tz
+                )
+            )
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "readiness/audit_log.html",
+        {"form": form, "page": page, "query": query.urlencode()},
+    )

@@ -2,6 +2,7 @@ import os
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from readiness.models import User
 
@@ -18,6 +19,35 @@ def require_service(name: str, available: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true and {message}")
     pytest.skip(message)
+
+
+def totp_code(secret: str) -> str:
+    from allauth.mfa.totp.internal.auth import (
+        format_hotp_value,
+        hotp_value,
+        yield_hotp_counters_from_time,
+    )
+
+    counters = list(yield_hotp_counters_from_time())  # the middle one is now
+    return format_hotp_value(hotp_value(secret, counters[len(counters) // 2]))
+
+
+def sign_in(client, email: str, password: str, *, totp_secret: str | None = None):
+    """Sign in through the real form, and the two-factor step when the account has one."""
+    response = client.post(reverse("account_login"), {"login": email, "password": password})
+    if totp_secret and response.get("Location") == reverse("mfa_authenticate"):
+        response = client.post(reverse("mfa_authenticate"), {"code": totp_code(totp_secret)})
+    return response
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate limits live in the cache: each test starts with none spent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
 import factory
+from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP
 from factory.django import DjangoModelFactory
 
 from agencies.models import (
@@ -10,7 +12,10 @@ from agencies.models import (
     TeamType,
     TeamTypeLevel,
 )
+from readiness import permissions
 from readiness.models import User
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # tests compute codes from it
 
 
 class RegionFactory(DjangoModelFactory):
@@ -105,3 +110,13 @@ class UserFactory(DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+            EmailAddress.objects.create(user=obj, email=obj.email, verified=True, primary=True)
+
+    @factory.post_generation
+    def mfa(obj, create, extracted, **kwargs):
+        """Two-factor on for the roles that require it, unless mfa=False is passed."""
+        if not create:
+            return
+        wanted = permissions.mfa_required(obj) if extracted is None else extracted
+        if wanted:
+            TOTP.activate(obj, TOTP_SECRET)

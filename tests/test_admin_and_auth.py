@@ -84,41 +84,6 @@ def test_users_cannot_be_deleted_from_the_admin(client, admin_coordinator, offic
     assert client.get(url).status_code == 403
 
 
-def test_sign_in_with_email_in_any_case(client, db):
-    UserFactory(email="casey@readiness.example", role=User.Role.COORDINATOR)
-    response = client.post(
-        reverse("login"),
-        {"username": "Casey@Readiness.Example", "password": "correct-horse-battery"},
-    )
-    assert response.status_code == 302
-    assert client.get(reverse("agencies:agency-list")).status_code == 200
-
-
-def test_wrong_password_is_refused_with_a_message(client, db):
-    UserFactory(email="casey@readiness.example")
-    response = client.post(
-        reverse("login"), {"username": "casey@readiness.example", "password": "nope"}
-    )
-    assert response.status_code == 200
-    assert "Please enter a correct email address and password" in response.text
-
-
-def test_inactive_user_cannot_sign_in(client, db):
-    UserFactory(email="gone@readiness.example", is_active=False)
-    client.post(
-        reverse("login"),
-        {"username": "gone@readiness.example", "password": "correct-horse-battery"},
-    )
-    assert client.get(reverse("agencies:agency-list")).status_code == 302
-
-
-def test_sign_out_is_a_post(client, official):
-    client.force_login(official)
-    assert client.get(reverse("logout")).status_code == 405
-    client.post(reverse("logout"))
-    assert client.get(reverse("agencies:agency-list")).status_code == 302
-
-
 def test_security_headers_on_pages(client, official):
     client.force_login(official)
     response = client.get(reverse("agencies:agency-list"))

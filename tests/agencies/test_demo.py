@@ -5,11 +5,12 @@ import re
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.urls import reverse
 
 from agencies import demo
+from agencies.management.commands.load_demo import DEMO_TOTP_SECRET
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness.models import User
+from tests.conftest import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ def test_demo_users_log_in_with_the_printed_password(client):
     password = re.search(r"password for all: (\S+)\)", output).group(1)
 
     for email in sorted(DEMO_EMAILS):
-        response = client.post(reverse("login"), {"username": email, "password": password})
+        response = sign_in(client, email, password, totp_secret=DEMO_TOTP_SECRET)
         assert response.status_code == 302, email
         assert client.session["_auth_user_id"] == str(User.objects.get(email=email).pk)
         client.logout()

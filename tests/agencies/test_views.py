@@ -26,7 +26,7 @@ def names(response) -> list[str]:
 def test_anonymous_is_sent_to_sign_in(client, db, url):
     response = client.get(url)
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(reverse("account_login"))
 
 
 def test_agency_detail_anonymous_redirects(client, agency):
@@ -114,8 +114,9 @@ def test_list_query_count_does_not_grow(client, official, django_assert_max_num_
         SpecialTeamFactory(agency=agency)
     swat = TeamTypeFactory(code="swat")
     client.force_login(official)
-    # session, user, count, page rows, region and team-type choices, the chosen team type
-    with django_assert_max_num_queries(7):
+    # session, user, two-factor check, count, page rows, region and team-type choices, the
+    # chosen team type
+    with django_assert_max_num_queries(8):
         response = client.get(LIST, {"q": "Town", "team_type": swat.pk})
     assert response.status_code == 200
 

@@ -4,7 +4,9 @@ import pytest
 
 from agencies.models import Agency, Contact
 from readiness.models import User
+from tests.conftest import totp_code
 from tests.factories import (
+    TOTP_SECRET,
     AgencyFactory,
     ContactFactory,
     RegionFactory,
@@ -26,6 +28,10 @@ def sign_in(page, live_server, email: str, next_url: str = "/agencies/"):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill("correct-horse-battery")
     page.get_by_role("button", name="Sign in").click()
+    # Coordinators have two-factor authentication: the second step asks for the code.
+    page.wait_for_url("**/2fa/authenticate/**")
+    page.locator("input[name=code]").fill(totp_code(TOTP_SECRET))
+    page.get_by_role("button", name="Sign In").click()
 
 
 def test_phone_registry_walkthrough(live_server, phone, artifacts):

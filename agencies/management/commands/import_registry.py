@@ -28,7 +28,9 @@ class Command(BaseCommand):
             text = read_csv_text(data)
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        result = services.registry_import(text=text, dry_run=dry_run)
+        result = services.registry_import(
+            text=text, dry_run=dry_run, source=f"manage.py import_registry {path}"
+        )
         if not result.ok:
             for error in result.errors:
                 self.stderr.write(f"{path}: {error}")

@@ -1,13 +1,21 @@
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agencies import demo
 from agencies.models import Agency, Contact
+from readiness import permissions
 from readiness.models import User
 
 DEMO_PASSWORD = "readiness-demo"  # noqa: S105 (printed demo login; refused in production)
 DEMO_COMMANDER_AGENCY = "aurora-police-department"
+# Demo only: the two-factor secret of the demo logins whose role requires it (README explains
+# how to get codes). Base32, as authenticator apps expect.
+DEMO_TOTP_SECRET = "READINESSDEMOSECRETKEYFORMFA2345"  # noqa: S105
 DEMO_USERS = (
     ("coordinator@readiness.example", "Casey Coordinator", User.Role.COORDINATOR),
     ("commander@readiness.example", "Chris Commander", User.Role.COMMANDER),
@@ -49,6 +57,12 @@ class Command(BaseCommand):
                 # Reset every time so the printed logins always work.
                 user.set_password(DEMO_PASSWORD)
                 user.save(update_fields=["password"])
+                EmailAddress.objects.update_or_create(
+                    user=user, email=email, defaults={"verified": True, "primary": True}
+                )
+                if permissions.mfa_required(user) and not permissions.mfa_enabled(user):
+                    TOTP.activate(user, DEMO_TOTP_SECRET)
+                    RecoveryCodes.activate(user)
                 if role == User.Role.COMMANDER:
                     Contact.objects.filter(agency=agency, role=Contact.Role.PRIMARY).update(
                         user=user
@@ -56,4 +70,22 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo logins (password for all: {DEMO_PASSWORD}):"))
         for email, _name, role in DEMO_USERS:
             extra = f" for {agency.name}" if role == User.Role.COMMANDER else ""
+            user = User.objects.get(email=email)
+            if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+                extra += " (two-factor: see below)"
             self.stdout.write(f"  {role.label:<22} {email}{extra}")
+        self.stdout.write(
+            f"Two-factor secret of the demo logins that need it: {DEMO_TOTP_SECRET}\n"
+            "  add it to an authenticator app, or run: .venv/bin/python manage.py demo_totp\n"
+            f"  current code: {demo_totp_code()}"
+        )
+
+
+def demo_totp_code() -> str:
+    import time
+
+    from allauth.mfa import app_settings
+
+    return format_hotp_value(
+        hotp_value(DEMO_TOTP_SECRET, int(time.time()) // app_settings.TOTP_PERIOD)
+    )

@@ -1,0 +1,64 @@
+from django import forms
+from django.contrib.auth.forms import SetPasswordForm
+
+from agencies.models import Agency
+
+from .models import User
+
+
+class PersonForm(forms.ModelForm):
+    """Invite someone, or change their name, role, agency or access."""
+
+    agency = forms.ModelChoiceField(
+        queryset=Agency.objects.filter(active=True).order_by("name"),
+        required=False,
+        help_text="Required for an agency commander: the agency they answer for.",
+    )
+
+    class Meta:
+        model = User
+        fields = ["email", "full_name", "role", "agency", "is_active"]
+        labels = {"is_active": "Active (may sign in)"}
+        help_texts = {
+            "role": "Coordinators manage the registry, polls and people; officials read; "
+            "commanders answer for one agency."
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["full_name"].required = True
+        if self.instance.pk:
+            self.fields["email"].disabled = True  # the login; change it in the admin
+        else:
+            del self.fields["is_active"]
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip().lower()
+        others = User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk)
+        if not self.instance.pk and others.exists():
+            raise forms.ValidationError("Someone with this email address already has an account.")
+        return email
+
+    def clean(self):
+        data = super().clean()
+        if data.get("role") == User.Role.COMMANDER and not data.get("agency"):
+            self.add_error("agency", "Choose the agency this commander acts for.")
+        return data
+
+
+class InvitationPasswordForm(SetPasswordForm):
+    pass
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.CharField(
+        required=False, max_length=64, help_text="e.g. auth, agency.update, user"
+    )
+    actor = forms.CharField(required=False, max_length=254, label="Who (email)")
+    target = forms.CharField(required=False, max_length=100, label="Object")
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
