@@ -38,6 +38,7 @@ TEAM_FIELDS = (
 )
 CONTACT_FIELDS = ("name", "title", "email", "phone", "role", "active")
 BATCH = 1000
+PLURALS = {"agency": "agencies", "team": "teams", "contact": "contacts"}
 # Keys per IN (...) lookup: SQLite refuses statements with more than 32,766 parameters.
 CHUNK = 10_000
 
@@ -78,8 +79,7 @@ class ImportResult:
 
     def summary(self) -> str:
         parts = []
-        for record in ("agency", "team", "contact"):
-            plural = {"agency": "agencies", "team": "teams", "contact": "contacts"}[record]
+        for record, plural in PLURALS.items():
             parts.append(
                 f"{plural}: {self.created[record]} created, {self.updated[record]} updated, "
                 f"{self.unchanged[record]} unchanged"
@@ -111,8 +111,8 @@ def registry_import(
                 raise _DryRun
             if result.changed:
                 counts = {
-                    f"{record}s {what}": getattr(result, what)[record]
-                    for record in ("agency", "team", "contact")
+                    f"{PLURALS[record]} {what}": getattr(result, what)[record]
+                    for record in PLURALS
                     for what in ("created", "updated")
                     if getattr(result, what)[record]
                 }

@@ -1,0 +1,138 @@
+"""Every URL of the app, for every kind of visitor: the expected status.
+
+URLs are collected from the URL conf, so a new URL without a rule here fails the test.
+"""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from readiness.models import User
+from tests.factories import AgencyFactory, UserFactory
+
+ROLES = ["anonymous", "commander_a", "commander_b", "official", "coordinator"]
+SIGN_IN = 302  # anonymous visitors are sent to the sign-in page
+
+
+def every(status):
+    return dict.fromkeys(ROLES, status)
+
+
+def staff_only(status, *, anonymous=SIGN_IN, denied=403):
+    return {"anonymous": anonymous, "commander_a": denied, "commander_b": denied,
+            "official": denied, "coordinator": status}  # fmt: skip
+
+
+def signed_in(status):
+    return {**every(status), "anonymous": SIGN_IN}
+
+
+# name: (method, args builder, {role: status})
+RULES = {
+    "home": ("get", None, signed_in(302)),
+    "healthz": ("get", None, every(200)),
+    "invitation-accept": ("get", lambda w: ["MQ", "bad-token"], every(400)),
+    "people": ("get", None, staff_only(200)),
+    "person-invite": ("get", None, staff_only(200)),
+    "person-edit": ("get", lambda w: [w["commander_a"].pk], staff_only(200)),
+    "person-resend": ("post", lambda w: [w["commander_a"].pk], staff_only(302)),
+    "audit-log": ("get", None, staff_only(200)),
+    "agencies:agency-list": ("get", None, signed_in(200)),
+    "agencies:agency-detail": ("get", lambda w: [w["agency_b"].pk], signed_in(200)),
+    "agencies:registry-import": ("post", None, staff_only(422)),
+    "agencies:import-example": ("get", None, signed_in(200)),
+}
+# Names whose rules are elsewhere in this file: the admin (coordinators with admin access) and
+# allauth's account pages (public or for the signed-in person themselves).
+NAMESPACED_ELSEWHERE = ("admin:",)
+ACCOUNT_PREFIXES = ("account_", "mfa_")
+
+
+def url_names(resolver=None, namespace=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from url_names(entry, inner)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield f"{namespace}{entry.name}", entry
+
+
+def test_every_url_has_a_rule():
+    missing = [
+        name
+        for name, _ in url_names()
+        if name not in RULES
+        and not name.startswith(NAMESPACED_ELSEWHERE)
+        and not name.startswith(ACCOUNT_PREFIXES)
+    ]
+    assert missing == [], f"add a permission rule for: {missing}"
+
+
+@pytest.fixture
+def world(db):
+    agency_a, agency_b = AgencyFactory(), AgencyFactory()
+    return {
+        "agency_a": agency_a,
+        "agency_b": agency_b,
+        "anonymous": None,
+        "commander_a": UserFactory(role=User.Role.COMMANDER, agency=agency_a),
+        "commander_b": UserFactory(role=User.Role.COMMANDER, agency=agency_b),
+        "official": UserFactory(role=User.Role.OFFICIAL),
+        "coordinator": UserFactory(role=User.Role.COORDINATOR, is_staff=True),
+    }
+
+
+def visit(client, world, role, method, url):
+    client.logout()
+    if world[role] is not None:
+        client.force_login(world[role])
+    return getattr(client, method)(url)
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+@pytest.mark.parametrize("role", ROLES)
+def test_app_urls(client, world, name, role):
+    method, args, expected = RULES[name]
+    url = reverse(name, args=args(world) if args else None)
+    response = visit(client, world, role, method, url)
+    assert response.status_code == expected[role], f"{role} {method.upper()} {url}"
+    if response.status_code == SIGN_IN and role == "anonymous" and name != "healthz":
+        assert "/accounts/login/" in response["Location"]
+
+
+def test_a_commander_cannot_edit_people_or_other_agencies(client, world):
+    client.force_login(world["commander_b"])
+    url = reverse("person-edit", args=[world["commander_a"].pk])
+    response = client.post(url, {"role": "commander", "agency": world["agency_b"].pk})
+    assert response.status_code == 403
+    world["commander_a"].refresh_from_db()
+    assert world["commander_a"].agency == world["agency_a"]
+
+
+ADMIN_URLS = ["admin:index", "admin:agencies_agency_changelist", "admin:readiness_user_add"]
+
+
+@pytest.mark.parametrize("name", ADMIN_URLS)
+@pytest.mark.parametrize("role", ROLES)
+def test_admin_is_for_coordinators(client, world, name, role):
+    response = visit(client, world, role, "get", reverse(name))
+    if role == "coordinator":
+        assert response.status_code == 200
+    else:  # not staff: the admin asks them to sign in with an account that has access
+        assert response.status_code == 302
+        assert "/admin/login/" in response["Location"]
+
+
+def account_urls():
+    for name, pattern in url_names():
+        if name.startswith(ACCOUNT_PREFIXES):
+            yield name, list(pattern.pattern.regex.groupindex)
+
+
+@pytest.mark.parametrize(("name", "params"), sorted(account_urls()))
+@pytest.mark.parametrize("role", ["anonymous", "commander_a"])
+def test_account_pages_never_fail(client, world, name, params, role):
+    """allauth's own pages: public or about the visitor themselves; never an error page."""
+    kwargs = dict.fromkeys(params, "x")
+    response = visit(client, world, role, "get", reverse(name, kwargs=kwargs or None))
+    assert response.status_code in (200, 302, 400, 404, 405), response.status_code
