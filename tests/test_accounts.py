@@ -304,3 +304,60 @@ def test_agency_commander_requires_an_agency_in_the_database(db):
     with transaction.atomic(), pytest.raises(IntegrityError):
         User.objects.filter(pk=user.pk).update(role=User.Role.COMMANDER)
     assert Agency.objects.count() == 0
+
+
+def test_unverified_address_gets_a_verification_email_not_a_session(client, db, mailoutbox):
+    user = UserFactory(
+        email="chris@readiness.example", role=User.Role.COMMANDER, agency=AgencyFactory()
+    )
+    user.emailaddress_set.update(verified=False)
+    response = sign_in(client, "chris@readiness.example", PASSWORD)
+    assert response.status_code == 302
+    assert client.get(AGENCIES).status_code == 302  # not signed in until verified
+    assert len(mailoutbox) == 1 and "confirm" in mailoutbox[0].body.lower()
+    client.get(link_in(mailoutbox[0]))  # allauth confirms on GET only with a POST form
+    confirm = client.post(link_in(mailoutbox[0]))
+    assert confirm.status_code == 302
+    assert user.emailaddress_set.get().verified
+
+
+def test_hsts_and_secure_cookies_in_production_mode(client, settings, official):
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
+    response = client.get(reverse("account_login"), secure=True)
+    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    csrf = response.cookies["csrftoken"]
+    assert csrf["secure"] and csrf["httponly"]
+    response = client.post(
+        reverse("account_login"),
+        {"login": official.email, "password": PASSWORD},
+        secure=True,
+    )
+    session = response.cookies["sessionid"]
+    assert session["secure"] and session["httponly"]
+
+
+def test_role_change_in_the_admin_is_audited(client, db):
+    coordinator = UserFactory(role=User.Role.COORDINATOR, is_staff=True)
+    official = UserFactory(role=User.Role.OFFICIAL, email="olivia@readiness.example")
+    client.force_login(coordinator)
+    url = reverse("admin:readiness_user_change", args=[official.pk])
+    response = client.post(
+        url,
+        {
+            "email": official.email,
+            "full_name": official.full_name,
+            "role": "coordinator",
+            "agency": "",
+            "is_active": "on",
+            "last_login_0": "",
+            "last_login_1": "",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    event = AuditEvent.objects.get(action="user.update", object_id=str(official.pk))
+    assert event.changes["role"] == ["official", "coordinator"]
+    assert event.actor == coordinator
