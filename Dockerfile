@@ -25,9 +25,10 @@ RUN useradd --create-home --uid 1000 --user-group readiness \
     && chown -R readiness:readiness /app
 USER readiness
 
-# Production settings refuse to start without SECRET_KEY, ALLOWED_HOSTS and EMAIL_HOST; these throwaway values
+# Production settings refuse to start without SECRET_KEY, ALLOWED_HOSTS, EMAIL_HOST and REDIS_URL; these throwaway values
 # exist only for this build step and are not kept in the image.
 RUN SECRET_KEY=collectstatic-only-not-a-secret ALLOWED_HOSTS=localhost EMAIL_HOST=localhost \
+    REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput
 
 EXPOSE 8000

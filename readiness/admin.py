@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 
 from . import audit, permissions
 from .models import User
@@ -64,6 +64,17 @@ class CoordinatorOnlyAdminMixin:
             if inline_form.has_changed() and inline_form.instance.pk:
                 old = type(inline_form.instance)._default_manager.filter(pk=inline_form.instance.pk)
                 before.update({o.pk: _field_values(o, _all_fields(o)) for o in old})
+        # Deleting clears each object's pk: take the events' ids and values first.
+        deletions = [
+            audit.event(
+                f"{f.instance._meta.model_name}.delete",
+                request=request,
+                obj=f.instance,
+                changes=audit.diff(before.get(f.instance.pk, {}), {}),
+            )
+            for f in formset.deleted_forms
+            if f.instance.pk
+        ]
         super().save_formset(request, form, formset, change)
         for obj in formset.new_objects:
             audit.record(
@@ -79,13 +90,7 @@ class CoordinatorOnlyAdminMixin:
                 obj=obj,
                 changes=audit.diff(before.get(obj.pk, {}), _field_values(obj, changed)),
             )
-        for obj in formset.deleted_objects:
-            audit.record(
-                f"{obj._meta.model_name}.delete",
-                request=request,
-                obj=obj,
-                changes=audit.diff(before.get(obj.pk, {}), {}),
-            )
+        audit.record_many(deletions)
 
     def has_module_permission(self, request):
         return permissions.is_coordinator(request.user) and request.user.is_staff
@@ -142,6 +147,26 @@ class UserAdmin(CoordinatorOnlyAdminMixin, BaseUserAdmin):
     ]
     readonly_fields = ["last_login", "date_joined"]
     filter_horizontal = ["groups"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # The login address also lives in allauth's EmailAddress rows: change it there.
+            fields.append("email")
+        if not request.user.is_superuser:
+            # Only a superuser hands out admin access or superuser rights.
+            fields += ["is_staff", "is_superuser", "groups"]
+        return fields
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or permissions.can_edit_person(request.user, obj))
+
+    def user_change_password(self, request, id, form_url=""):
+        # Nobody sets another person's password: they reset it themselves by email.
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate people instead: their actions must stay attributable

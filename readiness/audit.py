@@ -5,11 +5,11 @@ address and browser are kept. Nothing in the app updates or deletes AuditEvent r
 PostgreSQL a trigger refuses it outright).
 """
 
+import ipaddress
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import models
 from django.db.models import QuerySet
 
@@ -17,12 +17,14 @@ from .models import AuditEvent
 
 
 def client_ip(request) -> str | None:
-    # REMOTE_ADDR is the peer; behind the TLS proxy Django is configured to trust, the proxy
-    # is the peer, so take the last address it appended.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded and getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        return forwarded.split(",")[-1].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address as allauth sees it (honouring ALLAUTH_TRUSTED_PROXY_COUNT), or None
+    when that is not a valid IP address: a forged header must not break the audit write."""
+    from allauth.core.internal.httpkit import get_client_ip
+
+    try:
+        return str(ipaddress.ip_address((get_client_ip(request) or "").strip()))
+    except ValueError:
+        return None
 
 
 def _plain(value):

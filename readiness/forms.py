@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth.forms import SetPasswordForm
+from django.db.models import Q
 
 from agencies.models import Agency
 
@@ -27,6 +28,10 @@ class PersonForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["full_name"].required = True
+        # Active agencies, plus the one the person already has even if it was retired since.
+        self.fields["agency"].queryset = Agency.objects.filter(
+            Q(active=True) | Q(pk=self.instance.agency_id)
+        ).order_by("name")
         if self.instance.pk:
             self.fields["email"].disabled = True  # the login; change it in the admin
         else:

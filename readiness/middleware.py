@@ -1,10 +1,20 @@
 from django.contrib import messages
 from django.shortcuts import redirect
+from django.urls import Resolver404, resolve
 
 from . import permissions
 
-# Pages a user who still has to set up two-factor authentication may reach.
-MFA_SETUP_PREFIXES = ("/accounts/", "/static/", "/healthz")
+# What a user who still has to set up two-factor authentication may reach: setting it up, the
+# password step allauth asks for first, and signing out.
+MFA_SETUP_VIEWS = {"account_logout", "account_reauthenticate", "invitation-accept", "healthz"}
+
+
+def _allowed_before_mfa(request) -> bool:
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return True  # a 404 page shows nothing
+    return match.url_name in MFA_SETUP_VIEWS or (match.url_name or "").startswith("mfa_")
 
 
 class RequireMFAMiddleware:
@@ -17,8 +27,8 @@ class RequireMFAMiddleware:
         user = request.user
         if (
             user.is_authenticated
-            and not request.path.startswith(MFA_SETUP_PREFIXES)
             and permissions.mfa_required(user)
+            and not _allowed_before_mfa(request)
             and not permissions.mfa_enabled(user)
         ):
             messages.info(

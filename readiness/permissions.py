@@ -38,6 +38,11 @@ def can_manage_users(user) -> bool:
     return is_coordinator(user)
 
 
+def can_edit_person(user, person) -> bool:
+    """Coordinators manage people, but only a superuser may change a superuser."""
+    return can_manage_users(user) and (user.is_superuser or not person.is_superuser)
+
+
 def can_view_audit(user) -> bool:
     return is_coordinator(user)
 

@@ -7,21 +7,51 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
+from django.utils.http import base36_to_int, urlsafe_base64_encode
 
 from . import audit
 from .models import User
 
 
 class InvitationTokenGenerator(PasswordResetTokenGenerator):
-    """Single use (the token covers the password hash, which setting one changes) and expiring
-    after PASSWORD_RESET_TIMEOUT (INVITATION_MAX_AGE)."""
+    """Single use (the token covers the password hash and last sign-in, which accepting changes)
+    and expiring after INVITATION_MAX_AGE, not the password-reset timeout."""
 
     key_salt = "readiness.services.InvitationTokenGenerator"
 
+    def check_token(self, user, token) -> bool:
+        try:
+            timestamp = base36_to_int(token.split("-")[0])
+        except (ValueError, AttributeError):
+            return False
+        if self._num_seconds(self._now()) - timestamp > settings.INVITATION_MAX_AGE:
+            return False
+        for secret in [self.secret, *self.secret_fallbacks]:
+            expected = self._make_token_with_timestamp(user, timestamp, secret)
+            if constant_time_compare(expected, token):
+                return True
+        return False
+
 
 invitation_tokens = InvitationTokenGenerator()
+
+
+class InvitationUsed(Exception):
+    pass
+
+
+def invitation_is_valid(user: User, token: str) -> bool:
+    """A link for someone who has never signed in and has no two-factor device yet."""
+    from allauth.mfa.models import Authenticator
+
+    return (
+        user.is_active
+        and user.last_login is None
+        and not Authenticator.objects.filter(user=user).exists()
+        and invitation_tokens.check_token(user, token)
+    )
 
 
 def user_fields(user: User) -> dict:
@@ -31,6 +61,7 @@ def user_fields(user: User) -> dict:
         "role": user.role,
         "agency": user.agency,
         "is_active": user.is_active,
+        "is_staff": user.is_staff,
     }
 
 
@@ -68,21 +99,26 @@ def user_send_invitation(*, request, user: User) -> None:
         "user": user,
         "inviter": request.user,
         "url": invitation_url(request=request, user=user),
-        "days": round(settings.PASSWORD_RESET_TIMEOUT / 86400),
+        "days": round(settings.INVITATION_MAX_AGE / 86400),
     }
     # Sent after commit: a rolled-back invitation emails nobody.
     transaction.on_commit(
-        lambda: send_mail(
-            subject="[Readiness] You are invited to Readiness",
+        robust=True,  # an SMTP failure is logged; "resend invitation" tries again
+        func=lambda: send_mail(
+            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}You are invited to Readiness",
             message=render_to_string("readiness/email/invitation.txt", context),
             from_email=None,
             recipient_list=[user.email],
-        )
+        ),
     )
 
 
 @transaction.atomic
-def user_accept_invitation(*, request, user: User, password: str) -> None:
+def user_accept_invitation(*, request, user: User, token: str, password: str) -> User:
+    # Lock and check again: two submissions of one link must not both set a password.
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if not invitation_is_valid(user, token):
+        raise InvitationUsed
     user.set_password(password)
     user.save(update_fields=["password"])
     # The link reached this address: it is verified.
@@ -91,6 +127,7 @@ def user_accept_invitation(*, request, user: User, password: str) -> None:
         defaults={"email": user.email, "verified": True, "primary": True},
     )  # fmt: skip
     audit.record("user.invitation_accepted", request=request, actor=user, obj=user)
+    return user
 
 
 @transaction.atomic
@@ -102,8 +139,10 @@ def user_update(*, request, user: User, **changes) -> User:
         setattr(user, name, value)
     if user.role != User.Role.COMMANDER:
         user.agency = None
+    # Admin access follows the role (superusers keep theirs).
+    user.is_staff = user.is_superuser or user.role == User.Role.COORDINATOR
     user.full_clean(exclude=["password"])
-    user.save(update_fields=[*changes, "agency"])
+    user.save(update_fields=[*changes, "agency", "is_staff"])
     delta = audit.diff(before, user_fields(user))
     if delta:
         action = "user.update"

@@ -155,13 +155,18 @@ ACCOUNT_RATE_LIMITS = {"login_failed": env_str("LOGIN_FAILED_RATE_LIMIT", "10/m/
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Readiness"
-# Accept the code of the previous and next 30-second step too (RFC 6238's allowance for clock
-# drift and for a code typed as the step turns).
-MFA_TOTP_TOLERANCE = 1
+MFA_ADAPTER = "readiness.accounts.MFAAdapter"
 # Roles that must turn on two-factor authentication before they can use the app.
 MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", ["coordinator", "official"])
-# Invitation links (like password-reset links) expire after this many seconds.
-PASSWORD_RESET_TIMEOUT = env_int("INVITATION_MAX_AGE", 3 * 24 * 3600)
+_unknown_roles = set(MFA_REQUIRED_ROLES) - {"coordinator", "commander", "official"}
+if _unknown_roles:
+    raise ImproperlyConfigured(
+        f"MFA_REQUIRED_ROLES: unknown role(s) {', '.join(sorted(_unknown_roles))} "
+        "(expected coordinator, commander, official)"
+    )
+# Invitation links expire after this many seconds (password-reset links after an hour).
+INVITATION_MAX_AGE = env_int("INVITATION_MAX_AGE", 3 * 24 * 3600)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -237,6 +242,10 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {}
 
+if PRODUCTION and not REDIS_URL:
+    # Sign-in rate limits and used two-factor codes live in the cache: it must be shared by
+    # every web process, and Celery needs its broker.
+    raise ImproperlyConfigured("REDIS_URL must be set when DJANGO_ENV=production")
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -270,8 +279,10 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION el
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
 if env_bool("BEHIND_TLS_PROXY", PRODUCTION):
-    # Behind a TLS-terminating proxy (nginx, a load balancer) that sets this header.
+    # Behind a TLS-terminating proxy (nginx, a load balancer) that sets this header and appends
+    # the client's address to X-Forwarded-For (rate limits and the audit trail use it).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    ALLAUTH_TRUSTED_PROXY_COUNT = 1
 
 # Registry import: the largest CSV the upload page accepts.
 REGISTRY_IMPORT_MAX_BYTES = env_int("REGISTRY_IMPORT_MAX_BYTES", 20 * 1024 * 1024)

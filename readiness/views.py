@@ -4,6 +4,7 @@ from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
@@ -15,7 +16,7 @@ from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import permissions, services
+from . import audit, permissions, services
 from .forms import AuditFilterForm, InvitationPasswordForm, PersonForm
 from .models import AuditEvent, User
 
@@ -72,6 +73,8 @@ def person_invite(request):
 @permissions.require(permissions.can_manage_users)
 def person_edit(request, user_id: int):
     person = get_object_or_404(User, pk=user_id)
+    if not permissions.can_edit_person(request.user, person):
+        raise PermissionDenied
     form = PersonForm(request.POST or None, instance=User.objects.get(pk=person.pk))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -100,10 +103,13 @@ def person_edit(request, user_id: int):
 @permissions.require(permissions.can_manage_users)
 def person_resend(request, user_id: int):
     person = get_object_or_404(User, pk=user_id, is_active=True)
+    if not permissions.can_edit_person(request.user, person):
+        raise PermissionDenied
     if person.has_usable_password():
         messages.error(request, f"{person.email} has already set a password.")
     else:
         services.user_send_invitation(request=request, user=person)
+        audit.record("user.invitation_resent", request=request, obj=person)
         messages.success(request, f"Invitation sent again to {person.email}.")
     return redirect("people")
 
@@ -115,13 +121,16 @@ def invitation_accept(request, uidb64: str, token: str):
         user = User.objects.get(pk=force_str(urlsafe_base64_decode(uidb64)), is_active=True)
     except (User.DoesNotExist, ValueError, TypeError, OverflowError):
         user = None
-    if user is None or not services.invitation_tokens.check_token(user, token):
+    if user is None or not services.invitation_is_valid(user, token):
         return render(request, "readiness/invitation_invalid.html", status=400)
     form = InvitationPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.user_accept_invitation(
-            request=request, user=user, password=form.cleaned_data["new_password1"]
-        )
+        try:
+            user = services.user_accept_invitation(
+                request=request, user=user, token=token, password=form.cleaned_data["new_password1"]
+            )
+        except services.InvitationUsed:
+            return render(request, "readiness/invitation_invalid.html", status=400)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome to Readiness. Your password is set.")
         return redirect("home")

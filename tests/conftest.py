@@ -41,9 +41,11 @@ def sign_in(client, email: str, password: str, *, totp_secret: str | None = None
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
+def _test_speed_and_timing(settings):
     # The real hasher is slow by design; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A code computed just before a 30-second step turns must still pass (production: 0).
+    settings.MFA_TOTP_TOLERANCE = 1
 
 
 @pytest.fixture(autouse=True)

@@ -125,3 +125,39 @@ def test_postgres_refuses_updates_and_deletes(postgres):
     with transaction.atomic(), pytest.raises(DatabaseError, match="append-only"):
         AuditEvent.objects.filter(pk=event.pk).delete()
     assert AuditEvent.objects.get(pk=event.pk).action == "auth.sign_in"
+
+
+def test_two_factor_setup_and_failures_are_recorded(client, db, django_capture_on_commit_callbacks):
+    from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
+
+    from tests.conftest import totp_code
+
+    user = UserFactory(role=User.Role.OFFICIAL, mfa=False, email="o@readiness.example")
+    sign_in(client, user.email, "correct-horse-battery")
+    client.get(reverse("mfa_activate_totp"))
+    client.post(reverse("account_reauthenticate"), {"password": "correct-horse-battery"})
+    client.get(reverse("mfa_activate_totp"))
+    with django_capture_on_commit_callbacks(execute=True):  # allauth signals after commit
+        client.post(
+            reverse("mfa_activate_totp"), {"code": totp_code(client.session[SECRET_SESSION_KEY])}
+        )
+    client.logout()
+    client.post(
+        reverse("account_login"), {"login": user.email, "password": "correct-horse-battery"}
+    )
+    client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    actions = set(AuditEvent.objects.filter(actor=user).values_list("action", flat=True))
+    assert {"auth.mfa_added", "auth.mfa_failed"} <= actions
+
+
+def test_password_change_is_recorded(client, commander):
+    client.force_login(commander)
+    client.post(
+        reverse("account_change_password"),
+        {
+            "oldpassword": "correct-horse-battery",
+            "password1": "N3w-pass!x",
+            "password2": "N3w-pass!x",
+        },
+    )
+    assert AuditEvent.objects.filter(action="auth.password_changed", actor=commander).exists()

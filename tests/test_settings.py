@@ -35,6 +35,7 @@ PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "readiness.example",
     "EMAIL_HOST": "smtp.readiness.example",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 
 

@@ -28,18 +28,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--force", action="store_true", help="allow loading demo logins in production"
+            "--registry-only",
+            action="store_true",
+            help="load the demo agencies, teams and contacts but no logins (allowed in production)",
         )
 
-    def handle(self, *args, force, **options):
-        if settings.PRODUCTION and not force:
-            raise CommandError("Refusing to create demo logins in production (use --force).")
+    def handle(self, *args, registry_only, **options):
+        if settings.PRODUCTION and not registry_only:
+            raise CommandError(
+                "Demo logins have a published password and two-factor secret: never in "
+                "production. Use --registry-only for the demo registry alone."
+            )
         result = demo.load_demo_registry()
         if not result.ok:
             for error in result.errors:
                 self.stderr.write(str(error))
             raise CommandError("The demo registry did not import.")
         self.stdout.write(f"Demo registry: {result.summary()}.")
+        if registry_only:
+            return
         with transaction.atomic():
             agency = Agency.objects.get(code=DEMO_COMMANDER_AGENCY)
             for email, name, role in DEMO_USERS:
