@@ -136,3 +136,18 @@ def test_account_pages_never_fail(client, world, name, params, role):
     kwargs = dict.fromkeys(params, "x")
     response = visit(client, world, role, "get", reverse(name, kwargs=kwargs or None))
     assert response.status_code in (200, 302, 400, 404, 405), response.status_code
+
+
+@pytest.mark.parametrize(
+    ("role", "shown"),
+    [
+        ("commander_a", set()),
+        ("official", set()),
+        ("coordinator", {"Import", "People", "Audit", "Admin"}),
+    ],
+)
+def test_menu_offers_only_what_the_role_may_open(client, world, role, shown):
+    page = visit(client, world, role, "get", reverse("agencies:agency-list")).text
+    menu = page.split('<nav aria-label="Main">')[1].split("</nav>")[0]
+    offered = {label for label in ("Import", "People", "Audit", "Admin") if f">{label}</a>" in menu}
+    assert offered == shown

@@ -1,0 +1,16 @@
+from . import permissions
+
+
+def navigation(request) -> dict:
+    """What the signed-in person may reach, for the menu (decided by the permissions module)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "nav": {
+            "import_registry": permissions.can_import_registry(user),
+            "manage_users": permissions.can_manage_users(user),
+            "view_audit": permissions.can_view_audit(user),
+            "admin": user.is_staff and permissions.is_coordinator(user),
+        }
+    }
