@@ -10,7 +10,7 @@ from django.utils import timezone
 from readiness import audit
 
 from .importer import ParsedRegistry, RowError, parse_registry_csv
-from .models import Agency, Contact, SpecialTeam, TeamMembership
+from .models import Agency, Contact, Region, SpecialTeam, TeamMembership, TeamType
 
 AGENCY_FIELDS = (
     "name",
@@ -136,11 +136,22 @@ def registry_import(
     return result
 
 
-def _upsert(model, key_field, rows, fields, existing, result, record, request, touched=None):
+def _readable(values: dict, labels: dict[str, dict]) -> dict:
+    """Field values for the audit trail: region/team type/agency by name or key, not by id."""
+    return {
+        name.removesuffix("_id"): labels[name].get(value, value) if name in labels else value
+        for name, value in values.items()
+    }
+
+
+def _upsert(
+    model, key_field, rows, fields, existing, result, record, request, labels, touched=None
+):
     """Create new rows and update changed ones; return {key: pk} for every row in `rows`.
 
     `touched` maps keys to changes made outside these fields (a team's member agencies): such
-    rows count as updated even when their own fields are unchanged.
+    rows count as updated even when their own fields are unchanged. `labels` maps foreign-key
+    fields to {id: readable name} for the audit trail.
     """
     touched = touched or {}
     now = timezone.now()
@@ -156,45 +167,60 @@ def _upsert(model, key_field, rows, fields, existing, result, record, request, t
                 setattr(obj, f, values[f])
             obj.updated_at = now
             to_update.append(obj)
-            changes = {**audit.diff(before, {f: values[f] for f in before}), **touched.get(key, {})}
+            after = {f: values[f] for f in before}
+            changes = {
+                **audit.diff(_readable(before, labels), _readable(after, labels)),
+                **touched.get(key, {}),
+            }
             result.events.append(
                 audit.event(f"{record}.update", request=request, obj=obj, changes=changes)
             )
         else:
             result.unchanged[record] += 1
     model.objects.bulk_create(to_create, batch_size=BATCH)
+    if to_update:
+        model.objects.bulk_update(to_update, [*fields, "updated_at"], batch_size=BATCH)
+    result.created[record] += len(to_create)
+    result.updated[record] += len(to_update)
+    pks = _pks_by_key(model, key_field, rows)
     result.events += [
         audit.event(
             f"{record}.create",
             request=request,
             object_type=model._meta.model_name,
-            object_id=getattr(obj, key_field),
+            object_id=pks[getattr(obj, key_field)],
             object_repr=str(obj),
+            changes=audit.diff(
+                {},
+                _readable({f: getattr(obj, f) for f in (key_field, *fields)}, labels),
+            ),
         )
         for obj in to_create
     ]
-    if to_update:
-        model.objects.bulk_update(to_update, [*fields, "updated_at"], batch_size=BATCH)
-    result.created[record] += len(to_create)
-    result.updated[record] += len(to_update)
-    return _pks_by_key(model, key_field, rows)
+    return pks
 
 
 def _write(parsed: ParsedRegistry, result: ImportResult, request) -> None:
+    labels = {
+        "region_id": dict(Region.objects.values_list("pk", "name")),
+        "team_type_id": dict(TeamType.objects.values_list("pk", "code")),
+        "agency_id": {},  # filled in below, once the agencies have ids
+    }
     agencies = Agency.objects.select_for_update().in_bulk(list(parsed.agencies), field_name="code")
     agency_ids = _upsert(
-        Agency, "code", parsed.agencies, AGENCY_FIELDS, agencies, result, "agency", request
+        Agency, "code", parsed.agencies, AGENCY_FIELDS, agencies, result, "agency", request, labels
     )
     referenced = {t["agency"] for t in parsed.teams.values()}
     referenced |= {code for t in parsed.teams.values() for code in t["memberships"]}
     referenced |= {agency for agency, _ in parsed.contacts}
     missing = referenced - agency_ids.keys()
     agency_ids.update(_pks_by_key(Agency, "code", missing))
-    _write_teams(parsed, agency_ids, result, request)
-    _write_contacts(parsed, agency_ids, result, request)
+    labels["agency_id"] = {pk: code for code, pk in agency_ids.items()}
+    _write_teams(parsed, agency_ids, result, request, labels)
+    _write_contacts(parsed, labels["agency_id"], agency_ids, result, request)
 
 
-def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, request) -> None:
+def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, request, labels):
     if not parsed.teams:
         return
     want: dict[str, dict[int, int]] = {}
@@ -207,10 +233,12 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, req
         for m in TeamMembership.objects.filter(team_id__in=chunk):
             have.setdefault(m.team_id, {})[m.agency_id] = m
     # A team whose only change is its member agencies counts as updated, not unchanged.
-    codes = {pk: code for code, pk in agency_ids.items()}
+    codes = labels["agency_id"]
+    gone = {a for team in have.values() for a in team} - codes.keys()
+    codes |= dict(Agency.objects.filter(pk__in=gone).values_list("pk", "code"))
 
     def listed(members: dict[int, int]) -> str:
-        return "; ".join(sorted(f"{codes.get(a, a)}:{n}" for a, n in members.items()))
+        return "; ".join(sorted(f"{codes[a]}:{n}" for a, n in members.items()))
 
     members_changed = {}
     for code, team in teams.items():
@@ -218,7 +246,7 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, req
         if current != want[code]:
             members_changed[code] = {"member_agencies": [listed(current), listed(want[code])]}
     team_ids = _upsert(
-        SpecialTeam, "code", parsed.teams, TEAM_FIELDS, teams, result, "team", request,
+        SpecialTeam, "code", parsed.teams, TEAM_FIELDS, teams, result, "team", request, labels,
         members_changed,
     )  # fmt: skip
     to_create, to_update, to_delete = [], [], []
@@ -241,13 +269,12 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, req
     TeamMembership.objects.bulk_create(to_create, batch_size=BATCH)
 
 
-def _write_contacts(parsed: ParsedRegistry, agency_ids: dict[str, int], result, request) -> None:
+def _write_contacts(parsed: ParsedRegistry, codes_by_id, agency_ids, result, request) -> None:
     if not parsed.contacts:
         return
     rows = {
         (agency_ids[agency], email): values for (agency, email), values in parsed.contacts.items()
     }
-    codes_by_id = {pk: code for code, pk in agency_ids.items()}
     existing = {}
     for chunk in _chunks({agency_id for agency_id, _ in rows}):
         for c in Contact.objects.select_for_update().filter(agency_id__in=chunk):

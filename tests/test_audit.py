@@ -5,6 +5,7 @@ from django.db import DatabaseError, transaction
 from django.urls import reverse
 
 from agencies import services as registry
+from agencies.models import Agency
 from readiness.models import AuditEvent, User
 from tests.conftest import sign_in
 from tests.factories import AgencyFactory, RegionFactory, UserFactory
@@ -61,12 +62,22 @@ def test_import_records_created_and_changed_records(db):
         text=header + "agency,a-pd,,A Police Department,municipal,North,41,-88,55\n",
         source="second.csv",
     )
+    agency = Agency.objects.get(code="a-pd")
     created = AuditEvent.objects.get(action="agency.create")
-    assert created.object_id == "a-pd"
+    assert created.object_id == str(agency.pk)
+    assert created.changes["code"] == [None, "a-pd"]
+    assert created.changes["region"] == [None, "North"]  # by name, not by id
     updated = AuditEvent.objects.get(action="agency.update")
+    assert updated.object_id == str(agency.pk)
     assert updated.changes == {"sworn_officers": [50, 55]}
+    RegionFactory(name="South")
+    registry.registry_import(
+        text=header + "agency,a-pd,,A Police Department,municipal,South,41,-88,55\n"
+    )
+    moved = AuditEvent.objects.filter(action="agency.update").latest("id")
+    assert moved.changes == {"region": ["North", "South"]}
     summaries = AuditEvent.objects.filter(action="registry.import").order_by("id")
-    assert [e.object_repr for e in summaries] == ["first.csv", "second.csv"]
+    assert [e.object_repr for e in summaries] == ["first.csv", "second.csv", ""]
     assert summaries[1].changes == {"rows": 1, "agencies updated": 1}
 
 
