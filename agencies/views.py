@@ -22,13 +22,16 @@ MAX_ERRORS_SHOWN = 500
 def agency_list(request):
     form = AgencyFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
-    agencies = selectors.agency_list(
-        search=filters.get("q", ""),
-        region_id=filters["region"].pk if filters.get("region") else None,
-        kind=filters.get("kind", ""),
-        team_type_id=filters["team_type"].pk if filters.get("team_type") else None,
-        include_inactive=filters.get("inactive", False),
-        sort=filters.get("sort") or "name",
+    agencies = permissions.scope_agencies(
+        request.user,
+        selectors.agency_list(
+            search=filters.get("q", ""),
+            region_id=filters["region"].pk if filters.get("region") else None,
+            kind=filters.get("kind", ""),
+            team_type_id=filters["team_type"].pk if filters.get("team_type") else None,
+            include_inactive=filters.get("inactive", False),
+            sort=filters.get("sort") or "name",
+        ),
     )
     page = Paginator(agencies, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -52,7 +55,14 @@ def agency_detail(request, agency_id: int):
         agency = selectors.agency_detail(agency_id=agency_id)
     except Agency.DoesNotExist:
         raise Http404("No such agency") from None
-    return render(request, "agencies/agency_detail.html", {"agency": agency})
+    if not permissions.can_view_agency(request.user, agency):
+        # 404, not 403: a commander does not learn which other agencies are registered.
+        raise Http404("No such agency")
+    return render(
+        request,
+        "agencies/agency_detail.html",
+        {"agency": agency, "link_agencies": permissions.can_view_all_agencies(request.user)},
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -93,7 +103,7 @@ def registry_import(request):
 
 
 @require_GET
-@permissions.require(permissions.can_view_registry)
+@permissions.require(permissions.can_import_registry)
 def import_example(request):
     return FileResponse(
         EXAMPLE_CSV.open("rb"),

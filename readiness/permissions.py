@@ -48,8 +48,27 @@ def can_view_audit(user) -> bool:
 
 
 def can_view_registry(user) -> bool:
-    """Every signed-in person (coordinator, commander, official) may read the registry."""
+    """Every signed-in person may open the registry; commanders see only their own agency."""
     return bool(user.is_authenticated and user.is_active)
+
+
+def can_view_all_agencies(user) -> bool:
+    return can_view_registry(user) and (is_coordinator(user) or user.role == User.Role.OFFICIAL)
+
+
+def scope_agencies(user, agencies):
+    """The agencies of `agencies` that the user may see: all, or a commander's own."""
+    if can_view_all_agencies(user):
+        return agencies
+    if user.is_authenticated and user.role == User.Role.COMMANDER and user.agency_id:
+        return agencies.filter(pk=user.agency_id)
+    return agencies.none()
+
+
+def can_view_agency(user, agency) -> bool:
+    return can_view_all_agencies(user) or (
+        can_view_registry(user) and user.role == User.Role.COMMANDER and user.agency_id == agency.pk
+    )
 
 
 def can_import_registry(user) -> bool:

@@ -37,9 +37,14 @@ RULES = {
     "person-resend": ("post", lambda w: [w["commander_a"].pk], staff_only(302)),
     "audit-log": ("get", None, staff_only(200)),
     "agencies:agency-list": ("get", None, signed_in(200)),
-    "agencies:agency-detail": ("get", lambda w: [w["agency_b"].pk], signed_in(200)),
+    # Commanders see their own agency only; another agency is 404, so existence does not leak.
+    "agencies:agency-detail": (
+        "get",
+        lambda w: [w["agency_b"].pk],
+        {**signed_in(200), "commander_a": 404},
+    ),
     "agencies:registry-import": ("post", None, staff_only(422)),
-    "agencies:import-example": ("get", None, signed_in(200)),
+    "agencies:import-example": ("get", None, staff_only(200)),
 }
 # Names whose rules are elsewhere in this file: the admin (coordinators with admin access) and
 # allauth's account pages (public or for the signed-in person themselves).
@@ -100,7 +105,16 @@ def test_app_urls(client, world, name, role):
         assert "/accounts/login/" in response["Location"]
 
 
-def test_a_commander_cannot_edit_people_or_other_agencies(client, world):
+def test_a_commander_lists_only_their_own_agency(client, world):
+    client.force_login(world["commander_a"])
+    listed = client.get(reverse("agencies:agency-list")).context["page"].object_list
+    assert [a.pk for a in listed] == [world["agency_a"].pk]
+    client.force_login(world["official"])
+    listed = client.get(reverse("agencies:agency-list")).context["page"].object_list
+    assert {a.pk for a in listed} == {world["agency_a"].pk, world["agency_b"].pk}
+
+
+def test_a_commander_cannot_edit_people(client, world):
     client.force_login(world["commander_b"])
     url = reverse("person-edit", args=[world["commander_a"].pk])
     response = client.post(url, {"role": "commander", "agency": world["agency_b"].pk})
