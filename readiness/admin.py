@@ -162,6 +162,10 @@ class UserAdmin(CoordinatorOnlyAdminMixin, BaseUserAdmin):
         allowed = super().has_change_permission(request, obj)
         return allowed and (obj is None or permissions.can_edit_person(request.user, obj))
 
+    def has_add_permission(self, request):
+        # People are invited from the People page, so they choose their own password.
+        return request.user.is_superuser and super().has_add_permission(request)
+
     def user_change_password(self, request, id, form_url=""):
         # Nobody sets another person's password: they reset it themselves by email.
         if not request.user.is_superuser:

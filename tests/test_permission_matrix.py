@@ -123,7 +123,7 @@ def test_a_commander_cannot_edit_people(client, world):
     assert world["commander_a"].agency == world["agency_a"]
 
 
-ADMIN_URLS = ["admin:index", "admin:agencies_agency_changelist", "admin:readiness_user_add"]
+ADMIN_URLS = ["admin:index", "admin:agencies_agency_changelist", "admin:readiness_user_changelist"]
 
 
 @pytest.mark.parametrize("name", ADMIN_URLS)
