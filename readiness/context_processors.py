@@ -11,6 +11,7 @@ def navigation(request) -> dict:
             "import_registry": permissions.can_import_registry(user),
             "manage_users": permissions.can_manage_users(user),
             "view_audit": permissions.can_view_audit(user),
+            "view_polls": permissions.can_view_polls(user),
             "admin": user.is_staff and permissions.is_coordinator(user),
         }
     }

@@ -43,6 +43,14 @@ def can_edit_person(user, person) -> bool:
     return can_manage_users(user) and (user.is_superuser or not person.is_superuser)
 
 
+def can_manage_polls(user) -> bool:
+    return is_coordinator(user)
+
+
+def can_view_polls(user) -> bool:
+    return can_view_all_agencies(user)  # coordinators and officials
+
+
 def can_view_audit(user) -> bool:
     return is_coordinator(user)
 

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django_htmx",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -90,6 +91,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "readiness.middleware.RequireMFAMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -241,7 +243,12 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stuck-invitations": {
+        "task": "surveys.tasks.requeue_stuck_invitations",
+        "schedule": 300.0,
+    },
+}
 
 if PRODUCTION and not REDIS_URL:
     # Sign-in rate limits and used two-factor codes live in the cache: it must be shared by
@@ -284,6 +291,24 @@ if env_bool("BEHIND_TLS_PROXY", PRODUCTION):
     # the client's address to X-Forwarded-For (rate limits and the audit trail use it).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     ALLAUTH_TRUSTED_PROXY_COUNT = 1
+
+# The address people use to reach the app, for links in emails sent by workers (no request).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Travel estimate for polls: great-circle distance x road factor / average emergency speed.
+# Road factor 1.25: road distance over straight-line distance is about 1.2-1.4 for US road
+# networks; 1.25 suits Illinois's grid. 90 km/h (56 mph): a convoy under lights mixes interstate
+# and arterial driving. Both are estimates a commander corrects in their reply.
+TRAVEL_ROAD_FACTOR = float(env_str("TRAVEL_ROAD_FACTOR", "1.25"))
+TRAVEL_SPEED_KMH = float(env_str("TRAVEL_SPEED_KMH", "90"))
+# Destinations offered when composing a poll (name, latitude, longitude).
+POLL_DESTINATIONS = [
+    ("Chicago (City Hall)", 41.8837, -87.6319),
+    ("Springfield (State Capitol)", 39.7983, -89.6544),
+    ("Rockford", 42.2711, -89.0940),
+    ("Peoria", 40.6936, -89.5890),
+    ("Champaign-Urbana", 40.1106, -88.2073),
+]
 
 # Registry import: the largest CSV the upload page accepts.
 REGISTRY_IMPORT_MAX_BYTES = env_int("REGISTRY_IMPORT_MAX_BYTES", 20 * 1024 * 1024)

@@ -24,5 +24,6 @@ urlpatterns = [
     path("people/<int:user_id>/resend/", views.person_resend, name="person-resend"),
     path("audit/", views.audit_log, name="audit-log"),
     path("agencies/", include("agencies.urls")),
+    path("", include("surveys.urls")),
     path(settings.ADMIN_PATH, admin.site.urls),
 ]

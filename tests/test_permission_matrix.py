@@ -3,10 +3,14 @@
 URLs are collected from the URL conf, so a new URL without a rule here fails the test.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from readiness.models import User
+from surveys.models import Poll
 from tests.factories import AgencyFactory, UserFactory
 
 ROLES = ["anonymous", "commander_a", "commander_b", "official", "coordinator"]
@@ -44,6 +48,12 @@ RULES = {
         {**signed_in(200), "commander_a": 404},
     ),
     "agencies:registry-import": ("post", None, staff_only(422)),
+    "surveys:poll-list": ("get", None, {**staff_only(200), "official": 200}),
+    "surveys:poll-create": ("get", None, staff_only(200)),
+    "surveys:poll-detail": ("get", lambda w: [w["poll"].pk], {**staff_only(200), "official": 200}),
+    "surveys:poll-edit": ("get", lambda w: [w["poll"].pk], staff_only(200)),
+    "surveys:poll-send": ("post", lambda w: [w["poll"].pk], staff_only(302)),
+    "surveys:reply": ("get", lambda w: ["not-a-real-token"], every(404)),
     "agencies:import-example": ("get", None, staff_only(200)),
 }
 # Names whose rules are elsewhere in this file: the admin (coordinators with admin access) and
@@ -76,14 +86,21 @@ def test_every_url_has_a_rule():
 @pytest.fixture
 def world(db):
     agency_a, agency_b = AgencyFactory(), AgencyFactory()
+    coordinator = UserFactory(role=User.Role.COORDINATOR, is_staff=True)
+    poll = Poll.objects.create(
+        title="Chicago", message="Could you respond?", destination_name="Chicago",
+        destination_latitude=41.88, destination_longitude=-87.63, created_by=coordinator,
+        deadline=timezone.now() + timedelta(days=1), target_kinds=["municipal"],
+    )  # fmt: skip
     return {
+        "poll": poll,
         "agency_a": agency_a,
         "agency_b": agency_b,
         "anonymous": None,
         "commander_a": UserFactory(role=User.Role.COMMANDER, agency=agency_a),
         "commander_b": UserFactory(role=User.Role.COMMANDER, agency=agency_b),
         "official": UserFactory(role=User.Role.OFFICIAL),
-        "coordinator": UserFactory(role=User.Role.COORDINATOR, is_staff=True),
+        "coordinator": coordinator,
     }
 
 
@@ -156,12 +173,13 @@ def test_account_pages_never_fail(client, world, name, params, role):
     ("role", "shown"),
     [
         ("commander_a", set()),
-        ("official", set()),
-        ("coordinator", {"Import", "People", "Audit", "Admin"}),
+        ("official", {"Polls"}),
+        ("coordinator", {"Polls", "Import", "People", "Audit", "Admin"}),
     ],
 )
 def test_menu_offers_only_what_the_role_may_open(client, world, role, shown):
     page = visit(client, world, role, "get", reverse("agencies:agency-list")).text
     menu = page.split('<nav aria-label="Main">')[1].split("</nav>")[0]
-    offered = {label for label in ("Import", "People", "Audit", "Admin") if f">{label}</a>" in menu}
+    labels = ("Polls", "Import", "People", "Audit", "Admin")
+    offered = {label for label in labels if f">{label}</a>" in menu}
     assert offered == shown

@@ -1,0 +1,177 @@
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from agencies.models import Agency, Region, TeamType, TeamTypeLevel
+
+from .models import Poll
+
+MESSAGE_TEMPLATE = (
+    "For emergency situations, not routine calls for service: would members of your special "
+    "teams be willing to respond to critical situations in {destination}, and how quickly could "
+    "they get there?\n\n"
+    "Please answer for your agency by the deadline, even if the answer is no. Tell us how many "
+    "officers could go, how soon they could leave, and any conditions on their response."
+)
+CUSTOM = "custom"
+
+
+class PollForm(forms.ModelForm):
+    destination = forms.ChoiceField(
+        label="Destination",
+        help_text="A preset, or choose “Other” and give a name and coordinates.",
+    )
+    requirements_text = forms.CharField(
+        label="Requirements",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line, e.g. current SWAT certification. Replies count against them.",
+    )
+    target_kinds = forms.MultipleChoiceField(
+        label="Agency kinds",
+        choices=Agency.Kind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    reminders = forms.CharField(
+        label="Reminders (hours before the deadline)",
+        required=False,
+        initial="24, 4",
+        help_text="Comma-separated, e.g. 24, 4. Only those who have not answered are reminded.",
+    )
+
+    class Meta:
+        model = Poll
+        fields = [
+            "title", "purpose", "requesting_agency", "requesting_person", "situation",
+            "officers_needed", "needed_team_type", "needed_by", "message",
+            "destination_name", "destination_latitude", "destination_longitude",
+            "target_regions", "target_team_types", "target_levels", "target_kinds",
+            "target_radius_km", "target_agencies", "deadline", "escalate_after_hours",
+        ]  # fmt: skip
+        widgets = {
+            "needed_by": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "deadline": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "message": forms.Textarea(attrs={"rows": 7}),
+            "target_regions": forms.CheckboxSelectMultiple,
+            "target_team_types": forms.CheckboxSelectMultiple,
+            "target_levels": forms.SelectMultiple(attrs={"size": 6}),
+            "target_agencies": forms.SelectMultiple(attrs={"size": 8}),
+        }
+        labels = {
+            "destination_name": "Other destination: name",
+            "destination_latitude": "Latitude",
+            "destination_longitude": "Longitude",
+            "target_regions": "Regions",
+            "target_team_types": "Team types",
+            "target_levels": "Team types at these levels",
+            "target_radius_km": "Within (km of the destination)",
+            "target_agencies": "Also ask these agencies",
+            "escalate_after_hours": "Escalate to alternates after (hours)",
+        }
+        help_texts = {
+            "purpose": "A planning survey sizes what could respond; a request for assistance "
+            "means an agency has asked for help. Every email and page says which.",
+            "requesting_person": "Required for a request for assistance.",
+            "target_regions": "Targets combine: an agency must match every filter you set.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.presets = {f"{i}": d for i, d in enumerate(settings.POLL_DESTINATIONS)}
+        self.fields["destination"].choices = [
+            *((key, name) for key, (name, _, _) in self.presets.items()),
+            (CUSTOM, "Other…"),
+        ]
+        for name in ("destination_name", "destination_latitude", "destination_longitude"):
+            self.fields[name].required = False
+        self.fields["requesting_agency"].queryset = Agency.objects.filter(active=True)
+        self.fields["target_agencies"].queryset = Agency.objects.filter(active=True)
+        self.fields["target_regions"].queryset = Region.objects.all()
+        self.fields["target_team_types"].queryset = TeamType.objects.all()
+        self.fields["target_levels"].queryset = TeamTypeLevel.objects.select_related("team_type")
+        self.fields["needed_team_type"].queryset = TeamType.objects.all()
+        poll = self.instance
+        if poll.pk:
+            match = next(
+                (k for k, (n, _, _) in self.presets.items() if n == poll.destination_name), CUSTOM
+            )
+            self.initial.setdefault("destination", match)
+            self.initial.setdefault("requirements_text", "\n".join(poll.requirements))
+            self.initial.setdefault(
+                "reminders", ", ".join(str(h) for h in poll.reminder_hours_before)
+            )
+        else:
+            self.initial.setdefault("message", MESSAGE_TEMPLATE.format(destination="Chicago"))
+            self.initial.setdefault("deadline", timezone.localtime() + timedelta(hours=24))
+
+    def clean_reminders(self):
+        raw = self.cleaned_data["reminders"]
+        try:
+            hours = sorted({int(h) for h in raw.replace(";", ",").split(",") if h.strip()})
+        except ValueError:
+            raise forms.ValidationError(
+                "Use whole hours separated by commas, e.g. 24, 4."
+            ) from None
+        if any(h <= 0 for h in hours):
+            raise forms.ValidationError("Hours before the deadline must be positive.")
+        return sorted(hours, reverse=True)
+
+    def clean_deadline(self):
+        deadline = self.cleaned_data["deadline"]
+        if deadline <= timezone.now():
+            raise forms.ValidationError("The deadline must be in the future.")
+        return deadline
+
+    def clean(self):
+        data = super().clean()
+        if data.get("purpose") == Poll.Purpose.REQUEST:
+            if not data.get("requesting_agency"):
+                self.add_error("requesting_agency", "Say which agency requests assistance.")
+            if not data.get("requesting_person"):
+                self.add_error("requesting_person", "Say who requests assistance.")
+        choice = data.get("destination")
+        if choice in self.presets:
+            name, lat, lon = self.presets[choice]
+            data.update(destination_name=name, destination_latitude=lat,
+                        destination_longitude=lon)  # fmt: skip
+            self.instance.destination_name = name
+            self.instance.destination_latitude = lat
+            self.instance.destination_longitude = lon
+        else:
+            for name in ("destination_name", "destination_latitude", "destination_longitude"):
+                if data.get(name) in (None, ""):
+                    self.add_error(name, "Give the destination's name and coordinates.")
+        has_target = (
+            any(
+                data.get(f)
+                for f in (
+                    "target_regions",
+                    "target_team_types",
+                    "target_levels",
+                    "target_kinds",
+                    "target_agencies",
+                )
+            )
+            or data.get("target_radius_km") is not None
+        )
+        if not has_target:
+            raise forms.ValidationError(
+                "Choose whom to ask: regions, team types, agency kinds, a radius, or agencies."
+            )
+        return data
+
+    def save(self, commit=True):
+        poll = super().save(commit=False)
+        poll.requirements = [
+            line.strip() for line in self.cleaned_data["requirements_text"].splitlines()
+            if line.strip()
+        ]  # fmt: skip
+        poll.reminder_hours_before = self.cleaned_data["reminders"]
+        poll.target_kinds = self.cleaned_data["target_kinds"]
+        if commit:
+            poll.save()
+            self.save_m2m()
+        return poll

@@ -1,0 +1,33 @@
+"""Distances and travel estimates, in the database (for filtering and ordering) and in Python."""
+
+import math
+
+from django.conf import settings
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import ACos, Cos, Least, Radians, Sin
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def distance_km_expression(latitude: float, longitude: float, *, prefix: str = ""):
+    """Great-circle distance from a point to a row's latitude/longitude, as an SQL expression."""
+    lat, lon = Radians(F(f"{prefix}latitude")), Radians(F(f"{prefix}longitude"))
+    lat0, lon0 = math.radians(latitude), math.radians(longitude)
+    cosine = Cos(lat) * Value(math.cos(lat0)) * Cos(lon - Value(lon0)) + Sin(lat) * Value(
+        math.sin(lat0)
+    )
+    # Least(): rounding can push the cosine of a zero distance just above 1, outside acos.
+    return ACos(Least(cosine, Value(1.0)), output_field=FloatField()) * Value(EARTH_RADIUS_KM)
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine), for single values."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+
+
+def travel_minutes(distance: float) -> int:
+    """Estimated minutes to drive `distance` km of straight line (see TRAVEL_* settings)."""
+    return math.ceil(distance * settings.TRAVEL_ROAD_FACTOR / settings.TRAVEL_SPEED_KMH * 60)

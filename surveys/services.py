@@ -1,0 +1,196 @@
+"""Writes for polls: send, and deliver invitations. Views, tasks and the API call these."""
+
+import secrets
+import smtplib
+import socket
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, mailers
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from readiness import audit
+
+from . import selectors
+from .geo import travel_minutes
+from .models import Invitation, Poll
+
+DELIVERY_CHUNK = 100  # invitations per Celery task
+
+
+class PollNotDraft(Exception):
+    pass
+
+
+@transaction.atomic
+def poll_send(*, poll: Poll, request=None) -> int:
+    """Create every invitation of a draft poll in one transaction, then queue delivery.
+
+    One invitation per targeted agency, to its primary contact, with the distance and travel
+    estimate computed once. Pressing Send twice sends once: the second call finds the poll no
+    longer a draft. Returns the number of invitations.
+    """
+    from . import tasks
+
+    # Lock the poll: two concurrent sends must not both see a draft.
+    poll = Poll.objects.select_for_update().get(pk=poll.pk)
+    if poll.state != Poll.State.DRAFT:
+        raise PollNotDraft(poll.pk)
+    invitations = [
+        Invitation(
+            poll=poll,
+            agency=agency,
+            contact=agency.primary_contacts[0],
+            email=agency.primary_contacts[0].email,
+            distance_km=round(agency.distance_km, 1),
+            travel_minutes=travel_minutes(agency.distance_km),
+        )
+        for agency in selectors.poll_recipients(poll=poll)
+        if agency.primary_contacts  # the preview warns about the others
+    ]
+    Invitation.objects.bulk_create(invitations, batch_size=1000)
+    poll.state = Poll.State.OPEN
+    poll.sent_at = timezone.now()
+    poll.save(update_fields=["state", "sent_at", "updated_at"])
+    audit.record("poll.send", request=request, obj=poll, changes={"invitations": len(invitations)})
+    ids = list(Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), DELIVERY_CHUNK):
+        tasks.deliver_invitations.delay_on_commit(ids[start : start + DELIVERY_CHUNK])
+    return len(ids)
+
+
+# Delivery ---------------------------------------------------------------------------------------
+
+
+class TransientFailure(Exception):
+    """Worth trying again later (a 4xx reply, a refused or dropped connection)."""
+
+
+class PermanentFailure(Exception):
+    """Will not get better by retrying (a 5xx reply: no such mailbox, policy refusal)."""
+
+
+def classify_smtp_error(exc: Exception) -> Exception:
+    code = getattr(exc, "smtp_code", None)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [c for c, _ in exc.recipients.values()]
+        code = min(codes) if codes else None
+    if code is not None and 500 <= code < 600:
+        return PermanentFailure(f"{code} {_smtp_text(exc)}".strip())
+    if isinstance(exc, smtplib.SMTPException | OSError | socket.timeout) or code is not None:
+        return TransientFailure(f"{code or ''} {_smtp_text(exc) or exc}".strip())
+    return exc
+
+
+def _smtp_text(exc) -> str:
+    message = getattr(exc, "smtp_error", b"")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        message = b"; ".join(m for _, m in exc.recipients.values())
+    return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+
+
+def invitation_claim(*, invitation_id: int) -> bool:
+    """Take an invitation for sending. Only one worker wins; a sent one is never taken again."""
+    return bool(
+        Invitation.objects.filter(pk=invitation_id, state=Invitation.State.QUEUED).update(
+            state=Invitation.State.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+        )
+    )
+
+
+def invitation_email(*, invitation: Invitation) -> EmailMultiAlternatives:
+    """The email for a claimed invitation, with a fresh secret reply link (its hash is saved)."""
+    token = secrets.token_urlsafe(32)  # 256 bits
+    Invitation.objects.filter(pk=invitation.pk).update(token_hash=Invitation.hash_token(token))
+    poll = invitation.poll
+    context = {
+        "poll": poll,
+        "invitation": invitation,
+        "agency": invitation.agency,
+        "contact": invitation.contact,
+        "teams": invitation.agency.teams.filter(active=True).select_related("team_type"),
+        "reply_url": settings.SITE_URL + reverse("surveys:reply", args=[token]),
+        "deadline": timezone.localtime(poll.deadline),
+    }
+    subject = f"{poll.get_purpose_display()}: {poll.title}"
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("surveys/email/invitation.txt", context),
+        to=[invitation.email],
+    )
+    message.attach_alternative(
+        render_to_string("surveys/email/invitation.html", context), "text/html"
+    )
+    return message
+
+
+def invitations_deliver(*, invitation_ids: list[int]) -> list[int]:
+    """Send the invitations this worker can claim, over one SMTP connection.
+
+    Returns the ids that failed transiently: they are back in the queue for a retry. Permanent
+    failures are marked failed with the reason. Already sent or claimed ones are skipped, so a
+    task that runs twice sends nothing twice.
+    """
+    retry = []
+    connection = mailers.default
+    claimed = [i for i in invitation_ids if invitation_claim(invitation_id=i)]
+    if not claimed:
+        return retry
+    invitations = Invitation.objects.select_related("poll", "agency", "contact").in_bulk(claimed)
+    try:
+        connection.open()
+        for invitation in invitations.values():
+            try:
+                connection.send_messages([invitation_email(invitation=invitation)])
+            except Exception as exc:  # classified below; unknown errors are re-raised
+                failure = classify_smtp_error(exc)
+                if isinstance(failure, PermanentFailure):
+                    _mark(invitation.pk, Invitation.State.FAILED, reason=str(failure))
+                    continue
+                if isinstance(failure, TransientFailure):
+                    _mark(invitation.pk, Invitation.State.QUEUED, reason=str(failure))
+                    retry.append(invitation.pk)
+                    continue
+                _mark(invitation.pk, Invitation.State.QUEUED, reason=repr(exc)[:500])
+                raise
+            _mark(invitation.pk, Invitation.State.SENT)
+    except (smtplib.SMTPException, OSError) as exc:
+        # The connection itself failed: everything claimed and not finished goes back.
+        unfinished = Invitation.objects.filter(pk__in=claimed, state=Invitation.State.SENDING)
+        retry += list(unfinished.values_list("pk", flat=True))
+        unfinished.update(state=Invitation.State.QUEUED, failure_reason=str(exc)[:500])
+    finally:
+        connection.close()
+    return retry
+
+
+def _mark(invitation_id: int, state: str, *, reason: str = "") -> None:
+    changes = {"state": state, "failure_reason": reason[:500]}
+    if state == Invitation.State.SENT:
+        changes["sent_at"] = timezone.now()
+    Invitation.objects.filter(pk=invitation_id, state=Invitation.State.SENDING).update(**changes)
+
+
+def invitations_give_up(*, invitation_ids: list[int]) -> None:
+    """After the last retry: transient failures that never cleared become failures."""
+    Invitation.objects.filter(pk__in=invitation_ids, state=Invitation.State.QUEUED).update(
+        state=Invitation.State.FAILED
+    )
+
+
+def invitations_requeue_stuck(*, older_than_minutes: int = 15) -> list[int]:
+    """Invitations claimed by a worker that died, or queued but never handed to one."""
+    cutoff = timezone.now() - timezone.timedelta(minutes=older_than_minutes)
+    stuck = Invitation.objects.filter(
+        state=Invitation.State.SENDING, claimed_at__lt=cutoff
+    ) | Invitation.objects.filter(
+        state=Invitation.State.QUEUED, created_at__lt=cutoff, claimed_at__isnull=True
+    )
+    ids = list(stuck.values_list("pk", flat=True))
+    Invitation.objects.filter(pk__in=ids, state=Invitation.State.SENDING).update(
+        state=Invitation.State.QUEUED
+    )
+    return ids

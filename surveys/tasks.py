@@ -1,0 +1,28 @@
+"""Celery adapters: each task calls a service with ids. acks_late (settings): a task whose
+worker dies runs again, and the claim in the service keeps it from sending twice."""
+
+from celery import shared_task
+
+from . import services
+
+MAX_RETRIES = 5
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def deliver_invitations(self, invitation_ids: list[int]) -> None:
+    retry = services.invitations_deliver(invitation_ids=invitation_ids)
+    if not retry:
+        return
+    if self.request.retries >= MAX_RETRIES:
+        services.invitations_give_up(invitation_ids=retry)
+        return
+    # Back off: 30 s, 1, 2, 4, 8 minutes.
+    raise self.retry(args=[retry], countdown=30 * 2**self.request.retries)
+
+
+@shared_task
+def requeue_stuck_invitations() -> int:
+    ids = services.invitations_requeue_stuck()
+    for start in range(0, len(ids), services.DELIVERY_CHUNK):
+        deliver_invitations.delay(ids[start : start + services.DELIVERY_CHUNK])
+    return len(ids)

@@ -1,0 +1,142 @@
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from readiness import audit, permissions
+
+from . import selectors, services
+from .forms import PollForm
+from .models import Invitation, Poll
+
+
+def _delivery_counts(poll: Poll) -> dict:
+    counts = poll.invitations.aggregate(
+        total=Count("pk"),
+        **{state: Count("pk", filter=Q(state=state)) for state in Invitation.State.values},
+    )
+    counts["done"] = counts["total"] > 0 and counts["queued"] + counts["sending"] == 0
+    return counts
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def poll_list(request):
+    polls = Poll.objects.select_related("created_by").annotate(
+        asked=Count("invitations"),
+        sent=Count("invitations", filter=Q(invitations__state=Invitation.State.SENT)),
+        failed=Count("invitations", filter=Q(invitations__state=Invitation.State.FAILED)),
+    )
+    return render(
+        request,
+        "surveys/poll_list.html",
+        {"polls": polls, "can_manage": permissions.can_manage_polls(request.user)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@permissions.require(permissions.can_manage_polls)
+def poll_create(request):
+    form = PollForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        form.instance.created_by = request.user
+        poll = form.save()
+        audit.record("poll.create", request=request, obj=poll)
+        messages.success(request, "Draft saved. Check the recipients, then send.")
+        return redirect("surveys:poll-detail", poll.pk)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "surveys/poll_form.html", {"form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@permissions.require(permissions.can_manage_polls)
+def poll_edit(request, poll_id: int):
+    poll = get_object_or_404(Poll, pk=poll_id)
+    if poll.state != Poll.State.DRAFT:
+        messages.error(request, "Only a draft can be edited; this poll has been sent.")
+        return redirect("surveys:poll-detail", poll.pk)
+    form = PollForm(request.POST or None, instance=poll)
+    if request.method == "POST" and form.is_valid():
+        poll = form.save()
+        audit.record("poll.update", request=request, obj=poll,
+                     changes={"fields": sorted(form.changed_data)})  # fmt: skip
+        messages.success(request, "Draft updated.")
+        return redirect("surveys:poll-detail", poll.pk)
+    status = 422 if request.method == "POST" else 200
+    return render(request, "surveys/poll_form.html", {"form": form, "poll": poll}, status=status)
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def poll_detail(request, poll_id: int):
+    poll = get_object_or_404(
+        Poll.objects.select_related("created_by", "requesting_agency", "needed_team_type"),
+        pk=poll_id,
+    )
+    context = {
+        "poll": poll,
+        "can_manage": permissions.can_manage_polls(request.user),
+        "counts": _delivery_counts(poll),
+    }
+    if poll.state == Poll.State.DRAFT:
+        recipients = list(selectors.poll_recipients(poll=poll))
+        context.update(
+            recipients=recipients,
+            unreachable=[a for a in recipients if not a.primary_contacts],
+            officers=sum(t.members for a in recipients for t in a.targeted_teams),
+        )
+    else:
+        context["invitations"] = poll.invitations.select_related("agency", "contact").order_by(
+            "distance_km"
+        )
+    if request.htmx:
+        return render(request, "surveys/poll_detail.html#progress", context)
+    return render(request, "surveys/poll_detail.html", context)
+
+
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def poll_send(request, poll_id: int):
+    poll = get_object_or_404(Poll, pk=poll_id)
+    try:
+        count = services.poll_send(poll=poll, request=request)
+    except services.PollNotDraft:
+        messages.info(request, "This poll has already been sent.")
+    else:
+        messages.success(request, f"Sending to {count} agenc{'y' if count == 1 else 'ies'}.")
+    return redirect("surveys:poll-detail", poll.pk)
+
+
+@never_cache
+@require_GET
+def reply(request, token: str):
+    """The secret link from the email. No sign-in: the link itself is the credential.
+
+    The reply form arrives with the next issue; the link already resolves to its invitation and
+    says plainly when it can no longer be used.
+    """
+    invitation = (
+        Invitation.objects.select_related("poll", "agency", "contact")
+        .filter(token_hash=Invitation.hash_token(token))
+        .first()
+    )
+    if invitation is None:
+        return render(request, "surveys/reply_gone.html", {"reason": "unknown"}, status=404)
+    poll = invitation.poll
+    if invitation.revoked_at:
+        reason = "revoked"
+    elif poll.state == Poll.State.CANCELLED:
+        reason = "cancelled"
+    elif poll.state == Poll.State.CLOSED:
+        reason = "closed"
+    else:
+        reason = ""
+    if reason:
+        return render(
+            request,
+            "surveys/reply_gone.html",
+            {"reason": reason, "poll": poll, "invitation": invitation},
+            status=410,
+        )
+    return render(request, "surveys/reply.html", {"invitation": invitation, "poll": poll})

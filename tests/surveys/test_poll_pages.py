@@ -1,0 +1,167 @@
+"""Composing, previewing, sending and watching a poll through the web pages."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from agencies.models import Contact
+from readiness.models import AuditEvent
+from surveys.models import Invitation, Poll
+from tests.factories import AgencyFactory, ContactFactory, RegionFactory
+
+NEW = reverse("surveys:poll-create")
+
+
+def form_data(**changes) -> dict:
+    deadline = timezone.localtime() + timedelta(days=1)
+    data = {
+        "title": "Critical situations in Chicago",
+        "purpose": "planning",
+        "situation": "emergency",
+        "message": "Would members of your special teams respond?",
+        "destination": "0",  # the first preset: Chicago
+        "deadline": deadline.strftime("%Y-%m-%dT%H:%M"),
+        "reminders": "24, 4",
+        "target_kinds": ["municipal"],
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def north(db):
+    region = RegionFactory(name="North")
+    for i, lat in enumerate((41.9, 42.0, 42.1)):
+        agency = AgencyFactory(name=f"North {i} PD", region=region, latitude=lat, longitude=-87.7)
+        ContactFactory(agency=agency, role=Contact.Role.PRIMARY, email=f"chief{i}@north.example")
+    AgencyFactory(name="No Contact PD", region=region)
+    return region
+
+
+def test_compose_preview_send_and_watch(
+    client, coordinator, north, mailoutbox, django_capture_on_commit_callbacks
+):
+    client.force_login(coordinator)
+    page = client.get(NEW)
+    assert "For emergency situations, not routine calls for service" in page.text  # template
+    response = client.post(NEW, form_data(target_regions=[north.pk]))
+    assert response.status_code == 302
+    poll = Poll.objects.get()
+    assert (poll.state, poll.destination_name) == ("draft", "Chicago (City Hall)")
+    assert poll.reminder_hours_before == [24, 4]
+    preview = client.get(response["Location"])
+    assert preview.context["recipients"] and len(preview.context["recipients"]) == 4
+    assert "No Contact PD" in preview.context["unreachable"][0].name
+    assert "no usable contact" in preview.text
+    assert "Planning survey" in preview.text
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    assert sent.status_code == 302
+    assert len(mailoutbox) == 3
+    assert sorted(m.to[0] for m in mailoutbox) == [f"chief{i}@north.example" for i in range(3)]
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk]))
+    assert page.context["counts"]["sent"] == 3 and page.context["counts"]["done"]
+    assert "all sent" in page.text
+    # The live part on its own, for htmx.
+    partial = client.get(reverse("surveys:poll-detail", args=[poll.pk]), HTTP_HX_REQUEST="true")
+    assert partial.text.lstrip().startswith('<section id="progress"')
+    assert "hx-trigger" not in partial.text  # done: it stops polling
+    # Pressing send again sends nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    assert len(mailoutbox) == 3 and Invitation.objects.count() == 3
+    assert {"poll.create", "poll.send"} <= set(AuditEvent.objects.values_list("action", flat=True))
+
+
+def test_progress_keeps_polling_while_invitations_wait(
+    client, coordinator, north, django_capture_on_commit_callbacks
+):
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_regions=[north.pk]))
+    poll = Poll.objects.get()
+    with django_capture_on_commit_callbacks(execute=False):  # delivery not run yet
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk]))
+    assert page.context["counts"]["queued"] == 3
+    assert 'hx-trigger="every 2s"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"purpose": "request"}, "requesting_agency", "Say which agency requests assistance"),
+        ({"purpose": "request"}, "requesting_person", "Say who requests assistance"),
+        ({"deadline": "2001-01-01T00:00"}, "deadline", "must be in the future"),
+        ({"destination": "custom"}, "destination_latitude", "name and coordinates"),
+        ({"reminders": "soon"}, "reminders", "whole hours"),
+        ({"target_kinds": []}, None, "Choose whom to ask"),
+    ],
+)
+def test_compose_errors_are_explained_and_nothing_saved(
+    client, coordinator, changes, field, message
+):
+    client.force_login(coordinator)
+    response = client.post(NEW, form_data(**changes))
+    assert response.status_code == 422
+    errors = response.context["form"].errors
+    assert message in str(errors[field] if field else errors["__all__"])
+    assert not Poll.objects.exists()
+
+
+def test_request_for_assistance_names_who_asked_everywhere(
+    client, coordinator, north, mailoutbox, django_capture_on_commit_callbacks
+):
+    requester = AgencyFactory(name="Chicago Police Department")
+    client.force_login(coordinator)
+    client.post(
+        NEW,
+        form_data(
+            purpose="request",
+            requesting_agency=requester.pk,
+            requesting_person="Supt. Example",
+            target_regions=[north.pk],
+        ),
+    )
+    poll = Poll.objects.get()
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk])).text
+    assert "Request for assistance" in page and "Supt. Example" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    body = mailoutbox[0].body
+    assert body.startswith("REQUEST FOR ASSISTANCE: requested by Supt. Example, Chicago Police")
+
+
+def test_only_drafts_can_be_edited(client, coordinator, north, django_capture_on_commit_callbacks):
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_regions=[north.pk]))
+    poll = Poll.objects.get()
+    edit = reverse("surveys:poll-edit", args=[poll.pk])
+    assert (
+        client.post(edit, form_data(title="Renamed", target_regions=[north.pk])).status_code == 302
+    )
+    poll.refresh_from_db()
+    assert poll.title == "Renamed"
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    response = client.post(edit, form_data(title="Too late", target_regions=[north.pk]))
+    assert response.status_code == 302
+    poll.refresh_from_db()
+    assert poll.title == "Renamed"
+
+
+def test_officials_watch_but_do_not_send(client, official, coordinator, north):
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_regions=[north.pk], title="<b>Bold</b>"))
+    poll = Poll.objects.get()
+    client.force_login(official)
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk]))
+    assert page.status_code == 200
+    assert "&lt;b&gt;Bold&lt;/b&gt;" in page.text  # escaped
+    assert "Send to" not in page.text
+    assert client.post(reverse("surveys:poll-send", args=[poll.pk])).status_code == 403
+    assert Poll.objects.get().state == "draft"
+    listing = client.get(reverse("surveys:poll-list"))
+    assert "New poll" not in listing.text and "&lt;b&gt;Bold" in listing.text
