@@ -81,9 +81,11 @@ def poll_detail(request, poll_id: int):
     }
     if poll.state == Poll.State.DRAFT:
         recipients = list(selectors.poll_recipients(poll=poll))
+        unreachable = [a for a in recipients if not a.primary_contacts]
         context.update(
             recipients=recipients,
-            unreachable=[a for a in recipients if not a.primary_contacts],
+            unreachable=unreachable,
+            reachable=len(recipients) - len(unreachable),
             officers=sum(t.members for a in recipients for t in a.targeted_teams),
         )
     else:

@@ -1,0 +1,42 @@
+"""A coordinator composes a poll for Chicago, previews recipients, sends, and watches delivery."""
+
+import pytest
+
+from agencies.models import Contact
+from readiness.models import User
+from tests.e2e.test_registry_browser import fits_the_screen, sign_in
+from tests.factories import AgencyFactory, ContactFactory, RegionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_compose_preview_send_and_watch(live_server, browser, artifacts, mailoutbox):
+    region = RegionFactory(name="Region 1 - Northeast")
+    for i in range(4):
+        agency = AgencyFactory(name=f"Suburb {i} PD", region=region, latitude=41.9 + i / 20)
+        ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    AgencyFactory(name="Unreachable PD", region=region)
+    user = UserFactory(role=User.Role.COORDINATOR, email="coord@readiness.example")
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.set_default_timeout(10_000)
+
+    sign_in(page, live_server, user.email, next_url="/polls/new/")
+    page.wait_for_url("**/polls/new/")
+    page.get_by_label("Title").fill("Critical situations in Chicago")
+    page.get_by_label("Destination", exact=True).select_option(label="Chicago (City Hall)")
+    page.get_by_label("Region 1 - Northeast").check()
+    page.get_by_role("button", name="Save draft and preview recipients").click()
+
+    page.wait_for_url("**/polls/*/")
+    assert "5 agencies" in page.locator("#recipients ~ p").first.inner_text()
+    assert "Unreachable PD" in page.get_by_role("alert").inner_text()
+    page.screenshot(path=str(artifacts / "poll-preview.png"), full_page=True)
+
+    page.get_by_role("button", name="Send to 4 agencies").click()  # not the unreachable one
+    page.locator(".progress-line .done").wait_for()
+    assert "all sent" in page.locator(".progress-line").inner_text()
+    assert "4 sent" in page.locator(".progress-line").inner_text()
+    page.screenshot(path=str(artifacts / "poll-sent.png"), full_page=True)
+    assert len(mailoutbox) == 4
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert fits_the_screen(page)
