@@ -7,7 +7,7 @@ import socket
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -58,7 +58,7 @@ def poll_send(*, poll: Poll, request=None) -> int:
     audit.record("poll.send", request=request, obj=poll, changes={"invitations": len(invitations)})
     ids = list(Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", flat=True))
     for start in range(0, len(ids), DELIVERY_CHUNK):
-        tasks.deliver_invitations.delay_on_commit(ids[start : start + DELIVERY_CHUNK])
+        tasks.queue_delivery(ids[start : start + DELIVERY_CHUNK])
     return len(ids)
 
 
@@ -182,15 +182,15 @@ def invitations_give_up(*, invitation_ids: list[int]) -> None:
 
 
 def invitations_requeue_stuck(*, older_than_minutes: int = 15) -> list[int]:
-    """Invitations claimed by a worker that died, or queued but never handed to one."""
+    """Invitations claimed by a worker that died, queued but never handed to one, or put back
+    after a failure whose retry was lost. (The longest retry back-off, 8 minutes, is shorter
+    than the cutoff, so a pending retry is not doubled; the claim stops doubles anyway.)"""
     cutoff = timezone.now() - timezone.timedelta(minutes=older_than_minutes)
-    stuck = Invitation.objects.filter(
-        state=Invitation.State.SENDING, claimed_at__lt=cutoff
-    ) | Invitation.objects.filter(
-        state=Invitation.State.QUEUED, created_at__lt=cutoff, claimed_at__isnull=True
-    )
-    ids = list(stuck.values_list("pk", flat=True))
-    Invitation.objects.filter(pk__in=ids, state=Invitation.State.SENDING).update(
+    # Only rows still stale at the moment of the UPDATE: a worker may claim one in between.
+    Invitation.objects.filter(state=Invitation.State.SENDING, claimed_at__lt=cutoff).update(
         state=Invitation.State.QUEUED
     )
-    return ids
+    stuck = Invitation.objects.filter(state=Invitation.State.QUEUED).filter(
+        Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, created_at__lt=cutoff)
+    )
+    return list(stuck.values_list("pk", flat=True))

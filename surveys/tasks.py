@@ -2,6 +2,7 @@
 worker dies runs again, and the claim in the service keeps it from sending twice."""
 
 from celery import shared_task
+from django.db import transaction
 
 from . import services
 
@@ -20,9 +21,19 @@ def deliver_invitations(self, invitation_ids: list[int]) -> None:
     raise self.retry(args=[retry], countdown=30 * 2**self.request.retries)
 
 
+def queue_delivery(invitation_ids: list[int]) -> None:
+    """Hand invitations to a worker once the current transaction commits."""
+    if deliver_invitations.app.conf.task_always_eager:
+        # The embedded default has no broker to retry through: run now, and let a transient
+        # failure leave the invitations queued for the sweep instead of failing the request.
+        transaction.on_commit(lambda: deliver_invitations.apply(args=[invitation_ids], throw=False))
+    else:
+        deliver_invitations.delay_on_commit(invitation_ids)
+
+
 @shared_task
 def requeue_stuck_invitations() -> int:
     ids = services.invitations_requeue_stuck()
     for start in range(0, len(ids), services.DELIVERY_CHUNK):
-        deliver_invitations.delay(ids[start : start + services.DELIVERY_CHUNK])
+        queue_delivery(ids[start : start + services.DELIVERY_CHUNK])
     return len(ids)

@@ -49,6 +49,18 @@ def _test_speed_and_timing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _celery_eager():
+    """Tasks run in the test's process, also when REDIS_URL is set; the tests with a real
+    worker turn this off for themselves."""
+    from readiness.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate limits live in the cache: each test starts with none spent."""
     from django.core.cache import cache
@@ -56,6 +68,12 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def redis_url():
+    require_service("Redis", bool(settings.REDIS_URL), "set REDIS_URL=redis://...")
+    return settings.REDIS_URL
 
 
 @pytest.fixture

@@ -16,15 +16,7 @@ from django.core.cache import cache
 
 from readiness.celery import app as celery_app
 
-from .conftest import require_service
-
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def redis_url():
-    require_service("Redis", bool(settings.REDIS_URL), "set REDIS_URL=redis://...")
-    return settings.REDIS_URL
 
 
 def worker_env() -> dict[str, str]:
@@ -51,7 +43,8 @@ def test_worker_runs_a_task_through_redis(redis_url, postgres):
         text=True,
     )  # fmt: skip
     try:
-        # send_task never runs eagerly: this goes through the broker to the worker.
+        # Through the broker to the worker (conftest restores eager mode afterwards).
+        celery_app.conf.task_always_eager = False
         result = celery_app.send_task("readiness.tasks.health_check", queue=queue)
         value = result.get(timeout=60)  # polls the result backend with a deadline
     finally:

@@ -1,0 +1,108 @@
+"""A real SMTP server on 127.0.0.1 for the delivery tests (PollFactory is in factories.py)."""
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass
+
+import pytest
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    rcpt_tos: list[str]
+    message: email.message.EmailMessage
+
+
+class SinkHandler:
+    """Records what arrives; answers DATA or RCPT with an error code when told to."""
+
+    def __init__(self):
+        self._lock = threading.Lock()  # the server runs in its own thread
+        self.messages: list[Received] = []
+        self.rejected: list[Received] = []  # arrived in full, then answered with an error
+        self._fail_count = 0
+        self._fail_reply = ""
+        self._refused: dict[str, str] = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self._lock:
+            refusal = self._refused.get(address.lower())
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        received = Received(
+            rcpt_tos=list(envelope.rcpt_tos),
+            message=email.message_from_bytes(envelope.content, policy=email.policy.default),
+        )
+        with self._lock:
+            if self._fail_count:
+                self._fail_count -= 1
+                self.rejected.append(received)
+                return self._fail_reply
+            self.messages.append(received)
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    def __init__(self, handler: SinkHandler, controller: Controller, port: int):
+        self._handler = handler
+        self._controller = controller
+        self.port = port
+        self.running = True
+
+    @property
+    def messages(self) -> list[Received]:
+        return self._handler.messages
+
+    @property
+    def rejected(self) -> list[Received]:
+        return self._handler.rejected
+
+    def fail_next(self, n: int, code_text: str) -> None:
+        """Answer the next n DATA commands with code_text, e.g. "451 4.3.0 try later"."""
+        with self._handler._lock:
+            self._handler._fail_count = n
+            self._handler._fail_reply = code_text
+
+    def refuse(self, address: str, code_text: str) -> None:
+        """Always answer RCPT TO:<address> with code_text, e.g. "550 5.1.1 no such user"."""
+        with self._handler._lock:
+            self._handler._refused[address.lower()] = code_text
+
+    def to(self, address: str) -> list[Received]:
+        return [r for r in self.messages if address in r.rcpt_tos]
+
+    def stop(self) -> None:
+        """Take the server down: its port then refuses connections."""
+        if self.running:
+            self._controller.stop()
+            self.running = False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    port = free_port()
+    handler = SinkHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()  # returns once the server answers
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5},
+        }
+    }
+    sink = SmtpSink(handler, controller, port)
+    yield sink
+    sink.stop()
