@@ -175,3 +175,9 @@ class PollForm(forms.ModelForm):
             poll.save()
             self.save_m2m()
         return poll
+
+
+class ExtendForm(forms.Form):
+    deadline = forms.DateTimeField(
+        label="New deadline", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )

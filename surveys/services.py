@@ -194,3 +194,75 @@ def invitations_requeue_stuck(*, older_than_minutes: int = 15) -> list[int]:
         Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, created_at__lt=cutoff)
     )
     return list(stuck.values_list("pk", flat=True))
+
+
+# Closing, cancelling, extending -----------------------------------------------------------------
+
+
+class PollNotOpen(Exception):
+    pass
+
+
+def _lock_open(poll: Poll) -> Poll:
+    poll = Poll.objects.select_for_update().get(pk=poll.pk)
+    if poll.state not in (Poll.State.OPEN, Poll.State.SENDING):
+        raise PollNotOpen(poll.pk)
+    return poll
+
+
+@transaction.atomic
+def poll_close(*, poll: Poll, request=None) -> Poll:
+    """Close now: reply links stop working."""
+    poll = _lock_open(poll)
+    poll.state, poll.closed_at = Poll.State.CLOSED, timezone.now()
+    poll.save(update_fields=["state", "closed_at", "updated_at"])
+    audit.record("poll.close", request=request, obj=poll)
+    return poll
+
+
+@transaction.atomic
+def poll_extend(*, poll: Poll, deadline, request=None) -> Poll:
+    poll = _lock_open(poll)
+    if deadline <= max(poll.deadline, timezone.now()):
+        raise ValueError("The new deadline must be later than the current one and in the future.")
+    before = poll.deadline
+    poll.deadline = deadline
+    poll.save(update_fields=["deadline", "updated_at"])
+    audit.record(
+        "poll.extend", request=request, obj=poll, changes=audit.diff(
+            {"deadline": before}, {"deadline": deadline})
+    )  # fmt: skip
+    return poll
+
+
+@transaction.atomic
+def poll_cancel(*, poll: Poll, request) -> Poll:
+    """Cancel an open poll and tell everyone asked to stand down, saying who cancelled and when."""
+    from . import tasks
+
+    poll = _lock_open(poll)
+    poll.state, poll.cancelled_at, poll.cancelled_by = (
+        Poll.State.CANCELLED, timezone.now(), request.user)  # fmt: skip
+    poll.save(update_fields=["state", "cancelled_at", "cancelled_by", "updated_at"])
+    audit.record("poll.cancel", request=request, obj=poll)
+    transaction.on_commit(lambda: tasks.send_stand_down.delay(poll.pk))
+    return poll
+
+
+def poll_send_stand_down(*, poll_id: int) -> int:
+    """One stand-down email per address that was sent the poll."""
+    poll = Poll.objects.select_related("cancelled_by", "created_by").get(pk=poll_id)
+    addresses = sorted(
+        set(poll.invitations.filter(state=Invitation.State.SENT).values_list("email", flat=True))
+    )
+    context = {"poll": poll, "cancelled_at": timezone.localtime(poll.cancelled_at)}
+    body = render_to_string("surveys/email/stand_down.txt", context)
+    messages = [
+        EmailMultiAlternatives(
+            subject=f"STAND DOWN: {poll.title} is cancelled", body=body, to=[address]
+        )
+        for address in addresses
+    ]
+    connection = mailers.default
+    connection.send_messages(messages)
+    return len(messages)

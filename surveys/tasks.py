@@ -37,3 +37,8 @@ def requeue_stuck_invitations() -> int:
     for start in range(0, len(ids), services.DELIVERY_CHUNK):
         queue_delivery(ids[start : start + services.DELIVERY_CHUNK])
     return len(ids)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_stand_down(poll_id: int) -> int:
+    return services.poll_send_stand_down(poll_id=poll_id)

@@ -10,5 +10,8 @@ urlpatterns = [
     path("polls/<int:poll_id>/", views.poll_detail, name="poll-detail"),
     path("polls/<int:poll_id>/edit/", views.poll_edit, name="poll-edit"),
     path("polls/<int:poll_id>/send/", views.poll_send, name="poll-send"),
+    path("polls/<int:poll_id>/close/", views.poll_close, name="poll-close"),
+    path("polls/<int:poll_id>/cancel/", views.poll_cancel, name="poll-cancel"),
+    path("polls/<int:poll_id>/extend/", views.poll_extend, name="poll-extend"),
     path("r/<str:token>/", views.reply, name="reply"),
 ]

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from readiness import audit, permissions
 
 from . import selectors, services
-from .forms import PollForm
+from .forms import ExtendForm, PollForm
 from .models import Invitation, Poll
 
 
@@ -78,6 +78,7 @@ def poll_detail(request, poll_id: int):
         "poll": poll,
         "can_manage": permissions.can_manage_polls(request.user),
         "counts": _delivery_counts(poll),
+        "extend_form": ExtendForm(initial={"deadline": poll.deadline}),
     }
     if poll.state == Poll.State.DRAFT:
         recipients = list(selectors.poll_recipients(poll=poll))
@@ -107,6 +108,51 @@ def poll_send(request, poll_id: int):
         messages.info(request, "This poll has already been sent.")
     else:
         messages.success(request, f"Sending to {count} agenc{'y' if count == 1 else 'ies'}.")
+    return redirect("surveys:poll-detail", poll.pk)
+
+
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def poll_close(request, poll_id: int):
+    poll = get_object_or_404(Poll, pk=poll_id)
+    try:
+        services.poll_close(poll=poll, request=request)
+    except services.PollNotOpen:
+        messages.error(request, "Only an open poll can be closed.")
+    else:
+        messages.success(request, "Poll closed: reply links no longer work.")
+    return redirect("surveys:poll-detail", poll.pk)
+
+
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def poll_cancel(request, poll_id: int):
+    poll = get_object_or_404(Poll, pk=poll_id)
+    try:
+        services.poll_cancel(poll=poll, request=request)
+    except services.PollNotOpen:
+        messages.error(request, "Only an open poll can be cancelled.")
+    else:
+        messages.success(request, "Poll cancelled: everyone asked is told to stand down.")
+    return redirect("surveys:poll-detail", poll.pk)
+
+
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def poll_extend(request, poll_id: int):
+    poll = get_object_or_404(Poll, pk=poll_id)
+    form = ExtendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the new deadline as a date and time.")
+        return redirect("surveys:poll-detail", poll.pk)
+    try:
+        services.poll_extend(poll=poll, deadline=form.cleaned_data["deadline"], request=request)
+    except services.PollNotOpen:
+        messages.error(request, "Only an open poll's deadline can be extended.")
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Deadline extended.")
     return redirect("surveys:poll-detail", poll.pk)
 
 

@@ -53,6 +53,9 @@ RULES = {
     "surveys:poll-detail": ("get", lambda w: [w["poll"].pk], {**staff_only(200), "official": 200}),
     "surveys:poll-edit": ("get", lambda w: [w["poll"].pk], staff_only(200)),
     "surveys:poll-send": ("post", lambda w: [w["poll"].pk], staff_only(302)),
+    "surveys:poll-close": ("post", lambda w: [w["poll"].pk], staff_only(302)),
+    "surveys:poll-cancel": ("post", lambda w: [w["poll"].pk], staff_only(302)),
+    "surveys:poll-extend": ("post", lambda w: [w["poll"].pk], staff_only(302)),
     "surveys:reply": ("get", lambda w: ["not-a-real-token"], every(404)),
     "agencies:import-example": ("get", None, staff_only(200)),
 }

@@ -1,0 +1,86 @@
+"""Close now, cancel with a stand-down notice, extend the deadline: each audited."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from readiness.models import AuditEvent
+from surveys.models import Invitation, Poll
+
+from .factories import PollFactory
+from .test_delivery import agencies_with_contacts, reply_path, send
+
+
+@pytest.fixture
+def sent_poll(smtp_sink, django_capture_on_commit_callbacks):
+    poll = PollFactory(target_agencies=agencies_with_contacts(3))
+    send(poll, django_capture_on_commit_callbacks)
+    return poll
+
+
+def post(client, name, poll, **data):
+    return client.post(reverse(f"surveys:{name}", args=[poll.pk]), data)
+
+
+def test_close_now_kills_the_links(client, coordinator, sent_poll, smtp_sink):
+    link = reply_path(smtp_sink.messages[0].message)
+    client.force_login(coordinator)
+    assert post(client, "poll-close", sent_poll).status_code == 302
+    sent_poll.refresh_from_db()
+    assert sent_poll.state == Poll.State.CLOSED and sent_poll.closed_at
+    client.logout()
+    assert client.get(link).status_code == 410
+    assert AuditEvent.objects.filter(action="poll.close", actor=coordinator).exists()
+    client.force_login(coordinator)
+    post(client, "poll-close", sent_poll)  # twice: nothing more happens
+    assert AuditEvent.objects.filter(action="poll.close").count() == 1
+
+
+def test_cancel_sends_one_stand_down_per_address_naming_who(
+    client, coordinator, sent_poll, smtp_sink, django_capture_on_commit_callbacks
+):
+    received_before = len(smtp_sink.messages)
+    client.force_login(coordinator)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, "poll-cancel", sent_poll).status_code == 302
+    sent_poll.refresh_from_db()
+    assert sent_poll.state == Poll.State.CANCELLED and sent_poll.cancelled_by == coordinator
+    notices = smtp_sink.messages[received_before:]
+    assert len(notices) == 3
+    assert sorted(m.rcpt_tos[0] for m in notices) == sorted(
+        Invitation.objects.values_list("email", flat=True)
+    )
+    text = notices[0].message.get_content()
+    assert "STAND DOWN" in notices[0].message["Subject"] and coordinator.email in text
+    page = client.get(reverse("surveys:poll-detail", args=[sent_poll.pk]))
+    assert "Cancelled by" in page.text
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, "poll-cancel", sent_poll)  # twice: no second notice
+    assert len(smtp_sink.messages) == received_before + 3
+
+
+def test_extend_moves_the_deadline_later_only(client, coordinator, sent_poll):
+    client.force_login(coordinator)
+    later = timezone.localtime(sent_poll.deadline) + datetime.timedelta(days=1)
+    post(client, "poll-extend", sent_poll, deadline=later.strftime("%Y-%m-%dT%H:%M"))
+    sent_poll.refresh_from_db()
+    assert abs(sent_poll.deadline - later) < datetime.timedelta(minutes=1)
+    event = AuditEvent.objects.get(action="poll.extend")
+    assert event.changes["deadline"][1].startswith(str(later.year))
+    earlier = later - datetime.timedelta(days=3)
+    response = post(client, "poll-extend", sent_poll, deadline=earlier.strftime("%Y-%m-%dT%H:%M"))
+    sent_poll.refresh_from_db()
+    assert abs(sent_poll.deadline - later) < datetime.timedelta(minutes=1)
+    page = client.get(response["Location"])
+    assert "must be later" in page.text
+
+
+def test_drafts_cannot_be_closed_or_cancelled(client, coordinator, db):
+    poll = PollFactory(target_agencies=agencies_with_contacts(1))
+    client.force_login(coordinator)
+    post(client, "poll-cancel", poll)
+    post(client, "poll-close", poll)
+    poll.refresh_from_db()
+    assert poll.state == Poll.State.DRAFT
