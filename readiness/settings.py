@@ -245,6 +245,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
+    "chase-polls": {"task": "surveys.tasks.chase_polls", "schedule": 60.0},
     "requeue-stuck-invitations": {
         "task": "surveys.tasks.requeue_stuck_invitations",
         "schedule": 300.0,

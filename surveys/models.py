@@ -72,6 +72,7 @@ class Poll(models.Model):
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    summary_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -112,6 +113,14 @@ class Invitation(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Chasing: reminders to the silent, and escalation to the agency's alternate contacts.
+    is_escalation = models.BooleanField(
+        default=False, help_text="Sent to an alternate contact because the primary was silent."
+    )
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True, help_text="Set by the reply form.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,11 +7,12 @@ import socket
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from agencies.models import Contact
 from readiness import audit
 
 from . import selectors
@@ -101,8 +102,12 @@ def invitation_claim(*, invitation_id: int) -> bool:
     )
 
 
-def invitation_email(*, invitation: Invitation) -> EmailMultiAlternatives:
-    """The email for a claimed invitation, with a fresh secret reply link (its hash is saved)."""
+def invitation_email(*, invitation: Invitation, reminder: bool = False) -> EmailMultiAlternatives:
+    """The email for an invitation, with a fresh secret reply link (its hash is saved).
+
+    Each email carries a new link and the previous one stops working: only a hash is stored,
+    so an old link cannot be re-sent, and the reply page says a newer email replaced it.
+    """
     token = secrets.token_urlsafe(32)  # 256 bits
     Invitation.objects.filter(pk=invitation.pk).update(token_hash=Invitation.hash_token(token))
     poll = invitation.poll
@@ -112,10 +117,18 @@ def invitation_email(*, invitation: Invitation) -> EmailMultiAlternatives:
         "agency": invitation.agency,
         "contact": invitation.contact,
         "teams": invitation.agency.teams.filter(active=True).select_related("team_type"),
+        "primary": invitation.agency.contacts.filter(role="primary").first()
+        if invitation.is_escalation
+        else None,
         "reply_url": settings.SITE_URL + reverse("surveys:reply", args=[token]),
         "deadline": timezone.localtime(poll.deadline),
+        "reminder": reminder,
     }
     subject = f"{poll.get_purpose_display()}: {poll.title}"
+    if reminder:
+        subject = f"Reminder: {subject}"
+    elif invitation.is_escalation:
+        subject = f"No answer yet from {invitation.agency.name}: {subject}"
     message = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("surveys/email/invitation.txt", context),
@@ -229,9 +242,11 @@ def poll_extend(*, poll: Poll, deadline, request=None) -> Poll:
     poll.deadline = deadline
     poll.save(update_fields=["deadline", "updated_at"])
     audit.record(
-        "poll.extend", request=request, obj=poll, changes=audit.diff(
-            {"deadline": before}, {"deadline": deadline})
-    )  # fmt: skip
+        "poll.extend",
+        request=request,
+        obj=poll,
+        changes=audit.diff({"deadline": before}, {"deadline": deadline}),
+    )
     return poll
 
 
@@ -242,7 +257,10 @@ def poll_cancel(*, poll: Poll, request) -> Poll:
 
     poll = _lock_open(poll)
     poll.state, poll.cancelled_at, poll.cancelled_by = (
-        Poll.State.CANCELLED, timezone.now(), request.user)  # fmt: skip
+        Poll.State.CANCELLED,
+        timezone.now(),
+        request.user,
+    )
     poll.save(update_fields=["state", "cancelled_at", "cancelled_by", "updated_at"])
     audit.record("poll.cancel", request=request, obj=poll)
     transaction.on_commit(lambda: tasks.send_stand_down.delay(poll.pk))
@@ -266,3 +284,161 @@ def poll_send_stand_down(*, poll_id: int) -> int:
     connection = mailers.default
     connection.send_messages(messages)
     return len(messages)
+
+
+# Chasing (Celery beat calls polls_chase every minute) ----------------------------------------
+
+
+def _silent(invitations):
+    """Invitations whose agency has not answered the poll (through any of its contacts)."""
+    answered = Invitation.objects.filter(
+        poll=OuterRef("poll"), agency=OuterRef("agency"), replied_at__isnull=False
+    )
+    return invitations.filter(state=Invitation.State.SENT).exclude(Exists(answered))
+
+
+def polls_chase(*, now=None) -> dict:
+    """Close polls past their deadline, remind the silent, escalate to alternates.
+
+    Every step claims its rows with a conditional UPDATE first, so several beat runs or workers
+    at once send nothing twice. `now` is injectable for tests.
+    """
+    now = now or timezone.now()
+    done = {"closed": 0, "reminded": 0, "escalated": 0}
+    for poll in Poll.objects.filter(state=Poll.State.OPEN, deadline__lte=now):
+        if Poll.objects.filter(pk=poll.pk, state=Poll.State.OPEN).update(
+            state=Poll.State.CLOSED, closed_at=now
+        ):
+            audit.record("poll.close", obj=poll, changes={"reason": "deadline"})
+            _queue(lambda pk=poll.pk: _tasks().send_poll_summary.delay(pk))
+            done["closed"] += 1
+    for poll in Poll.objects.filter(state=Poll.State.OPEN):
+        done["reminded"] += len(_claim_reminders(poll, now))
+        done["escalated"] += _escalate(poll, now)
+    return done
+
+
+def _tasks():
+    from . import tasks
+
+    return tasks
+
+
+def _queue(callback) -> None:
+    transaction.on_commit(callback)
+
+
+def _claim_reminders(poll: Poll, now) -> list[int]:
+    due = sum(
+        1
+        for hours in poll.reminder_hours_before
+        if now >= poll.deadline - timezone.timedelta(hours=hours)
+    )
+    if not due:
+        return []
+    won = []
+    candidates = _silent(poll.invitations.filter(reminders_sent__lt=due))
+    for pk, sent in candidates.values_list("pk", "reminders_sent"):
+        if Invitation.objects.filter(pk=pk, reminders_sent=sent).update(
+            reminders_sent=due, last_reminded_at=now
+        ):
+            won.append(pk)
+    if won:
+        _queue(lambda: _tasks().send_reminders.delay(won))
+    return won
+
+
+def poll_remind_silent(*, poll: Poll, request=None) -> int:
+    """ "Remind the silent now": one more reminder to everyone whose agency has not answered."""
+    if poll.state != Poll.State.OPEN:
+        raise PollNotOpen(poll.pk)
+    now = timezone.now()
+    won = []
+    for pk, sent in _silent(poll.invitations.all()).values_list("pk", "reminders_sent"):
+        if Invitation.objects.filter(pk=pk, reminders_sent=sent).update(
+            reminders_sent=sent + 1, last_reminded_at=now
+        ):
+            won.append(pk)
+    audit.record("poll.remind", request=request, obj=poll, changes={"reminded": len(won)})
+    if won:
+        _queue(lambda: _tasks().send_reminders.delay(won))
+    return len(won)
+
+
+def reminders_send(*, invitation_ids: list[int]) -> int:
+    invitations = Invitation.objects.select_related("poll", "agency", "contact").filter(
+        pk__in=invitation_ids, poll__state=Poll.State.OPEN
+    )
+    messages = [invitation_email(invitation=inv, reminder=True) for inv in invitations]
+    if messages:
+        mailers.default.send_messages(messages)
+    return len(messages)
+
+
+def _escalate(poll: Poll, now) -> int:
+    if not poll.escalate_after_hours:
+        return 0
+    cutoff = now - timezone.timedelta(hours=poll.escalate_after_hours)
+    due = _silent(
+        poll.invitations.filter(is_escalation=False, escalated_at__isnull=True, sent_at__lte=cutoff)
+    ).select_related("agency")
+    created = []
+    for primary in due:
+        if not Invitation.objects.filter(pk=primary.pk, escalated_at__isnull=True).update(
+            escalated_at=now
+        ):
+            continue  # another run took it
+        asked = poll.invitations.filter(agency=primary.agency).values_list("contact_id", flat=True)
+        for contact in primary.agency.contacts.filter(
+            active=True, role=Contact.Role.ALTERNATE
+        ).exclude(pk__in=list(asked)):
+            created.append(
+                Invitation.objects.create(
+                    poll=poll,
+                    agency=primary.agency,
+                    contact=contact,
+                    email=contact.email,
+                    distance_km=primary.distance_km,
+                    travel_minutes=primary.travel_minutes,
+                    is_escalation=True,
+                )
+            )
+    for start in range(0, len(created), DELIVERY_CHUNK):
+        _tasks().queue_delivery([i.pk for i in created[start : start + DELIVERY_CHUNK]])
+    if created:
+        audit.record("poll.escalate", obj=poll, changes={"alternates": len(created)})
+    return len(created)
+
+
+def poll_send_summary(*, poll_id: int) -> bool:
+    """After closing, the coordinator who sent the poll gets its figures, once."""
+    if not Poll.objects.filter(pk=poll_id, summary_sent_at__isnull=True).update(
+        summary_sent_at=timezone.now()
+    ):
+        return False
+    poll = Poll.objects.select_related("created_by").get(pk=poll_id)
+    invitations = poll.invitations.all()
+    counts = {
+        "agencies": invitations.values("agency").distinct().count(),
+        "answered": invitations.filter(replied_at__isnull=False)
+        .values("agency")
+        .distinct()
+        .count(),
+        "failed": invitations.filter(state=Invitation.State.FAILED).count(),
+    }
+    body = render_to_string(
+        "surveys/email/summary.txt",
+        {
+            "poll": poll,
+            "counts": counts,
+            "url": settings.SITE_URL + reverse("surveys:poll-detail", args=[poll.pk]),
+        },
+    )
+    mailers.default.send_messages(
+        [
+            EmailMultiAlternatives(
+                subject=f"Closed: {poll.title}", body=body, to=[poll.created_by.email]
+            )
+        ]
+    )
+    return True

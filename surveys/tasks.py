@@ -42,3 +42,18 @@ def requeue_stuck_invitations() -> int:
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_stand_down(poll_id: int) -> int:
     return services.poll_send_stand_down(poll_id=poll_id)
+
+
+@shared_task
+def chase_polls() -> dict:
+    return services.polls_chase()
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_reminders(invitation_ids: list[int]) -> int:
+    return services.reminders_send(invitation_ids=invitation_ids)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_poll_summary(poll_id: int) -> bool:
+    return services.poll_send_summary(poll_id=poll_id)

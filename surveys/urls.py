@@ -13,5 +13,6 @@ urlpatterns = [
     path("polls/<int:poll_id>/close/", views.poll_close, name="poll-close"),
     path("polls/<int:poll_id>/cancel/", views.poll_cancel, name="poll-cancel"),
     path("polls/<int:poll_id>/extend/", views.poll_extend, name="poll-extend"),
+    path("polls/<int:poll_id>/remind/", views.poll_remind, name="poll-remind"),
     path("r/<str:token>/", views.reply, name="reply"),
 ]

@@ -139,6 +139,19 @@ def poll_cancel(request, poll_id: int):
 
 @require_POST
 @permissions.require(permissions.can_manage_polls)
+def poll_remind(request, poll_id: int):
+    poll = get_object_or_404(Poll, pk=poll_id)
+    try:
+        count = services.poll_remind_silent(poll=poll, request=request)
+    except services.PollNotOpen:
+        messages.error(request, "Only an open poll's silent agencies can be reminded.")
+    else:
+        messages.success(request, f"Reminder sent to {count} contact{'s' if count != 1 else ''}.")
+    return redirect("surveys:poll-detail", poll.pk)
+
+
+@require_POST
+@permissions.require(permissions.can_manage_polls)
 def poll_extend(request, poll_id: int):
     poll = get_object_or_404(Poll, pk=poll_id)
     form = ExtendForm(request.POST)

@@ -1,0 +1,119 @@
+"""Reminders to the silent, escalation to alternates, closing at the deadline: on an injected
+clock (no sleeps), through the real SMTP sink."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from agencies.models import Contact
+from readiness.models import AuditEvent
+from surveys import services
+from surveys.models import Invitation, Poll
+from tests.factories import ContactFactory
+
+from .factories import PollFactory
+from .test_delivery import agencies_with_contacts, reply_path, send
+
+pytestmark = pytest.mark.django_db
+HOUR = datetime.timedelta(hours=1)
+
+
+@pytest.fixture
+def chase(django_capture_on_commit_callbacks):
+    """Run the beat job at a given time, with its emails sent as a worker would."""
+
+    def run(at):
+        with django_capture_on_commit_callbacks(execute=True):
+            return services.polls_chase(now=at)
+
+    return run
+
+
+@pytest.fixture
+def poll(smtp_sink, django_capture_on_commit_callbacks):
+    poll = PollFactory(
+        target_agencies=agencies_with_contacts(3),
+        deadline=timezone.now() + 30 * HOUR,
+        reminder_hours_before=[24, 4],
+    )
+    send(poll, django_capture_on_commit_callbacks)
+    return poll
+
+
+def to(smtp_sink, subject_start: str) -> list[str]:
+    return sorted(
+        m.rcpt_tos[0] for m in smtp_sink.messages if m.message["Subject"].startswith(subject_start)
+    )
+
+
+def test_reminders_only_to_the_silent_on_schedule(poll, smtp_sink, chase):
+    answered = Invitation.objects.filter(poll=poll).first()
+    Invitation.objects.filter(pk=answered.pk).update(replied_at=timezone.now())
+    silent = sorted(Invitation.objects.exclude(pk=answered.pk).values_list("email", flat=True))
+
+    assert chase(timezone.now())["reminded"] == 0  # 30 h before: nothing due
+    assert chase(poll.deadline - 23 * HOUR)["reminded"] == 2  # the 24-hour reminder
+    assert chase(poll.deadline - 22 * HOUR)["reminded"] == 0  # not twice
+    assert chase(poll.deadline - 3 * HOUR)["reminded"] == 2  # the 4-hour reminder
+    assert to(smtp_sink, "Reminder:") == sorted(silent * 2)
+    # A reminder carries a fresh link; the earlier one is replaced.
+    latest = [m for m in smtp_sink.messages if m.rcpt_tos[0] == silent[0]][-1]
+    assert "REMINDER" in latest.message.get_body(("plain",)).get_content()
+
+
+def test_remind_the_silent_now(
+    client, coordinator, poll, smtp_sink, django_capture_on_commit_callbacks
+):
+    client.force_login(coordinator)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-remind", args=[poll.pk]))
+    assert len(to(smtp_sink, "Reminder:")) == 3
+    assert AuditEvent.objects.get(action="poll.remind").changes == {"reminded": 3}
+    link = reply_path(
+        next(m for m in smtp_sink.messages if m.message["Subject"].startswith("Reminder")).message
+    )
+    assert client.get(link).status_code == 200
+
+
+def test_escalation_to_alternates_after_the_delay(
+    smtp_sink, chase, django_capture_on_commit_callbacks
+):
+    agencies = agencies_with_contacts(2)
+    quiet, answering = agencies
+    ContactFactory(agency=quiet, role=Contact.Role.ALTERNATE, email="alt@quiet.example")
+    ContactFactory(agency=answering, role=Contact.Role.ALTERNATE, email="alt@answering.example")
+    poll = PollFactory(
+        target_agencies=agencies, escalate_after_hours=2, deadline=timezone.now() + 48 * HOUR
+    )
+    send(poll, django_capture_on_commit_callbacks)
+    Invitation.objects.filter(agency=answering).update(replied_at=timezone.now())
+
+    assert chase(timezone.now() + HOUR)["escalated"] == 0  # too early
+    assert chase(timezone.now() + 3 * HOUR)["escalated"] == 1
+    assert chase(timezone.now() + 4 * HOUR)["escalated"] == 0  # once
+    escalations = [m for m in smtp_sink.messages if m.rcpt_tos == ["alt@quiet.example"]]
+    assert len(escalations) == 1
+    body = escalations[0].message.get_body(("plain",)).get_content()
+    assert "alternate contact" in body and "has not answered" in body
+    assert Invitation.objects.get(email="alt@quiet.example").is_escalation
+
+
+def test_poll_closes_at_its_deadline_and_the_coordinator_gets_a_summary(
+    poll, smtp_sink, chase, client
+):
+    assert chase(poll.deadline - HOUR)["closed"] == 0  # (both reminders are due: one email)
+    address = smtp_sink.messages[0].rcpt_tos[0]
+    link = reply_path([m for m in smtp_sink.messages if m.rcpt_tos == [address]][-1].message)
+    assert client.get(link).status_code == 200
+    assert chase(poll.deadline + datetime.timedelta(seconds=1))["closed"] == 1
+    assert chase(poll.deadline + HOUR)["closed"] == 0
+    poll.refresh_from_db()
+    assert poll.state == Poll.State.CLOSED
+    summaries = [m for m in smtp_sink.messages if m.message["Subject"].startswith("Closed:")]
+    assert [m.rcpt_tos for m in summaries] == [[poll.created_by.email]]
+    assert "Agencies asked: 3" in summaries[0].message.get_content()
+    assert client.get(link).status_code == 410
+    # After closing, nobody is reminded any more.
+    assert chase(poll.deadline + 2 * HOUR)["reminded"] == 0
