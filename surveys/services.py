@@ -442,3 +442,16 @@ def poll_send_summary(*, poll_id: int) -> bool:
         ]
     )
     return True
+
+
+def invitation_revoke(*, invitation: Invitation, request=None) -> bool:
+    """Withdraw an invitation's reply link (e.g. sent to the wrong person)."""
+    won = Invitation.objects.filter(pk=invitation.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if won:
+        audit.record(
+            "invitation.revoke", request=request, obj=invitation,
+            object_repr=f"{invitation.agency} <{invitation.email}>",
+        )  # fmt: skip
+    return bool(won)

@@ -169,6 +169,17 @@ def poll_extend(request, poll_id: int):
     return redirect("surveys:poll-detail", poll.pk)
 
 
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def invitation_revoke(request, poll_id: int, invitation_id: int):
+    invitation = get_object_or_404(
+        Invitation.objects.select_related("agency"), pk=invitation_id, poll_id=poll_id
+    )
+    if services.invitation_revoke(invitation=invitation, request=request):
+        messages.success(request, f"The link sent to {invitation.email} no longer works.")
+    return redirect("surveys:poll-detail", poll_id)
+
+
 @never_cache
 @require_GET
 def reply(request, token: str):

@@ -57,6 +57,7 @@ RULES = {
     "surveys:poll-cancel": ("post", lambda w: [w["poll"].pk], staff_only(302)),
     "surveys:poll-extend": ("post", lambda w: [w["poll"].pk], staff_only(302)),
     "surveys:poll-remind": ("post", lambda w: [w["poll"].pk], staff_only(302)),
+    "surveys:invitation-revoke": ("post", lambda w: [w["poll"].pk, 999999], staff_only(404)),
     "surveys:reply": ("get", lambda w: ["not-a-real-token"], every(404)),
     "agencies:import-example": ("get", None, staff_only(200)),
 }

@@ -84,3 +84,22 @@ def test_drafts_cannot_be_closed_or_cancelled(client, coordinator, db):
     post(client, "poll-close", poll)
     poll.refresh_from_db()
     assert poll.state == Poll.State.DRAFT
+
+
+def test_a_link_can_be_withdrawn(client, coordinator, sent_poll, smtp_sink):
+    message = smtp_sink.messages[0]
+    link = reply_path(message.message)
+    invitation = Invitation.objects.get(email=message.rcpt_tos[0])
+    client.force_login(coordinator)
+    url = reverse("surveys:invitation-revoke", args=[sent_poll.pk, invitation.pk])
+    assert client.post(url).status_code == 302
+    client.logout()
+    response = client.get(link)
+    assert response.status_code == 410 and "withdrawn" in response.text
+    assert AuditEvent.objects.filter(
+        action="invitation.revoke", object_id=str(invitation.pk)
+    ).exists()
+    other = Invitation.objects.exclude(pk=invitation.pk).first()
+    wrong_poll = reverse("surveys:invitation-revoke", args=[sent_poll.pk + 1, other.pk])
+    client.force_login(coordinator)
+    assert client.post(wrong_poll).status_code == 404
