@@ -7,12 +7,12 @@ import socket
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Prefetch, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from agencies.models import Contact
+from agencies.models import Contact, SpecialTeam
 from readiness import audit
 
 from . import selectors
@@ -94,32 +94,72 @@ def _smtp_text(exc) -> str:
 
 
 def invitation_claim(*, invitation_id: int) -> bool:
-    """Take an invitation for sending. Only one worker wins; a sent one is never taken again."""
-    return bool(
-        Invitation.objects.filter(pk=invitation_id, state=Invitation.State.QUEUED).update(
-            state=Invitation.State.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
-        )
+    """Take one invitation for sending. Only one worker wins; a sent one is never taken again."""
+    return bool(invitations_claim(invitation_ids=[invitation_id]))
+
+
+def invitations_claim(*, invitation_ids: list[int]) -> list[int]:
+    """Take the still-queued ones of these invitations for sending, in one UPDATE.
+
+    The claim time marks this worker's rows: a worker that loses the race to another gets
+    none of them, so nothing is sent twice.
+    """
+    stamp = timezone.now()
+    Invitation.objects.filter(pk__in=invitation_ids, state=Invitation.State.QUEUED).update(
+        state=Invitation.State.SENDING, claimed_at=stamp, attempts=F("attempts") + 1
+    )
+    return list(
+        Invitation.objects.filter(
+            pk__in=invitation_ids, state=Invitation.State.SENDING, claimed_at=stamp
+        ).values_list("pk", flat=True)
     )
 
 
-def invitation_email(*, invitation: Invitation, reminder: bool = False) -> EmailMultiAlternatives:
-    """The email for an invitation, with a fresh secret reply link (its hash is saved).
+def _for_email(invitations):
+    """Everything the email shows, loaded up front (no query per invitation)."""
+    return invitations.select_related(
+        "poll__created_by", "poll__requesting_agency", "poll__needed_team_type", "agency",
+        "contact",
+    ).prefetch_related(
+        Prefetch(
+            "agency__teams",
+            queryset=SpecialTeam.objects.filter(active=True).select_related("team_type"),
+            to_attr="active_teams",
+        ),
+        Prefetch(
+            "agency__contacts",
+            queryset=Contact.objects.filter(role=Contact.Role.PRIMARY),
+            to_attr="primary_contacts",
+        ),
+    )  # fmt: skip
 
-    Each email carries a new link and the previous one stops working: only a hash is stored,
-    so an old link cannot be re-sent, and the reply page says a newer email replaced it.
+
+def invitation_emails(
+    invitations: list[Invitation], *, reminder: bool = False
+) -> list[EmailMultiAlternatives]:
+    """The emails for these invitations, each with a fresh secret reply link.
+
+    Only the hash of a link is stored (saved here, in one query, before anything is sent), so
+    each email carries a new link and the previous one stops working; the reply page says a
+    newer email replaced it.
     """
-    token = secrets.token_urlsafe(32)  # 256 bits
-    Invitation.objects.filter(pk=invitation.pk).update(token_hash=Invitation.hash_token(token))
+    tokens = {inv.pk: secrets.token_urlsafe(32) for inv in invitations}  # 256 bits each
+    for inv in invitations:
+        inv.token_hash = Invitation.hash_token(tokens[inv.pk])
+    Invitation.objects.bulk_update(invitations, ["token_hash"], batch_size=500)
+    return [_email(inv, tokens[inv.pk], reminder=reminder) for inv in invitations]
+
+
+def _email(invitation: Invitation, token: str, *, reminder: bool) -> EmailMultiAlternatives:
     poll = invitation.poll
+    primaries = invitation.agency.primary_contacts
     context = {
         "poll": poll,
         "invitation": invitation,
         "agency": invitation.agency,
         "contact": invitation.contact,
-        "teams": invitation.agency.teams.filter(active=True).select_related("team_type"),
-        "primary": invitation.agency.contacts.filter(role="primary").first()
-        if invitation.is_escalation
-        else None,
+        "teams": invitation.agency.active_teams,
+        "primary": primaries[0] if invitation.is_escalation and primaries else None,
         "reply_url": settings.SITE_URL + reverse("surveys:reply", args=[token]),
         "deadline": timezone.localtime(poll.deadline),
         "reminder": reminder,
@@ -145,46 +185,61 @@ def invitations_deliver(*, invitation_ids: list[int]) -> list[int]:
 
     Returns the ids that failed transiently: they are back in the queue for a retry. Permanent
     failures are marked failed with the reason. Already sent or claimed ones are skipped, so a
-    task that runs twice sends nothing twice.
+    task that runs twice sends nothing twice. Sent ones are marked together at the end (and on
+    the way out of an unexpected error), so a chunk costs a handful of queries, not several
+    per email.
     """
-    retry = []
-    connection = mailers.default
-    claimed = [i for i in invitation_ids if invitation_claim(invitation_id=i)]
+    claimed = invitations_claim(invitation_ids=invitation_ids)
     if not claimed:
-        return retry
-    invitations = Invitation.objects.select_related("poll", "agency", "contact").in_bulk(claimed)
+        return []
+    invitations = list(_for_email(Invitation.objects.filter(pk__in=claimed)))
+    sent, retry = [], []
+    connection = mailers.default
     try:
+        emails = invitation_emails(invitations)
         connection.open()
-        for invitation in invitations.values():
+        for invitation, message in zip(invitations, emails, strict=True):
             try:
-                connection.send_messages([invitation_email(invitation=invitation)])
+                connection.send_messages([message])
             except Exception as exc:  # classified below; unknown errors are re-raised
                 failure = classify_smtp_error(exc)
                 if isinstance(failure, PermanentFailure):
                     _mark(invitation.pk, Invitation.State.FAILED, reason=str(failure))
-                    continue
-                if isinstance(failure, TransientFailure):
+                elif isinstance(failure, TransientFailure):
                     _mark(invitation.pk, Invitation.State.QUEUED, reason=str(failure))
                     retry.append(invitation.pk)
-                    continue
-                _mark(invitation.pk, Invitation.State.QUEUED, reason=repr(exc)[:500])
-                raise
-            _mark(invitation.pk, Invitation.State.SENT)
+                else:
+                    raise
+                if isinstance(exc, smtplib.SMTPServerDisconnected):
+                    raise  # the rest of the chunk cannot go over this connection
+            else:
+                sent.append(invitation.pk)
     except (smtplib.SMTPException, OSError) as exc:
         # The connection itself failed: everything claimed and not finished goes back.
-        unfinished = Invitation.objects.filter(pk__in=claimed, state=Invitation.State.SENDING)
+        unfinished = Invitation.objects.filter(
+            pk__in=claimed, state=Invitation.State.SENDING
+        ).exclude(pk__in=sent)
         retry += list(unfinished.values_list("pk", flat=True))
         unfinished.update(state=Invitation.State.QUEUED, failure_reason=str(exc)[:500])
+    except Exception:
+        # Anything else (a database error, a template bug): release what was not sent, so the
+        # retry or the sweep takes it without waiting for the stale-claim cut-off.
+        Invitation.objects.filter(pk__in=claimed, state=Invitation.State.SENDING).exclude(
+            pk__in=sent
+        ).update(state=Invitation.State.QUEUED)
+        raise
     finally:
         connection.close()
-    return retry
+        Invitation.objects.filter(pk__in=sent, state=Invitation.State.SENDING).update(
+            state=Invitation.State.SENT, sent_at=timezone.now(), failure_reason=""
+        )
+    return sorted(set(retry))
 
 
 def _mark(invitation_id: int, state: str, *, reason: str = "") -> None:
-    changes = {"state": state, "failure_reason": reason[:500]}
-    if state == Invitation.State.SENT:
-        changes["sent_at"] = timezone.now()
-    Invitation.objects.filter(pk=invitation_id, state=Invitation.State.SENDING).update(**changes)
+    Invitation.objects.filter(pk=invitation_id, state=Invitation.State.SENDING).update(
+        state=state, failure_reason=reason[:500]
+    )
 
 
 def invitations_give_up(*, invitation_ids: list[int]) -> None:
@@ -203,8 +258,11 @@ def invitations_requeue_stuck(*, older_than_minutes: int = 15) -> list[int]:
     Invitation.objects.filter(state=Invitation.State.SENDING, claimed_at__lt=cutoff).update(
         state=Invitation.State.QUEUED
     )
+    # Never claimed: its task may just be waiting behind a large poll's, so wait longer before
+    # assuming the broker lost it (the claim stops a duplicate either way).
+    never_claimed_cutoff = timezone.now() - timezone.timedelta(minutes=4 * older_than_minutes)
     stuck = Invitation.objects.filter(state=Invitation.State.QUEUED).filter(
-        Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, created_at__lt=cutoff)
+        Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, created_at__lt=never_claimed_cutoff)
     )
     return list(stuck.values_list("pk", flat=True))
 
@@ -366,10 +424,10 @@ def poll_remind_silent(*, poll: Poll, request=None) -> int:
 
 
 def reminders_send(*, invitation_ids: list[int]) -> int:
-    invitations = Invitation.objects.select_related("poll", "agency", "contact").filter(
-        pk__in=invitation_ids, poll__state=Poll.State.OPEN
+    invitations = list(
+        _for_email(Invitation.objects.filter(pk__in=invitation_ids, poll__state=Poll.State.OPEN))
     )
-    messages = [invitation_email(invitation=inv, reminder=True) for inv in invitations]
+    messages = invitation_emails(invitations, reminder=True)
     if messages:
         mailers.default.send_messages(messages)
     return len(messages)
