@@ -181,3 +181,30 @@ class ExtendForm(forms.Form):
     deadline = forms.DateTimeField(
         label="New deadline", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
+
+
+def targets_from(form: PollForm):
+    """Targets from a compose form as it stands, valid or not: for the live preview."""
+    from .selectors import Targets
+
+    form.is_valid()  # fills cleaned_data with whatever fields are valid
+    data = form.cleaned_data
+    if data.get("destination") in form.presets:
+        _, lat, lon = form.presets[data["destination"]]
+    elif (
+        data.get("destination_latitude") is not None
+        and data.get("destination_longitude") is not None
+    ):
+        lat, lon = data["destination_latitude"], data["destination_longitude"]
+    else:
+        return None
+    return Targets(
+        latitude=lat,
+        longitude=lon,
+        regions=[r.pk for r in data.get("target_regions", [])],
+        type_ids=[t.pk for t in data.get("target_team_types", [])],
+        levels=[(lv.team_type_id, lv.level) for lv in data.get("target_levels", [])],
+        kinds=list(data.get("target_kinds", [])),
+        radius_km=data.get("target_radius_km"),
+        picked=[a.pk for a in data.get("target_agencies", [])],
+    )

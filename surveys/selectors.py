@@ -1,5 +1,7 @@
 """Reads for polls: who a poll would ask."""
 
+from dataclasses import dataclass, field
+
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
@@ -19,28 +21,55 @@ def _team_filter(type_ids: list[int], levels: list[tuple[int, int]], prefix: str
     return condition
 
 
+@dataclass
+class Targets:
+    """Whom a poll asks, saved or still being composed."""
+
+    latitude: float
+    longitude: float
+    regions: list[int] = field(default_factory=list)
+    type_ids: list[int] = field(default_factory=list)
+    levels: list[tuple[int, int]] = field(default_factory=list)  # (team type id, level)
+    kinds: list[str] = field(default_factory=list)
+    radius_km: float | None = None
+    picked: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, poll: Poll) -> "Targets":
+        return cls(
+            latitude=poll.destination_latitude,
+            longitude=poll.destination_longitude,
+            regions=list(poll.target_regions.values_list("pk", flat=True)),
+            type_ids=list(poll.target_team_types.values_list("pk", flat=True)),
+            levels=list(poll.target_levels.values_list("team_type_id", "level")),
+            kinds=list(poll.target_kinds),
+            radius_km=poll.target_radius_km,
+            picked=list(poll.target_agencies.values_list("pk", flat=True)),
+        )
+
+
 def poll_recipients(*, poll: Poll) -> QuerySet[Agency]:
-    """Active agencies the poll targets, with distance, their targeted teams and contacts.
+    return recipients(targets=Targets.of(poll))
+
+
+def recipients(*, targets: Targets) -> QuerySet[Agency]:
+    """Active agencies the targets select, with distance, their targeted teams and contacts.
 
     An agency matches when it meets every filter that is set (regions, kinds, radius, team
     types/levels: a team it hosts or contributes officers to), or when it is hand-picked.
-    `primary_contact` is annotated; agencies without a usable contact are still listed, so the
+    `primary_contacts` is attached; agencies without a usable contact are still listed, so the
     preview can warn about them.
     """
-    type_ids = list(poll.target_team_types.values_list("pk", flat=True))
-    levels = list(poll.target_levels.values_list("team_type_id", "level"))
-    regions = list(poll.target_regions.values_list("pk", flat=True))
-    picked = list(poll.target_agencies.values_list("pk", flat=True))
+    type_ids, levels, picked = targets.type_ids, targets.levels, targets.picked
     qs = Agency.objects.filter(active=True).select_related("region")
-    qs = qs.annotate(distance_km=distance_km_expression(
-        poll.destination_latitude, poll.destination_longitude))  # fmt: skip
+    qs = qs.annotate(distance_km=distance_km_expression(targets.latitude, targets.longitude))
     matched = Q()
-    if regions:
-        matched &= Q(region_id__in=regions)
-    if poll.target_kinds:
-        matched &= Q(kind__in=poll.target_kinds)
-    if poll.target_radius_km is not None:
-        matched &= Q(distance_km__lte=poll.target_radius_km)
+    if targets.regions:
+        matched &= Q(region_id__in=targets.regions)
+    if targets.kinds:
+        matched &= Q(kind__in=targets.kinds)
+    if targets.radius_km is not None:
+        matched &= Q(distance_km__lte=targets.radius_km)
     if type_ids or levels:
         teams = _team_filter(type_ids, levels)
         hosted = SpecialTeam.objects.filter(teams, agency=OuterRef("pk"))

@@ -147,10 +147,27 @@ def invitation_emails(
     for inv in invitations:
         inv.token_hash = Invitation.hash_token(tokens[inv.pk])
     Invitation.objects.bulk_update(invitations, ["token_hash"], batch_size=500)
-    return [_email(inv, tokens[inv.pk], reminder=reminder) for inv in invitations]
+    targets = {}  # the teams each email lists are those the poll targets
+    for inv in invitations:
+        if inv.poll_id not in targets:
+            targets[inv.poll_id] = selectors.Targets.of(inv.poll)
+    return [
+        _email(inv, tokens[inv.pk], reminder=reminder, targets=targets[inv.poll_id])
+        for inv in invitations
+    ]
 
 
-def _email(invitation: Invitation, token: str, *, reminder: bool) -> EmailMultiAlternatives:
+def _targeted(team, targets) -> bool:
+    if not targets.type_ids and not targets.levels:
+        return True
+    return team.team_type_id in targets.type_ids or (team.team_type_id, team.level) in set(
+        targets.levels
+    )
+
+
+def _email(
+    invitation: Invitation, token: str, *, reminder: bool, targets
+) -> EmailMultiAlternatives:
     poll = invitation.poll
     primaries = invitation.agency.primary_contacts
     context = {
@@ -158,7 +175,7 @@ def _email(invitation: Invitation, token: str, *, reminder: bool) -> EmailMultiA
         "invitation": invitation,
         "agency": invitation.agency,
         "contact": invitation.contact,
-        "teams": invitation.agency.active_teams,
+        "teams": [t for t in invitation.agency.active_teams if _targeted(t, targets)],
         "primary": primaries[0] if invitation.is_escalation and primaries else None,
         "reply_url": settings.SITE_URL + reverse("surveys:reply", args=[token]),
         "deadline": timezone.localtime(poll.deadline),

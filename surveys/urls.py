@@ -7,6 +7,7 @@ app_name = "surveys"
 urlpatterns = [
     path("polls/", views.poll_list, name="poll-list"),
     path("polls/new/", views.poll_create, name="poll-create"),
+    path("polls/preview/", views.poll_preview, name="poll-preview"),
     path("polls/<int:poll_id>/", views.poll_detail, name="poll-detail"),
     path("polls/<int:poll_id>/edit/", views.poll_edit, name="poll-edit"),
     path("polls/<int:poll_id>/send/", views.poll_send, name="poll-send"),

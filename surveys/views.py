@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from readiness import audit, permissions
 
 from . import selectors, services
-from .forms import ExtendForm, PollForm
+from .forms import ExtendForm, PollForm, targets_from
 from .models import Invitation, Poll
 
 
@@ -49,6 +49,28 @@ def poll_create(request):
     return render(request, "surveys/poll_form.html", {"form": form}, status=status)
 
 
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def poll_preview(request):
+    """The live recipient preview beside the compose form (htmx posts the form as it stands)."""
+    targets = targets_from(PollForm(request.POST))
+    context = {"recipients": [], "unreachable": [], "reachable": 0, "officers": 0}
+    if targets is not None:
+        context.update(_recipient_context(list(selectors.recipients(targets=targets))))
+    context["incomplete"] = targets is None
+    return render(request, "surveys/poll_form.html#preview", context)
+
+
+def _recipient_context(recipients: list) -> dict:
+    unreachable = [a for a in recipients if not a.primary_contacts]
+    return {
+        "recipients": recipients,
+        "unreachable": unreachable,
+        "reachable": len(recipients) - len(unreachable),
+        "officers": sum(t.members for a in recipients for t in a.targeted_teams),
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @permissions.require(permissions.can_manage_polls)
 def poll_edit(request, poll_id: int):
@@ -81,14 +103,7 @@ def poll_detail(request, poll_id: int):
         "extend_form": ExtendForm(initial={"deadline": poll.deadline}),
     }
     if poll.state == Poll.State.DRAFT:
-        recipients = list(selectors.poll_recipients(poll=poll))
-        unreachable = [a for a in recipients if not a.primary_contacts]
-        context.update(
-            recipients=recipients,
-            unreachable=unreachable,
-            reachable=len(recipients) - len(unreachable),
-            officers=sum(t.members for a in recipients for t in a.targeted_teams),
-        )
+        context.update(_recipient_context(list(selectors.poll_recipients(poll=poll))))
     else:
         context["invitations"] = poll.invitations.select_related("agency", "contact").order_by(
             "distance_km"

@@ -50,6 +50,7 @@ RULES = {
     "agencies:registry-import": ("post", None, staff_only(422)),
     "surveys:poll-list": ("get", None, {**staff_only(200), "official": 200}),
     "surveys:poll-create": ("get", None, staff_only(200)),
+    "surveys:poll-preview": ("post", None, staff_only(200)),
     "surveys:poll-detail": ("get", lambda w: [w["poll"].pk], {**staff_only(200), "official": 200}),
     "surveys:poll-edit": ("get", lambda w: [w["poll"].pk], staff_only(200)),
     "surveys:poll-send": ("post", lambda w: [w["poll"].pk], staff_only(302)),

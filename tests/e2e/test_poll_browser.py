@@ -25,6 +25,9 @@ def test_compose_preview_send_and_watch(live_server, browser, artifacts, mailout
     page.get_by_label("Title").fill("Critical situations in Chicago")
     page.get_by_label("Destination", exact=True).select_option(label="Chicago (City Hall)")
     page.get_by_label("Region 1 - Northeast").check()
+    # The preview beside the form updates as targets change, before anything is saved.
+    page.locator("#preview").get_by_text("5 agencies").wait_for()
+    assert "Unreachable PD" in page.locator("#preview").inner_text()
     page.get_by_role("button", name="Save draft and preview recipients").click()
 
     page.wait_for_url("**/polls/*/")

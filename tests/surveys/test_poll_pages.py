@@ -165,3 +165,37 @@ def test_officials_watch_but_do_not_send(client, official, coordinator, north):
     assert Poll.objects.get().state == "draft"
     listing = client.get(reverse("surveys:poll-list"))
     assert "New poll" not in listing.text and "&lt;b&gt;Bold" in listing.text
+
+
+def test_live_preview_from_the_form_as_it_stands(client, coordinator, north):
+    client.force_login(coordinator)
+    preview = reverse("surveys:poll-preview")
+    response = client.post(preview, form_data(target_regions=[north.pk], title=""))
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section id="preview"')
+    assert len(response.context["recipients"]) == 4 and response.context["reachable"] == 3
+    assert "No Contact PD" in response.text and "no usable contact" in response.text
+    assert not Poll.objects.exists()  # nothing saved
+    narrowed = client.post(preview, form_data(target_regions=[north.pk], target_radius_km="25"))
+    assert len(narrowed.context["recipients"]) < 4
+    no_place = client.post(preview, form_data(destination="custom", target_regions=[north.pk]))
+    assert "Choose a destination" in no_place.text
+
+
+def test_email_lists_the_agency_teams_the_poll_targets(
+    client, coordinator, mailoutbox, django_capture_on_commit_callbacks
+):
+    from tests.factories import SpecialTeamFactory, TeamTypeFactory
+
+    swat, k9 = TeamTypeFactory(code="swat"), TeamTypeFactory(code="k9")
+    agency = AgencyFactory(name="Teams PD")
+    ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    SpecialTeamFactory(agency=agency, team_type=swat, name="Teams SRT")
+    SpecialTeamFactory(agency=agency, team_type=k9, level=1, members=2, name="Teams K9")
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_kinds=[], target_team_types=[swat.pk]))
+    poll = Poll.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    body = mailoutbox[0].body
+    assert "Teams SRT" in body and "Teams K9" not in body
