@@ -27,6 +27,12 @@ def poll_list(request):
         asked=Count("invitations"),
         sent=Count("invitations", filter=Q(invitations__state=Invitation.State.SENT)),
         failed=Count("invitations", filter=Q(invitations__state=Invitation.State.FAILED)),
+        agencies=Count("invitations__agency", distinct=True),
+        answered=Count(
+            "invitations__agency",
+            filter=Q(invitations__replied_at__isnull=False),
+            distinct=True,
+        ),
     )
     return render(
         request,

@@ -199,3 +199,19 @@ def test_email_lists_the_agency_teams_the_poll_targets(
         client.post(reverse("surveys:poll-send", args=[poll.pk]))
     body = mailoutbox[0].body
     assert "Teams SRT" in body and "Teams K9" not in body
+
+
+def test_poll_list_shows_delivery_and_answers(
+    client, coordinator, north, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_regions=[north.pk]))
+    poll = Poll.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    Invitation.objects.filter(pk=Invitation.objects.first().pk).update(replied_at=timezone.now())
+    with django_assert_max_num_queries(8):
+        listing = client.get(reverse("surveys:poll-list"))
+    row = listing.context["polls"][0]
+    assert (row.asked, row.sent, row.failed, row.answered, row.agencies) == (3, 3, 0, 1, 3)
+    assert "1 of 3" in listing.text
