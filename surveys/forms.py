@@ -16,6 +16,7 @@ MESSAGE_TEMPLATE = (
     "officers could go, how soon they could leave, and any conditions on their response."
 )
 CUSTOM = "custom"
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> shows and sends
 
 
 class PollForm(forms.ModelForm):
@@ -52,8 +53,8 @@ class PollForm(forms.ModelForm):
             "target_radius_km", "target_agencies", "deadline", "escalate_after_hours",
         ]  # fmt: skip
         widgets = {
-            "needed_by": forms.DateTimeInput(attrs={"type": "datetime-local"}),
-            "deadline": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "needed_by": forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
+            "deadline": forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
             "message": forms.Textarea(attrs={"rows": 7}),
             "target_regions": forms.CheckboxSelectMultiple,
             "target_team_types": forms.CheckboxSelectMultiple,
@@ -179,7 +180,8 @@ class PollForm(forms.ModelForm):
 
 class ExtendForm(forms.Form):
     deadline = forms.DateTimeField(
-        label="New deadline", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label="New deadline",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
     )
 
 
