@@ -28,7 +28,7 @@ USER readiness
 # Production settings refuse to start without SECRET_KEY, ALLOWED_HOSTS, EMAIL_HOST and REDIS_URL; these throwaway values
 # exist only for this build step and are not kept in the image.
 RUN SECRET_KEY=collectstatic-only-not-a-secret ALLOWED_HOSTS=localhost EMAIL_HOST=localhost \
-    REDIS_URL=redis://localhost:6379/0 \
+    REDIS_URL=redis://localhost:6379/0 SITE_URL=https://localhost \
     python manage.py collectstatic --noinput
 
 EXPOSE 8000

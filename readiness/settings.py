@@ -295,7 +295,12 @@ if env_bool("BEHIND_TLS_PROXY", PRODUCTION):
     ALLAUTH_TRUSTED_PROXY_COUNT = 1
 
 # The address people use to reach the app, for links in emails sent by workers (no request).
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+SITE_URL = env_str("SITE_URL", "" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
+if PRODUCTION and not SITE_URL.startswith(("https://", "http://")):
+    # Workers have no request to take the address from: emails would carry broken links.
+    raise ImproperlyConfigured(
+        "SITE_URL must be set (e.g. https://readiness.example) in production"
+    )
 
 # Travel estimate for polls: great-circle distance x road factor / average emergency speed.
 # Road factor 1.25: road distance over straight-line distance is about 1.2-1.4 for US road

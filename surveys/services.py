@@ -1,5 +1,6 @@
 """Writes for polls: send, and deliver invitations. Views, tasks and the API call these."""
 
+import logging
 import secrets
 import smtplib
 import socket
@@ -20,10 +21,15 @@ from .geo import travel_minutes
 from .models import Invitation, Poll
 
 DELIVERY_CHUNK = 100  # invitations per Celery task
+logger = logging.getLogger(__name__)
 
 
 class PollNotDraft(Exception):
     pass
+
+
+class PollNotSendable(Exception):
+    """Nothing sensible would be sent; the message says why."""
 
 
 @transaction.atomic
@@ -40,6 +46,8 @@ def poll_send(*, poll: Poll, request=None) -> int:
     poll = Poll.objects.select_for_update().get(pk=poll.pk)
     if poll.state != Poll.State.DRAFT:
         raise PollNotDraft(poll.pk)
+    if poll.deadline <= timezone.now():
+        raise PollNotSendable("The deadline has passed: set a later one before sending.")
     invitations = [
         Invitation(
             poll=poll,
@@ -52,6 +60,8 @@ def poll_send(*, poll: Poll, request=None) -> int:
         for agency in selectors.poll_recipients(poll=poll)
         if agency.primary_contacts  # the preview warns about the others
     ]
+    if not invitations:
+        raise PollNotSendable("No targeted agency has a usable contact: nobody would be asked.")
     Invitation.objects.bulk_create(invitations, batch_size=1000)
     poll.state = Poll.State.OPEN
     poll.sent_at = timezone.now()
@@ -83,7 +93,7 @@ def classify_smtp_error(exc: Exception) -> Exception:
         return PermanentFailure(f"{code} {_smtp_text(exc)}".strip())
     if isinstance(exc, smtplib.SMTPException | OSError | socket.timeout) or code is not None:
         return TransientFailure(f"{code or ''} {_smtp_text(exc) or exc}".strip())
-    return exc
+    return PermanentFailure(f"could not send: {exc!r}")
 
 
 def _smtp_text(exc) -> str:
@@ -95,24 +105,27 @@ def _smtp_text(exc) -> str:
 
 def invitation_claim(*, invitation_id: int) -> bool:
     """Take one invitation for sending. Only one worker wins; a sent one is never taken again."""
-    return bool(invitations_claim(invitation_ids=[invitation_id]))
+    return bool(invitations_claim(invitation_ids=[invitation_id])[1])
 
 
-def invitations_claim(*, invitation_ids: list[int]) -> list[int]:
+def invitations_claim(*, invitation_ids: list[int]):
     """Take the still-queued ones of these invitations for sending, in one UPDATE.
 
-    The claim time marks this worker's rows: a worker that loses the race to another gets
-    none of them, so nothing is sent twice.
+    Only invitations of an open poll whose link was not withdrawn are taken. Returns the claim
+    stamp and the ids won; every later write is scoped to that stamp, so a worker that lost
+    its rows to the sweep cannot overwrite another worker's.
     """
     stamp = timezone.now()
-    Invitation.objects.filter(pk__in=invitation_ids, state=Invitation.State.QUEUED).update(
-        state=Invitation.State.SENDING, claimed_at=stamp, attempts=F("attempts") + 1
+    Invitation.objects.filter(
+        pk__in=invitation_ids,
+        state=Invitation.State.QUEUED,
+        poll__state=Poll.State.OPEN,
+        revoked_at__isnull=True,
+    ).update(state=Invitation.State.SENDING, claimed_at=stamp, attempts=F("attempts") + 1)
+    won = Invitation.objects.filter(
+        pk__in=invitation_ids, state=Invitation.State.SENDING, claimed_at=stamp
     )
-    return list(
-        Invitation.objects.filter(
-            pk__in=invitation_ids, state=Invitation.State.SENDING, claimed_at=stamp
-        ).values_list("pk", flat=True)
-    )
+    return stamp, list(won.values_list("pk", flat=True))
 
 
 def _for_email(invitations):
@@ -187,7 +200,7 @@ def _email(
     elif invitation.is_escalation:
         subject = f"No answer yet from {invitation.agency.name}: {subject}"
     message = EmailMultiAlternatives(
-        subject=subject,
+        subject=" ".join(subject.split()),  # names from a CSV may carry line breaks
         body=render_to_string("surveys/email/invitation.txt", context),
         to=[invitation.email],
     )
@@ -200,17 +213,17 @@ def _email(
 def invitations_deliver(*, invitation_ids: list[int]) -> list[int]:
     """Send the invitations this worker can claim, over one SMTP connection.
 
-    Returns the ids that failed transiently: they are back in the queue for a retry. Permanent
-    failures are marked failed with the reason. Already sent or claimed ones are skipped, so a
-    task that runs twice sends nothing twice. Sent ones are marked together at the end (and on
-    the way out of an unexpected error), so a chunk costs a handful of queries, not several
-    per email.
+    Each one is marked sent the moment the server accepts it, so a worker killed mid-chunk
+    leaves at most the message in flight to be sent again. Returns the ids that failed
+    transiently (back in the queue for a retry); permanent failures, and messages that cannot
+    even be built, are marked failed with the reason. A task run twice sends nothing twice.
     """
-    claimed = invitations_claim(invitation_ids=invitation_ids)
+    stamp, claimed = invitations_claim(invitation_ids=invitation_ids)
     if not claimed:
         return []
+    mine = Invitation.objects.filter(state=Invitation.State.SENDING, claimed_at=stamp)
     invitations = list(_for_email(Invitation.objects.filter(pk__in=claimed)))
-    sent, retry = [], []
+    retry = []
     connection = mailers.default
     try:
         emails = invitation_emails(invitations)
@@ -218,45 +231,37 @@ def invitations_deliver(*, invitation_ids: list[int]) -> list[int]:
         for invitation, message in zip(invitations, emails, strict=True):
             try:
                 connection.send_messages([message])
-            except Exception as exc:  # classified below; unknown errors are re-raised
+            except Exception as exc:
                 failure = classify_smtp_error(exc)
-                if isinstance(failure, PermanentFailure):
-                    _mark(invitation.pk, Invitation.State.FAILED, reason=str(failure))
-                elif isinstance(failure, TransientFailure):
-                    _mark(invitation.pk, Invitation.State.QUEUED, reason=str(failure))
+                if isinstance(failure, TransientFailure):
+                    mine.filter(pk=invitation.pk).update(
+                        state=Invitation.State.QUEUED, failure_reason=str(failure)[:500]
+                    )
                     retry.append(invitation.pk)
-                else:
-                    raise
-                if isinstance(exc, smtplib.SMTPServerDisconnected):
-                    raise  # the rest of the chunk cannot go over this connection
-            else:
-                sent.append(invitation.pk)
+                    if isinstance(exc, smtplib.SMTPServerDisconnected):
+                        raise  # the rest of the chunk cannot go over this connection
+                    continue
+                # A 5xx refusal, or a message that cannot be sent at all (a bad header):
+                # retrying would not help, and it must not hold up the rest of the chunk.
+                mine.filter(pk=invitation.pk).update(
+                    state=Invitation.State.FAILED, failure_reason=str(failure)[:500]
+                )
+                continue
+            mine.filter(pk=invitation.pk).update(
+                state=Invitation.State.SENT, sent_at=timezone.now(), failure_reason=""
+            )
     except (smtplib.SMTPException, OSError) as exc:
         # The connection itself failed: everything claimed and not finished goes back.
-        unfinished = Invitation.objects.filter(
-            pk__in=claimed, state=Invitation.State.SENDING
-        ).exclude(pk__in=sent)
-        retry += list(unfinished.values_list("pk", flat=True))
-        unfinished.update(state=Invitation.State.QUEUED, failure_reason=str(exc)[:500])
+        retry += list(mine.values_list("pk", flat=True))
+        mine.update(state=Invitation.State.QUEUED, failure_reason=str(exc)[:500])
     except Exception:
-        # Anything else (a database error, a template bug): release what was not sent, so the
-        # retry or the sweep takes it without waiting for the stale-claim cut-off.
-        Invitation.objects.filter(pk__in=claimed, state=Invitation.State.SENDING).exclude(
-            pk__in=sent
-        ).update(state=Invitation.State.QUEUED)
+        # Anything else (a database error): release what was not sent, so the retry or the
+        # sweep takes it without waiting for the stale-claim cut-off.
+        mine.update(state=Invitation.State.QUEUED)
         raise
     finally:
         connection.close()
-        Invitation.objects.filter(pk__in=sent, state=Invitation.State.SENDING).update(
-            state=Invitation.State.SENT, sent_at=timezone.now(), failure_reason=""
-        )
     return sorted(set(retry))
-
-
-def _mark(invitation_id: int, state: str, *, reason: str = "") -> None:
-    Invitation.objects.filter(pk=invitation_id, state=Invitation.State.SENDING).update(
-        state=state, failure_reason=reason[:500]
-    )
 
 
 def invitations_give_up(*, invitation_ids: list[int]) -> None:
@@ -287,6 +292,13 @@ def invitations_requeue_stuck(*, older_than_minutes: int = 15) -> list[int]:
 # Closing, cancelling, extending -----------------------------------------------------------------
 
 
+def _withdraw_unsent(poll: Poll, reason: str) -> None:
+    """Invitations still waiting are not sent after all (a worker holding one finishes it)."""
+    poll.invitations.filter(state=Invitation.State.QUEUED).update(
+        state=Invitation.State.FAILED, failure_reason=reason
+    )
+
+
 class PollNotOpen(Exception):
     pass
 
@@ -304,6 +316,7 @@ def poll_close(*, poll: Poll, request=None) -> Poll:
     poll = _lock_open(poll)
     poll.state, poll.closed_at = Poll.State.CLOSED, timezone.now()
     poll.save(update_fields=["state", "closed_at", "updated_at"])
+    _withdraw_unsent(poll, "the poll closed before this was delivered")
     audit.record("poll.close", request=request, obj=poll)
     return poll
 
@@ -337,6 +350,7 @@ def poll_cancel(*, poll: Poll, request) -> Poll:
         request.user,
     )
     poll.save(update_fields=["state", "cancelled_at", "cancelled_by", "updated_at"])
+    _withdraw_unsent(poll, "the poll was cancelled before this was delivered")
     audit.record("poll.cancel", request=request, obj=poll)
     transaction.on_commit(lambda: tasks.send_stand_down.delay(poll.pk))
     return poll
@@ -404,18 +418,28 @@ def _queue(callback) -> None:
 
 
 def _claim_reminders(poll: Poll, now) -> list[int]:
-    due = sum(
-        1
-        for hours in poll.reminder_hours_before
-        if now >= poll.deadline - timezone.timedelta(hours=hours)
-    )
-    if not due:
+    """Remind each silent contact once per reminder time that passed since they were last
+    emailed. Times are deadline minus each reminder hour, so extending the deadline moves
+    them; a reminder time before the invitation was sent (a late send, an escalation) is
+    skipped rather than fired at once."""
+    instants = [
+        poll.deadline - timezone.timedelta(hours=h)
+        for h in poll.reminder_hours_before
+        if poll.deadline - timezone.timedelta(hours=h) <= now
+    ]
+    if not instants:
         return []
+    latest = max(instants)
+    due = _silent(poll.invitations.filter(sent_at__lt=latest, revoked_at__isnull=True)).filter(
+        Q(last_reminded_at__isnull=True) | Q(last_reminded_at__lt=latest)
+    )
     won = []
-    candidates = _silent(poll.invitations.filter(reminders_sent__lt=due))
-    for pk, sent in candidates.values_list("pk", "reminders_sent"):
-        if Invitation.objects.filter(pk=pk, reminders_sent=sent).update(
-            reminders_sent=due, last_reminded_at=now
+    for pk in due.values_list("pk", flat=True):
+        # Claimed one by one: overlapping beat runs remind each contact once.
+        if (
+            Invitation.objects.filter(pk=pk)
+            .filter(Q(last_reminded_at__isnull=True) | Q(last_reminded_at__lt=latest))
+            .update(reminders_sent=F("reminders_sent") + 1, last_reminded_at=now)
         ):
             won.append(pk)
     if won:
@@ -423,15 +447,24 @@ def _claim_reminders(poll: Poll, now) -> list[int]:
     return won
 
 
+MANUAL_REMINDER_GAP = timezone.timedelta(minutes=10)
+
+
 def poll_remind_silent(*, poll: Poll, request=None) -> int:
-    """ "Remind the silent now": one more reminder to everyone whose agency has not answered."""
+    """ "Remind the silent now": a reminder to everyone whose agency has not answered, unless
+    they were emailed in the last ten minutes (a double click reminds once)."""
     if poll.state != Poll.State.OPEN:
         raise PollNotOpen(poll.pk)
     now = timezone.now()
+    recent = now - MANUAL_REMINDER_GAP
+    fresh = Q(last_reminded_at__isnull=True) | Q(last_reminded_at__lt=recent)
     won = []
-    for pk, sent in _silent(poll.invitations.all()).values_list("pk", "reminders_sent"):
-        if Invitation.objects.filter(pk=pk, reminders_sent=sent).update(
-            reminders_sent=sent + 1, last_reminded_at=now
+    silent = _silent(poll.invitations.filter(revoked_at__isnull=True, sent_at__lt=recent))
+    for pk in silent.filter(fresh).values_list("pk", flat=True):
+        if (
+            Invitation.objects.filter(pk=pk)
+            .filter(fresh)
+            .update(reminders_sent=F("reminders_sent") + 1, last_reminded_at=now)
         ):
             won.append(pk)
     audit.record("poll.remind", request=request, obj=poll, changes={"reminded": len(won)})
@@ -441,13 +474,24 @@ def poll_remind_silent(*, poll: Poll, request=None) -> int:
 
 
 def reminders_send(*, invitation_ids: list[int]) -> int:
+    """Send claimed reminders one by one; one refused address does not stop the others, and
+    nothing is retried wholesale (the next reminder time, or a manual one, tries again)."""
     invitations = list(
-        _for_email(Invitation.objects.filter(pk__in=invitation_ids, poll__state=Poll.State.OPEN))
+        _for_email(
+            Invitation.objects.filter(
+                pk__in=invitation_ids, poll__state=Poll.State.OPEN, revoked_at__isnull=True
+            )
+        )
     )
-    messages = invitation_emails(invitations, reminder=True)
-    if messages:
-        mailers.default.send_messages(messages)
-    return len(messages)
+    sent = 0
+    with mailers.default as connection:
+        for message in invitation_emails(invitations, reminder=True):
+            try:
+                connection.send_messages([message])
+                sent += 1
+            except Exception:  # logged by Celery's caller; the rest still go out
+                logger.exception("reminder to %s failed", message.to)
+    return sent
 
 
 def _escalate(poll: Poll, now) -> int:
@@ -487,11 +531,9 @@ def _escalate(poll: Poll, now) -> int:
 
 def poll_send_summary(*, poll_id: int) -> bool:
     """After closing, the coordinator who sent the poll gets its figures, once."""
-    if not Poll.objects.filter(pk=poll_id, summary_sent_at__isnull=True).update(
-        summary_sent_at=timezone.now()
-    ):
-        return False
     poll = Poll.objects.select_related("created_by").get(pk=poll_id)
+    if poll.summary_sent_at:
+        return False
     invitations = poll.invitations.all()
     counts = {
         "agencies": invitations.values("agency").distinct().count(),
@@ -509,12 +551,18 @@ def poll_send_summary(*, poll_id: int) -> bool:
             "url": settings.SITE_URL + reverse("surveys:poll-detail", args=[poll.pk]),
         },
     )
+    # Claimed only once sent: a failure leaves it for the retry (a rare duplicate beats a loss).
     mailers.default.send_messages(
         [
             EmailMultiAlternatives(
-                subject=f"Closed: {poll.title}", body=body, to=[poll.created_by.email]
+                subject=" ".join(f"Closed: {poll.title}".split()),
+                body=body,
+                to=[poll.created_by.email],
             )
         ]
+    )
+    Poll.objects.filter(pk=poll.pk, summary_sent_at__isnull=True).update(
+        summary_sent_at=timezone.now()
     )
     return True
 

@@ -9,7 +9,8 @@ from . import services
 MAX_RETRIES = 5
 
 
-@shared_task(bind=True, max_retries=MAX_RETRIES)
+# soft_time_limit: well inside the sweep's 15-minute stale-claim cut-off.
+@shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=600)
 def deliver_invitations(self, invitation_ids: list[int]) -> None:
     retry = services.invitations_deliver(invitation_ids=invitation_ids)
     if not retry:
@@ -49,7 +50,7 @@ def chase_polls() -> dict:
     return services.polls_chase()
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+@shared_task
 def send_reminders(invitation_ids: list[int]) -> int:
     return services.reminders_send(invitation_ids=invitation_ids)
 

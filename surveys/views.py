@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -127,6 +128,8 @@ def poll_send(request, poll_id: int):
         count = services.poll_send(poll=poll, request=request)
     except services.PollNotDraft:
         messages.info(request, "This poll has already been sent.")
+    except services.PollNotSendable as exc:
+        messages.error(request, str(exc))
     else:
         messages.success(request, f"Sending to {count} agenc{'y' if count == 1 else 'ies'}.")
     return redirect("surveys:poll-detail", poll.pk)
@@ -219,6 +222,8 @@ def reply(request, token: str):
     poll = invitation.poll
     if invitation.revoked_at:
         reason = "revoked"
+    elif poll.state == Poll.State.OPEN and poll.deadline <= timezone.now():
+        reason = "closed"  # past the deadline, even before the beat job closes it
     elif poll.state == Poll.State.CANCELLED:
         reason = "cancelled"
     elif poll.state == Poll.State.CLOSED:

@@ -36,6 +36,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "readiness.example",
     "EMAIL_HOST": "smtp.readiness.example",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "SITE_URL": "https://readiness.example",
 }
 
 

@@ -66,11 +66,16 @@ def test_reminders_only_to_the_silent_on_schedule(poll, smtp_sink, chase):
 def test_remind_the_silent_now(
     client, coordinator, poll, smtp_sink, django_capture_on_commit_callbacks
 ):
+    Invitation.objects.update(sent_at=timezone.now() - HOUR)  # sent an hour ago
     client.force_login(coordinator)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("surveys:poll-remind", args=[poll.pk]))
+        client.post(reverse("surveys:poll-remind", args=[poll.pk]))  # a double click
     assert len(to(smtp_sink, "Reminder:")) == 3
-    assert AuditEvent.objects.get(action="poll.remind").changes == {"reminded": 3}
+    assert [e.changes for e in AuditEvent.objects.filter(action="poll.remind").order_by("id")] == [
+        {"reminded": 3},
+        {"reminded": 0},
+    ]
     link = reply_path(
         next(m for m in smtp_sink.messages if m.message["Subject"].startswith("Reminder")).message
     )
@@ -117,3 +122,39 @@ def test_poll_closes_at_its_deadline_and_the_coordinator_gets_a_summary(
     assert client.get(link).status_code == 410
     # After closing, nobody is reminded any more.
     assert chase(poll.deadline + 2 * HOUR)["reminded"] == 0
+
+
+def test_no_reminder_for_a_time_that_passed_before_sending(
+    smtp_sink, chase, django_capture_on_commit_callbacks
+):
+    # Sent 3 hours before the deadline with reminders at 24 and 4 hours: both times are past.
+    poll = PollFactory(
+        target_agencies=agencies_with_contacts(2),
+        reminder_hours_before=[24, 4],
+        deadline=timezone.now() + 3 * HOUR,
+    )
+    send(poll, django_capture_on_commit_callbacks)
+    assert chase(timezone.now() + datetime.timedelta(minutes=1))["reminded"] == 0
+    assert to(smtp_sink, "Reminder:") == []
+
+
+def test_extending_the_deadline_moves_the_reminders(poll, smtp_sink, chase):
+    assert chase(poll.deadline - 3 * HOUR)["reminded"] == 3
+    Poll.objects.filter(pk=poll.pk).update(deadline=poll.deadline + 48 * HOUR)
+    poll.refresh_from_db()
+    assert chase(poll.deadline - 25 * HOUR)["reminded"] == 0
+    assert chase(poll.deadline - 23 * HOUR)["reminded"] == 3  # the 24-hour one, again
+
+
+def test_cancel_withdraws_invitations_not_yet_sent(
+    client, coordinator, smtp_sink, django_capture_on_commit_callbacks
+):
+    from .test_delivery import queued_poll
+
+    invitations = queued_poll(2)  # sent, but delivery has not run yet
+    client.force_login(coordinator)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-cancel", args=[invitations[0].poll_id]))
+    services.invitations_deliver(invitation_ids=[i.pk for i in invitations])
+    assert smtp_sink.messages == []  # neither the invitation nor a stand-down: never asked
+    assert set(Invitation.objects.values_list("state", flat=True)) == {Invitation.State.FAILED}

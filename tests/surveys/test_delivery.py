@@ -419,3 +419,14 @@ def test_a_redelivered_email_replaces_the_earlier_link(client, smtp_sink):
     assert old.status_code == 404
     assert "replaced by a newer email" in old.text
     assert client.get(reply_path(second.message)).status_code == 200
+
+
+def test_the_link_is_closed_once_the_deadline_passes(
+    client, smtp_sink, django_capture_on_commit_callbacks
+):
+    poll = PollFactory(target_agencies=agencies_with_contacts(1))
+    send(poll, django_capture_on_commit_callbacks)
+    path = reply_path(smtp_sink.messages[0].message)
+    Poll.objects.filter(pk=poll.pk).update(deadline=timezone.now() - datetime.timedelta(seconds=1))
+    response = client.get(path)  # before the beat job has closed it
+    assert response.status_code == 410 and "closed" in response.text

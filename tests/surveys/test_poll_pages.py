@@ -215,3 +215,17 @@ def test_poll_list_shows_delivery_and_answers(
     row = listing.context["polls"][0]
     assert (row.asked, row.sent, row.failed, row.answered, row.agencies) == (3, 3, 0, 1, 3)
     assert "1 of 3" in listing.text
+
+
+def test_sending_is_refused_past_the_deadline_or_with_nobody_to_ask(client, coordinator, north):
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_regions=[north.pk]))
+    poll = Poll.objects.get()
+    Poll.objects.filter(pk=poll.pk).update(deadline=timezone.now() - timedelta(minutes=1))
+    page = client.post(reverse("surveys:poll-send", args=[poll.pk]), follow=True)
+    assert "The deadline has passed" in page.text
+    Poll.objects.filter(pk=poll.pk).update(deadline=timezone.now() + timedelta(days=1))
+    Contact.objects.update(active=False)
+    page = client.post(reverse("surveys:poll-send", args=[poll.pk]), follow=True)
+    assert "nobody would be asked" in page.text
+    assert Poll.objects.get().state == Poll.State.DRAFT and not Invitation.objects.exists()
