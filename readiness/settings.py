@@ -245,10 +245,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
-    "chase-polls": {"task": "surveys.tasks.chase_polls", "schedule": 60.0},
+    # expires: a run still waiting when the next is due is dropped, not piled up.
+    "chase-polls": {
+        "task": "surveys.tasks.chase_polls",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "requeue-stuck-invitations": {
         "task": "surveys.tasks.requeue_stuck_invitations",
         "schedule": 300.0,
+        "options": {"expires": 290},
     },
 }
 

@@ -498,30 +498,44 @@ def _escalate(poll: Poll, now) -> int:
     if not poll.escalate_after_hours:
         return 0
     cutoff = now - timezone.timedelta(hours=poll.escalate_after_hours)
-    due = _silent(
-        poll.invitations.filter(is_escalation=False, escalated_at__isnull=True, sent_at__lte=cutoff)
-    ).select_related("agency")
+    if not poll.sent_at or poll.sent_at > cutoff:
+        return 0
+    answered = Invitation.objects.filter(
+        poll=OuterRef("poll"), agency=OuterRef("agency"), replied_at__isnull=False
+    )
+    # Silent primaries, including those whose email bounced: that is when alternates matter most.
+    due = (
+        poll.invitations.filter(is_escalation=False, escalated_at__isnull=True)
+        .filter(
+            Q(state=Invitation.State.SENT, sent_at__lte=cutoff) | Q(state=Invitation.State.FAILED)
+        )
+        .exclude(Exists(answered))
+        .select_related("agency")
+    )
     created = []
     for primary in due:
-        if not Invitation.objects.filter(pk=primary.pk, escalated_at__isnull=True).update(
-            escalated_at=now
-        ):
-            continue  # another run took it
-        asked = poll.invitations.filter(agency=primary.agency).values_list("contact_id", flat=True)
-        for contact in primary.agency.contacts.filter(
-            active=True, role=Contact.Role.ALTERNATE
-        ).exclude(pk__in=list(asked)):
-            created.append(
-                Invitation.objects.create(
-                    poll=poll,
-                    agency=primary.agency,
-                    contact=contact,
-                    email=contact.email,
-                    distance_km=primary.distance_km,
-                    travel_minutes=primary.travel_minutes,
-                    is_escalation=True,
-                )
+        with transaction.atomic():  # the claim and the new invitations stand or fall together
+            if not Invitation.objects.filter(pk=primary.pk, escalated_at__isnull=True).update(
+                escalated_at=now
+            ):
+                continue  # another run took it
+            asked = poll.invitations.filter(agency=primary.agency).values_list(
+                "contact_id", flat=True
             )
+            for contact in primary.agency.contacts.filter(
+                active=True, role=Contact.Role.ALTERNATE
+            ).exclude(pk__in=list(asked)):
+                created.append(
+                    Invitation.objects.create(
+                        poll=poll,
+                        agency=primary.agency,
+                        contact=contact,
+                        email=contact.email,
+                        distance_km=primary.distance_km,
+                        travel_minutes=primary.travel_minutes,
+                        is_escalation=True,
+                    )
+                )
     for start in range(0, len(created), DELIVERY_CHUNK):
         _tasks().queue_delivery([i.pk for i in created[start : start + DELIVERY_CHUNK]])
     if created:

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -24,7 +25,7 @@ def _delivery_counts(poll: Poll) -> dict:
 @require_GET
 @permissions.require(permissions.can_view_polls)
 def poll_list(request):
-    polls = Poll.objects.select_related("created_by").annotate(
+    polls = Poll.objects.select_related("created_by", "requesting_agency").annotate(
         asked=Count("invitations"),
         sent=Count("invitations", filter=Q(invitations__state=Invitation.State.SENT)),
         failed=Count("invitations", filter=Q(invitations__state=Invitation.State.FAILED)),
@@ -87,7 +88,12 @@ def poll_edit(request, poll_id: int):
         return redirect("surveys:poll-detail", poll.pk)
     form = PollForm(request.POST or None, instance=poll)
     if request.method == "POST" and form.is_valid():
-        poll = form.save()
+        with transaction.atomic():
+            # Lock and look again: another coordinator may have sent it meanwhile.
+            if Poll.objects.select_for_update().get(pk=poll.pk).state != Poll.State.DRAFT:
+                messages.error(request, "This poll was sent meanwhile; it can no longer be edited.")
+                return redirect("surveys:poll-detail", poll.pk)
+            poll = form.save()
         audit.record("poll.update", request=request, obj=poll,
                      changes={"fields": sorted(form.changed_data)})  # fmt: skip
         messages.success(request, "Draft updated.")

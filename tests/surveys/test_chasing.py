@@ -158,3 +158,17 @@ def test_cancel_withdraws_invitations_not_yet_sent(
     services.invitations_deliver(invitation_ids=[i.pk for i in invitations])
     assert smtp_sink.messages == []  # neither the invitation nor a stand-down: never asked
     assert set(Invitation.objects.values_list("state", flat=True)) == {Invitation.State.FAILED}
+
+
+def test_a_bounced_primary_is_escalated_too(smtp_sink, chase, django_capture_on_commit_callbacks):
+    [agency] = agencies_with_contacts(1)
+    primary = Contact.objects.get(agency=agency)
+    smtp_sink.refuse(primary.email, "550 5.1.1 no such user")
+    ContactFactory(agency=agency, role=Contact.Role.ALTERNATE, email="alt@bounced.example")
+    poll = PollFactory(
+        target_agencies=[agency], escalate_after_hours=1, deadline=timezone.now() + 48 * HOUR
+    )
+    send(poll, django_capture_on_commit_callbacks)
+    assert Invitation.objects.get(contact=primary).state == Invitation.State.FAILED
+    assert chase(timezone.now() + 2 * HOUR)["escalated"] == 1
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [["alt@bounced.example"]]
