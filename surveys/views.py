@@ -141,43 +141,46 @@ def poll_send(request, poll_id: int):
     return redirect("surveys:poll-detail", poll.pk)
 
 
+def _open_poll_action(request, poll_id: int, action, *, done: str, refused: str):
+    """Run a service on an open poll and say how it went; every action returns to the poll."""
+    poll = get_object_or_404(Poll, pk=poll_id)
+    try:
+        result = action(poll=poll, request=request)
+    except services.PollNotOpen:
+        messages.error(request, refused)
+    else:
+        messages.success(request, done.format(result=result))
+    return redirect("surveys:poll-detail", poll.pk)
+
+
 @require_POST
 @permissions.require(permissions.can_manage_polls)
 def poll_close(request, poll_id: int):
-    poll = get_object_or_404(Poll, pk=poll_id)
-    try:
-        services.poll_close(poll=poll, request=request)
-    except services.PollNotOpen:
-        messages.error(request, "Only an open poll can be closed.")
-    else:
-        messages.success(request, "Poll closed: reply links no longer work.")
-    return redirect("surveys:poll-detail", poll.pk)
+    return _open_poll_action(
+        request, poll_id, services.poll_close,
+        done="Poll closed: reply links no longer work.",
+        refused="Only an open poll can be closed.",
+    )  # fmt: skip
 
 
 @require_POST
 @permissions.require(permissions.can_manage_polls)
 def poll_cancel(request, poll_id: int):
-    poll = get_object_or_404(Poll, pk=poll_id)
-    try:
-        services.poll_cancel(poll=poll, request=request)
-    except services.PollNotOpen:
-        messages.error(request, "Only an open poll can be cancelled.")
-    else:
-        messages.success(request, "Poll cancelled: everyone asked is told to stand down.")
-    return redirect("surveys:poll-detail", poll.pk)
+    return _open_poll_action(
+        request, poll_id, services.poll_cancel,
+        done="Poll cancelled: everyone asked is told to stand down.",
+        refused="Only an open poll can be cancelled.",
+    )  # fmt: skip
 
 
 @require_POST
 @permissions.require(permissions.can_manage_polls)
 def poll_remind(request, poll_id: int):
-    poll = get_object_or_404(Poll, pk=poll_id)
-    try:
-        count = services.poll_remind_silent(poll=poll, request=request)
-    except services.PollNotOpen:
-        messages.error(request, "Only an open poll's silent agencies can be reminded.")
-    else:
-        messages.success(request, f"Reminder sent to {count} contact{'s' if count != 1 else ''}.")
-    return redirect("surveys:poll-detail", poll.pk)
+    return _open_poll_action(
+        request, poll_id, services.poll_remind_silent,
+        done="Reminder sent to {result} contact(s) whose agency has not answered.",
+        refused="Only an open poll's silent agencies can be reminded.",
+    )  # fmt: skip
 
 
 @require_POST
