@@ -12,6 +12,7 @@ def navigation(request) -> dict:
             "manage_users": permissions.can_manage_users(user),
             "view_audit": permissions.can_view_audit(user),
             "view_polls": permissions.can_view_polls(user),
+            "my_agency": permissions.can_answer_for_agency(user),
             "admin": user.is_staff and permissions.is_coordinator(user),
         }
     }

@@ -51,6 +51,16 @@ def can_view_polls(user) -> bool:
     return can_view_all_agencies(user)  # coordinators and officials
 
 
+def can_answer_for_agency(user) -> bool:
+    """Signed-in commanders answer polls for their own agency (the emailed link needs none)."""
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and user.role == User.Role.COMMANDER
+        and user.agency_id
+    )
+
+
 def can_view_audit(user) -> bool:
     return is_coordinator(user)
 

@@ -314,6 +314,15 @@ if PRODUCTION and not SITE_URL.startswith(("https://", "http://")):
 # and arterial driving. Both are estimates a commander corrects in their reply.
 TRAVEL_ROAD_FACTOR = float(env_str("TRAVEL_ROAD_FACTOR", "1.25"))
 TRAVEL_SPEED_KMH = float(env_str("TRAVEL_SPEED_KMH", "90"))
+# Replies: a team's stated travel time is flagged for the coordinator (not refused) when it is
+# under this share of the estimate and at least this many minutes shorter.
+REPLY_TRAVEL_FLAG_RATIO = float(env_str("REPLY_TRAVEL_FLAG_RATIO", "0.5"))
+REPLY_TRAVEL_FLAG_MIN_MINUTES = env_int("REPLY_TRAVEL_FLAG_MIN_MINUTES", 10)
+# The optional digest of new answers to a poll's sender: at most one email this often.
+REPLY_DIGEST_MINUTES = env_int("REPLY_DIGEST_MINUTES", 15)
+# Unknown reply links: at most this many attempts per client address per window (seconds).
+REPLY_LINK_RATE_LIMIT = env_int("REPLY_LINK_RATE_LIMIT", 20)
+REPLY_LINK_RATE_WINDOW = env_int("REPLY_LINK_RATE_WINDOW", 600)
 # Destinations offered when composing a poll (name, latitude, longitude).
 POLL_DESTINATIONS = [
     ("Chicago (City Hall)", 41.8837, -87.6319),

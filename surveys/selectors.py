@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 
 from .geo import distance_km_expression
-from .models import Poll
+from .models import Invitation, Poll, Reply
 
 
 def _team_filter(type_ids: list[int], levels: list[tuple[int, int]], prefix: str = "") -> Q:
@@ -98,3 +98,45 @@ def recipients(*, targets: Targets) -> QuerySet[Agency]:
             to_attr="targeted_teams",
         ),
     ).order_by("distance_km", "name")
+
+
+def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[SpecialTeam], set[int]]:
+    """The teams an agency may answer for (its active teams, and any already in its reply),
+    targeted ones first, and the ids of those the poll targets."""
+    type_ids = list(poll.target_team_types.values_list("pk", flat=True))
+    levels = list(poll.target_levels.values_list("team_type_id", "level"))
+    in_reply = [line.team_id for line in reply.lines.all()] if reply else []
+    teams = list(
+        SpecialTeam.objects.filter(Q(agency=agency) & (Q(active=True) | Q(pk__in=in_reply)))
+        .select_related("team_type")
+        .order_by("team_type__sort_order", "name")
+    )
+    targeted = {t.pk for t in SpecialTeam.objects.filter(_team_filter(type_ids, levels),
+                                                         agency=agency)}  # fmt: skip
+    teams.sort(key=lambda t: t.pk not in targeted)  # stable: targeted first
+    return teams, targeted
+
+
+def reply_feed(*, poll: Poll, limit: int = 15):
+    """The latest saved answers to a poll, newest first, for the coordinator's feed."""
+    return poll.reply_versions.select_related("reply__agency").order_by("-created_at", "-pk")[
+        :limit
+    ]
+
+
+def agency_polls(*, agency: Agency):
+    """Polls an agency was asked, with its reply (if any): open ones first, newest first."""
+    replies = Reply.objects.filter(poll=OuterRef("pk"), agency=agency)
+    return (
+        Poll.objects.filter(Exists(Invitation.objects.filter(poll=OuterRef("pk"), agency=agency)))
+        .exclude(state=Poll.State.DRAFT)
+        .select_related("created_by", "requesting_agency")
+        .annotate(
+            reply_decision=Subquery(replies.values("decision")[:1]),
+            reply_version=Subquery(replies.values("version")[:1]),
+            reply_updated_at=Subquery(replies.values("updated_at")[:1]),
+            reply_officers=Subquery(replies.values("officers")[:1]),
+            is_open=Case(When(state=Poll.State.OPEN, then=Value(0)), default=Value(1)),
+        )
+        .order_by("is_open", "-deadline")
+    )

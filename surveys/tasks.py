@@ -22,14 +22,22 @@ def deliver_invitations(self, invitation_ids: list[int]) -> None:
     raise self.retry(args=[retry], countdown=30 * 2**self.request.retries)
 
 
+def queue(task, *args) -> None:
+    """Run `task(*args)` on a worker once the current transaction commits.
+
+    The embedded default has no broker to retry through: the task runs in the process, and a
+    failure is logged instead of failing the request that already committed its work (the
+    sweep re-queues undelivered invitations).
+    """
+    if task.app.conf.task_always_eager:
+        transaction.on_commit(lambda: task.apply(args=list(args), throw=False))
+    else:
+        task.delay_on_commit(*args)
+
+
 def queue_delivery(invitation_ids: list[int]) -> None:
     """Hand invitations to a worker once the current transaction commits."""
-    if deliver_invitations.app.conf.task_always_eager:
-        # The embedded default has no broker to retry through: run now, and let a transient
-        # failure leave the invitations queued for the sweep instead of failing the request.
-        transaction.on_commit(lambda: deliver_invitations.apply(args=[invitation_ids], throw=False))
-    else:
-        deliver_invitations.delay_on_commit(invitation_ids)
+    queue(deliver_invitations, invitation_ids)
 
 
 @shared_task
@@ -58,3 +66,13 @@ def send_reminders(invitation_ids: list[int]) -> int:
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_poll_summary(poll_id: int) -> bool:
     return services.poll_send_summary(poll_id=poll_id)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_reply_confirmation(version_id: int, url: str) -> bool:
+    return services.reply_send_confirmation(version_id=version_id, url=url)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_reply_digest(poll_id: int, since: str, until: str) -> int:
+    return services.reply_send_digest(poll_id=poll_id, since=since, until=until)

@@ -20,5 +20,19 @@ urlpatterns = [
         views.invitation_revoke,
         name="invitation-revoke",
     ),
+    path(
+        "polls/<int:poll_id>/replies/<int:agency_id>/",
+        views.reply_history,
+        name="reply-history",
+    ),
+    path("polls/<int:poll_id>/feed/", views.reply_feed, name="reply-feed"),
     path("r/<str:token>/", views.reply, name="reply"),
+    path("r/<str:token>/done/", views.reply_done, name="reply-done"),
+    path("my-agency/", views.my_agency, name="my-agency"),
+    path("my-agency/polls/<int:poll_id>/", views.my_agency_reply, name="my-agency-reply"),
+    path(
+        "my-agency/polls/<int:poll_id>/done/",
+        views.my_agency_reply_done,
+        name="my-agency-reply-done",
+    ),
 ]

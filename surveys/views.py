@@ -1,16 +1,19 @@
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from readiness import audit, permissions
+from readiness import audit, permissions, ratelimit
 
 from . import selectors, services
-from .forms import ExtendForm, PollForm, targets_from
-from .models import Invitation, Poll
+from .forms import ExtendForm, PollForm, ReplySubmission, targets_from
+from .models import Invitation, Poll, Reply
 
 
 def _delivery_counts(poll: Poll) -> dict:
@@ -118,9 +121,17 @@ def poll_detail(request, poll_id: int):
     if poll.state == Poll.State.DRAFT:
         context.update(_recipient_context(list(selectors.poll_recipients(poll=poll))))
     else:
-        context["invitations"] = poll.invitations.select_related("agency", "contact").order_by(
-            "distance_km"
+        replies = Reply.objects.filter(poll=poll, agency=OuterRef("agency"))
+        context["invitations"] = (
+            poll.invitations.select_related("agency", "contact")
+            .annotate(
+                reply_decision=Subquery(replies.values("decision")[:1]),
+                reply_officers=Subquery(replies.values("officers")[:1]),
+                reply_flagged=Subquery(replies.values("travel_flagged")[:1]),
+            )
+            .order_by("distance_km")
         )
+        context.update(_feed_context(poll))
     if request.htmx:
         return render(request, "surveys/poll_detail.html#progress", context)
     return render(request, "surveys/poll_detail.html", context)
@@ -213,37 +224,202 @@ def invitation_revoke(request, poll_id: int, invitation_id: int):
     return redirect("surveys:poll-detail", poll_id)
 
 
-@never_cache
-@require_GET
-def reply(request, token: str):
-    """The secret link from the email. No sign-in: the link itself is the credential.
+# Replies ----------------------------------------------------------------------------------------
 
-    The reply form arrives with the next issue; the link already resolves to its invitation and
-    says plainly when it can no longer be used.
+
+def _gone(request, reason: str, poll=None, invitation=None):
+    """The clear page for a link or poll that no longer takes answers; nothing is saved."""
+    status = 404 if reason == "unknown" else 410
+    context = {"reason": reason, "poll": poll, "invitation": invitation}
+    return render(request, "surveys/reply_gone.html", context, status=status)
+
+
+def _invitation_for(request, token: str):
+    """(invitation, None) for a live link, or (None, response) saying why it cannot be used.
+
+    Unknown links count against the client's address: guessing is rate limited.
     """
+    limit, window = settings.REPLY_LINK_RATE_LIMIT, settings.REPLY_LINK_RATE_WINDOW
+    if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
+        return None, render(request, "surveys/reply_gone.html", {"reason": "limited"}, status=429)
     invitation = (
-        Invitation.objects.select_related("poll", "agency", "contact")
+        Invitation.objects.select_related(
+            "poll__created_by", "poll__requesting_agency", "agency", "contact"
+        )
         .filter(token_hash=Invitation.hash_token(token))
         .first()
     )
     if invitation is None:
-        return render(request, "surveys/reply_gone.html", {"reason": "unknown"}, status=404)
-    poll = invitation.poll
-    if invitation.revoked_at:
-        reason = "revoked"
-    elif poll.state == Poll.State.OPEN and poll.deadline <= timezone.now():
-        reason = "closed"  # past the deadline, even before the beat job closes it
-    elif poll.state == Poll.State.CANCELLED:
-        reason = "cancelled"
-    elif poll.state == Poll.State.CLOSED:
-        reason = "closed"
-    else:
-        reason = ""
+        ratelimit.hit(request, "reply-link", window=window)
+        return None, _gone(request, "unknown")
+    reason = services.reply_refusal(invitation.poll, invitation)
     if reason:
-        return render(
-            request,
-            "surveys/reply_gone.html",
-            {"reason": reason, "poll": poll, "invitation": invitation},
-            status=410,
-        )
-    return render(request, "surveys/reply.html", {"invitation": invitation, "poll": poll})
+        return None, _gone(request, reason, invitation.poll, invitation)
+    return invitation, None
+
+
+def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str, confirm_url: str):
+    """The reply form, shared by the emailed link and the signed-in commander's page.
+
+    `invitation` gives the travel estimate; with `link` it is also the credential used, recorded
+    with the version (and re-checked for withdrawal as the answer is saved)."""
+    reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines").first()
+    teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
+    kwargs = {"poll": poll, "agency": agency, "teams": teams, "targeted_ids": targeted,
+              "estimate": invitation.travel_minutes}  # fmt: skip
+    submission = ReplySubmission(request.POST or None, reply=reply, **kwargs)
+    conflict, status = None, 200
+    if request.method == "POST":
+        status = 422
+        if submission.is_valid():
+            try:
+                services.reply_submit(
+                    poll=poll, agency=agency, answer=submission.answer(),
+                    lines=submission.line_data(),
+                    base_version=submission.form.cleaned_data["version"],
+                    invitation=invitation if link else None,
+                    user=request.user, request=request, confirm_url=confirm_url,
+                )  # fmt: skip
+            except services.ReplyRefused as exc:
+                return _gone(request, exc.reason, poll, invitation)
+            except services.ReplyConflict as exc:
+                # Keep what they typed, show what is stored now, and let them submit again.
+                conflict, status = exc.current, 409
+                data = request.POST.copy()
+                data["version"] = str(conflict.version)
+                submission = ReplySubmission(data, reply=conflict, **kwargs)
+                submission.is_valid()
+            else:
+                return redirect(done_url)
+    context = {
+        "poll": poll,
+        "agency": agency,
+        "invitation": invitation,
+        "reply": reply,
+        "submission": submission,
+        "conflict": conflict,
+        "deadline": timezone.localtime(poll.deadline),
+    }
+    return render(request, "surveys/reply.html", context, status=status)
+
+
+def _reply_done(request, *, poll, agency, change_url: str):
+    reply = (
+        Reply.objects.filter(poll=poll, agency=agency)
+        .select_related("updated_by", "updated_via")
+        .prefetch_related("lines__team__team_type")
+        .first()
+    )
+    context = {"poll": poll, "agency": agency, "reply": reply, "change_url": change_url,
+               "deadline": timezone.localtime(poll.deadline)}  # fmt: skip
+    return render(request, "surveys/reply_done.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def reply(request, token: str):
+    """The secret link from the email. No sign-in: the link itself is the credential, and it
+    reaches only its own agency's answer to its own poll."""
+    invitation, refused = _invitation_for(request, token)
+    if refused:
+        return refused
+    url = reverse("surveys:reply", args=[token])
+    return _reply_form(
+        request, poll=invitation.poll, agency=invitation.agency, invitation=invitation, link=True,
+        done_url=reverse("surveys:reply-done", args=[token]),
+        confirm_url=settings.SITE_URL + url,
+    )  # fmt: skip
+
+
+@never_cache
+@require_GET
+def reply_done(request, token: str):
+    invitation, refused = _invitation_for(request, token)
+    if refused:
+        return refused
+    return _reply_done(
+        request, poll=invitation.poll, agency=invitation.agency,
+        change_url=reverse("surveys:reply", args=[token]),
+    )  # fmt: skip
+
+
+@require_GET
+@permissions.require(permissions.can_answer_for_agency)
+def my_agency(request):
+    polls = selectors.agency_polls(agency=request.user.agency)
+    return render(request, "surveys/my_agency.html", {"polls": polls, "now": timezone.now()})
+
+
+def _my_invitation(request, poll_id: int) -> Invitation:
+    """The user's agency's invitation to this poll (404 when the agency was not asked)."""
+    invitation = (
+        Invitation.objects.select_related("poll__created_by", "poll__requesting_agency", "agency")
+        .filter(poll_id=poll_id, agency_id=request.user.agency_id)
+        .exclude(poll__state=Poll.State.DRAFT)
+        .order_by("is_escalation", "pk")
+        .first()
+    )
+    if invitation is None:
+        raise Http404("Your agency was not asked in this poll.")
+    return invitation
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@permissions.require(permissions.can_answer_for_agency)
+def my_agency_reply(request, poll_id: int):
+    invitation = _my_invitation(request, poll_id)
+    poll = invitation.poll
+    url = reverse("surveys:my-agency-reply", args=[poll.pk])
+    reason = services.reply_refusal(poll)
+    if reason:
+        if request.method == "POST":
+            return _gone(request, reason, poll)
+        return _reply_done(request, poll=poll, agency=invitation.agency, change_url="")
+    return _reply_form(
+        request, poll=poll, agency=invitation.agency, invitation=invitation, link=False,
+        done_url=reverse("surveys:my-agency-reply-done", args=[poll.pk]),
+        confirm_url=settings.SITE_URL + url,
+    )  # fmt: skip
+
+
+@never_cache
+@require_GET
+@permissions.require(permissions.can_answer_for_agency)
+def my_agency_reply_done(request, poll_id: int):
+    invitation = _my_invitation(request, poll_id)
+    poll = invitation.poll
+    open_ = not services.reply_refusal(poll)
+    change_url = reverse("surveys:my-agency-reply", args=[poll.pk]) if open_ else ""
+    return _reply_done(request, poll=poll, agency=invitation.agency, change_url=change_url)
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def reply_history(request, poll_id: int, agency_id: int):
+    """One agency's answer to a poll, and every version of it: who, when, what changed."""
+    reply = get_object_or_404(
+        Reply.objects.select_related("poll__created_by", "agency", "updated_by")
+        .prefetch_related("lines__team__team_type"),
+        poll_id=poll_id, agency_id=agency_id,
+    )  # fmt: skip
+    versions = reply.versions.select_related("user", "invitation").order_by("-number")
+    context = {"reply": reply, "poll": reply.poll, "agency": reply.agency, "versions": versions}
+    return render(request, "surveys/reply_history.html", context)
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def reply_feed(request, poll_id: int):
+    """The poll page's live feed of answers (htmx polls it while the poll is open)."""
+    poll = get_object_or_404(Poll, pk=poll_id)
+    return render(request, "surveys/poll_detail.html#feed", _feed_context(poll))
+
+
+def _feed_context(poll: Poll) -> dict:
+    return {
+        "poll": poll,
+        "feed": selectors.reply_feed(poll=poll),
+        "answered": poll.replies.count(),
+        "asked": poll.invitations.values("agency").distinct().count(),
+    }

@@ -1,13 +1,15 @@
 import datetime
+import secrets
 
 import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from agencies.models import Contact
 from readiness.models import User
-from surveys.models import Poll
+from surveys.models import Invitation, Poll
 
-from ..factories import UserFactory
+from ..factories import AgencyFactory, ContactFactory, UserFactory
 
 
 class PollFactory(DjangoModelFactory):
@@ -30,3 +32,20 @@ class PollFactory(DjangoModelFactory):
     def target_agencies(obj, create, extracted, **kwargs):
         if create and extracted:
             obj.target_agencies.set(extracted)
+
+
+def open_invitation(
+    *, agency=None, poll=None, travel_minutes: int = 60, **poll_kwargs
+) -> tuple[Invitation, str]:
+    """A delivered invitation of an open poll, and the secret token of its reply link."""
+    agency = agency or AgencyFactory()
+    contact = ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    if poll is None:
+        poll = PollFactory(state=Poll.State.OPEN, sent_at=timezone.now(), **poll_kwargs)
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        poll=poll, agency=agency, contact=contact, email=contact.email,
+        token_hash=Invitation.hash_token(token), distance_km=round(travel_minutes * 1.2, 1),
+        travel_minutes=travel_minutes, state=Invitation.State.SENT, sent_at=timezone.now(),
+    )  # fmt: skip
+    return invitation, token

@@ -1,0 +1,409 @@
+"""Commander replies through the emailed link: the form, validation, versions, conflicts, dead
+links, the confirmation email and the audit trail."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from readiness.models import AuditEvent
+from surveys import services
+from surveys.models import Invitation, Poll, Reply, ReplyLine, ReplyVersion
+
+from ..factories import SpecialTeamFactory, TeamTypeFactory
+from .factories import open_invitation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup():
+    """An open poll targeting SRTs; the agency has an SRT (12), an MFF (30) and a K9 team (4)."""
+    srt, mff, k9 = (TeamTypeFactory(code=code) for code in ("swat", "mff", "k9"))
+    invitation, token = open_invitation(travel_minutes=60)
+    invitation.poll.target_team_types.set([srt])
+    agency = invitation.agency
+    teams = {
+        "srt": SpecialTeamFactory(agency=agency, team_type=srt, members=12, name="North SRT"),
+        "mff": SpecialTeamFactory(agency=agency, team_type=mff, members=30, name="North MFF"),
+        "k9": SpecialTeamFactory(agency=agency, team_type=k9, members=4, name="North K9"),
+    }
+    return {"invitation": invitation, "token": token, "agency": agency, "teams": teams,
+            "poll": invitation.poll, "url": reverse("surveys:reply", args=[token])}  # fmt: skip
+
+
+def answer(setup, version=0, **overrides):
+    """A complete 'available' answer for the SRT, as the browser posts it."""
+    srt = setup["teams"]["srt"].pk
+    data = {
+        "version": version,
+        "decision": "available",
+        "authorised_by_name": "Dana Reyes",
+        "authorised_by_rank": "Chief",
+        f"team-{srt}-officers": 8,
+        f"team-{srt}-vehicles": 3,
+        f"team-{srt}-depart_minutes": 30,
+        f"team-{srt}-travel_minutes": 55,
+        f"team-{srt}-deploy_hours": 12,
+    }
+    for team in setup["teams"].values():
+        data.setdefault(f"team-{team.pk}-travel_minutes", 60)
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def post(client, setup, data, capture=None):
+    if capture is None:
+        return client.post(setup["url"], data)
+    with capture(execute=True):
+        return client.post(setup["url"], data)
+
+
+def test_the_link_shows_the_poll_and_the_agencys_teams_with_the_estimate(client, setup):
+    page = client.get(setup["url"])
+    assert page.status_code == 200
+    text = page.text
+    assert setup["poll"].title in text and setup["agency"].name in text
+    assert "Answer by" in text and "left)" in text
+    # Targeted SRT first and open; the other teams behind "Add your agency's other teams".
+    srt, mff = setup["teams"]["srt"], setup["teams"]["mff"]
+    assert text.index("North SRT") < text.index("Add your agency") < text.index("North MFF")
+    assert f'name="team-{srt.pk}-travel_minutes" value="60"' in text
+    assert f'max="{mff.members}"' in text
+    assert "Authorised by (name)" in text and "Why not?" in text
+    assert page["Cache-Control"].startswith("max-age=0")
+
+
+def test_a_reply_is_saved_with_its_lines_and_arrival_and_confirmed_by_email(
+    client, setup, smtp_sink, django_capture_on_commit_callbacks
+):
+    response = post(client, setup, answer(setup), django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("surveys:reply-done", args=[setup["token"]])
+    reply = Reply.objects.get()
+    assert (reply.agency, reply.poll, reply.decision) == (
+        setup["agency"], setup["poll"], Reply.Decision.AVAILABLE,
+    )  # fmt: skip
+    assert (reply.officers, reply.earliest_arrival_minutes, reply.version) == (8, 85, 1)
+    line = ReplyLine.objects.get()
+    assert (line.team, line.officers, line.vehicles, line.deploy_hours) == (
+        setup["teams"]["srt"], 8, 3, 12,
+    )  # fmt: skip
+    assert (line.depart_minutes, line.travel_minutes, line.arrival_minutes) == (30, 55, 85)
+    assert line.poll == setup["poll"] and not line.travel_flagged
+    setup["invitation"].refresh_from_db()
+    assert setup["invitation"].replied_at is not None
+
+    done = client.get(response["Location"])
+    assert "your answer is recorded" in done.text and "Dana Reyes" in done.text
+    assert "Change the answer" in done.text
+
+    [mail] = smtp_sink.to(setup["invitation"].email)
+    body = mail.message.get_content()
+    assert setup["poll"].title in mail.message["Subject"]
+    assert "Decision: Available" in body and "Authorised by: Chief, Dana Reyes" in body
+    assert "North SRT: officers: 8" in body and "North SRT: arrive after (min): 85" in body
+    assert setup["url"] in body  # the link to change it
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"officers": -1}, "officers", "Cannot be negative."),
+        ({"officers": 13}, "officers", "At most 12: the team has 12 members."),
+        ({"officers": "lots"}, "officers", "Give a whole number of officers."),
+        ({"depart_minutes": -5}, "depart_minutes", "Cannot be negative."),
+        ({"depart_minutes": 4321}, "depart_minutes", "At most 4320 minutes (72 hours)."),
+        ({"travel_minutes": 100000}, "travel_minutes", "At most 4320 minutes (72 hours)."),
+        ({"depart_minutes": None}, "depart_minutes", "Required when officers are available."),
+        ({"vehicles": -2}, "vehicles", "Cannot be negative."),
+        ({"deploy_hours": 0}, "deploy_hours", "At least 1 hour."),
+    ],
+)
+def test_bad_team_figures_are_explained_beside_the_field_and_nothing_is_saved(
+    client, setup, change, field, message
+):
+    srt = setup["teams"]["srt"].pk
+    data = answer(setup, **{f"team-{srt}-{k}": v for k, v in change.items()})
+    response = post(client, setup, data)
+    assert response.status_code == 422
+    assert "Nothing was saved" in response.text
+    assert f'href="#id_team-{srt}-{field}"' in response.text  # the summary links to the field
+    assert message in response.text
+    assert Reply.objects.count() == 0 and ReplyVersion.objects.count() == 0
+    assert not AuditEvent.objects.filter(action__startswith="reply.").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"decision": "unavailable"}, "Say why your agency cannot send officers."),
+        ({"decision": None}, "Choose available, available with conditions or unavailable."),
+        ({"decision": "maybe"}, "Select a valid choice."),
+        ({"authorised_by_name": ""}, "Name who authorises sending these officers."),
+        ({"decision": "conditional"}, "Choose at least one condition, or describe it."),
+        ({"conditions": ["emergencies_only"]}, "choose “Available with conditions”"),
+        (
+            {"decision": "conditional", "conditions": ["other"]},
+            "Describe the “Other” condition.",
+        ),
+        ({"version": None}, "This field is required."),
+    ],
+)
+def test_inconsistent_answers_are_refused_with_a_reason(client, setup, overrides, message):
+    response = post(client, setup, answer(setup, **overrides))
+    assert response.status_code == 422
+    assert message in response.text
+    assert Reply.objects.count() == 0
+
+
+def test_available_needs_officers_on_some_team(client, setup):
+    srt = setup["teams"]["srt"].pk
+    response = post(client, setup, answer(setup, **{f"team-{srt}-officers": 0}))
+    assert response.status_code == 422
+    assert "Give the officers available for at least one team" in response.text
+    assert Reply.objects.count() == 0
+
+
+def test_a_team_of_another_agency_posted_by_hand_is_refused(client, setup):
+    foreign = SpecialTeamFactory(members=50)  # another agency's team
+    data = answer(setup, **{f"team-{foreign.pk}-officers": 40,
+                            f"team-{foreign.pk}-depart_minutes": 5,
+                            f"team-{foreign.pk}-travel_minutes": 5})  # fmt: skip
+    response = post(client, setup, data)
+    assert response.status_code == 422
+    assert f"Only {setup['agency'].name}&#x27;s own teams can be answered for" in response.text
+    assert Reply.objects.count() == 0 and ReplyLine.objects.count() == 0
+
+
+def test_a_decline_keeps_the_reason_and_no_team_lines(client, setup):
+    data = answer(setup, decision="unavailable", decline_reason="Committed to the state fair.",
+                  authorised_by_name="", authorised_by_rank="")  # fmt: skip
+    assert post(client, setup, data).status_code == 302
+    reply = Reply.objects.get()
+    assert (
+        reply.decision == "unavailable" and reply.decline_reason == "Committed to the state fair."
+    )
+    assert reply.officers == 0 and not reply.lines.exists()
+
+
+def test_conditions_and_other_teams_are_recorded(client, setup):
+    mff = setup["teams"]["mff"].pk
+    data = answer(
+        setup, decision="conditional", conditions=["emergencies_only", "other"],
+        conditions_text="Only with our own radios.",
+        **{f"team-{mff}-officers": 20, f"team-{mff}-depart_minutes": 60,
+           f"team-{mff}-travel_minutes": 70},
+    )  # fmt: skip
+    assert post(client, setup, data).status_code == 302
+    reply = Reply.objects.get()
+    assert reply.conditions == ["emergencies_only", "other"]
+    assert reply.officers == 28 and reply.earliest_arrival_minutes == 85
+    assert sorted(reply.lines.values_list("officers", "arrival_minutes")) == [(8, 85), (20, 130)]
+
+
+def test_travel_far_below_the_estimate_is_flagged_not_refused(client, setup, coordinator):
+    srt = setup["teams"]["srt"].pk
+    response = post(client, setup, answer(setup, **{f"team-{srt}-travel_minutes": 10}))
+    assert response.status_code == 302
+    reply = Reply.objects.get()
+    assert reply.travel_flagged and reply.lines.get().travel_flagged
+    client.force_login(coordinator)
+    page = client.get(reverse("surveys:poll-detail", args=[setup["poll"].pk]))
+    assert "travel time far below estimate" in page.text
+    history = client.get(reverse("surveys:reply-history", args=[setup["poll"].pk,
+                                                                 setup["agency"].pk]))  # fmt: skip
+    assert "far below the 60 min estimate" in history.text
+
+
+def test_changes_are_versions_with_who_when_and_what_changed(client, setup, coordinator):
+    assert post(client, setup, answer(setup)).status_code == 302
+    srt = setup["teams"]["srt"].pk
+    changed = answer(setup, version=1, note="Bringing the armoured vehicle.",
+                     **{f"team-{srt}-officers": 10})  # fmt: skip
+    assert post(client, setup, changed).status_code == 302
+    # The same answer again is not a new version.
+    assert post(client, setup, {**changed, "version": 2}).status_code == 302
+    reply = Reply.objects.get()
+    assert reply.version == 2 and reply.officers == 10
+    v1, v2 = ReplyVersion.objects.order_by("number")
+    assert v1.data["lines"][0]["officers"] == 8 and v2.data["lines"][0]["officers"] == 10
+    assert v2.changes == {
+        "North SRT: officers": [8, 10],
+        "Note": [None, "Bringing the armoured vehicle."],
+    }
+    assert v2.author_email == setup["invitation"].email and v2.invitation == setup["invitation"]
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="reply.").values_list("action", flat=True)
+    )
+    assert sorted(actions) == ["reply.create", "reply.update"]
+    update = AuditEvent.objects.get(action="reply.update")
+    assert update.actor is None and update.actor_email == setup["invitation"].email
+    assert update.changes["North SRT: officers"] == [8, 10] and update.ip == "127.0.0.1"
+
+    client.force_login(coordinator)
+    page = client.get(reverse("surveys:reply-history", args=[setup["poll"].pk, setup["agency"].pk]))
+    assert page.status_code == 200
+    assert "History (2 versions)" in page.text
+    assert "North SRT: officers</strong>: 8 → 10" in page.text
+
+
+def test_a_stale_form_is_a_conflict_that_shows_the_current_answer(client, setup):
+    # Two people opened the form before either answered (both at version 0).
+    assert post(client, setup, answer(setup)).status_code == 302
+    srt = setup["teams"]["srt"].pk
+    second = answer(setup, version=0, **{f"team-{srt}-officers": 2})
+    response = post(client, setup, second)
+    assert response.status_code == 409
+    assert "This answer changed while you were editing" in response.text
+    assert "Nothing of yours was saved" in response.text
+    assert f'name="team-{srt}-officers" value="2"' in response.text  # what they typed stays
+    assert 'name="version" value="1"' in response.text  # resubmitting now replaces version 1
+    assert Reply.objects.get().officers == 8 and ReplyVersion.objects.count() == 1
+    resubmitted = post(client, setup, {**second, "version": 1})
+    assert resubmitted.status_code == 302
+    assert Reply.objects.get().officers == 2 and ReplyVersion.objects.count() == 2
+
+
+def test_free_text_is_escaped_everywhere_it_is_shown(
+    client, setup, coordinator, smtp_sink, django_capture_on_commit_callbacks
+):
+    script = "<script>alert('x')</script>"
+    data = answer(setup, decision="conditional", conditions=["other"],
+                  conditions_text=script, note=f"<b>{script}</b>",
+                  authorised_by_name=script)  # fmt: skip
+    assert post(client, setup, data, django_capture_on_commit_callbacks).status_code == 302
+    pages = [client.get(reverse("surveys:reply-done", args=[setup["token"]])).text]
+    pages.append(client.get(setup["url"]).text)
+    client.force_login(coordinator)
+    poll = setup["poll"]
+    pages.append(
+        client.get(reverse("surveys:reply-history", args=[poll.pk, setup["agency"].pk])).text
+    )
+    pages.append(client.get(reverse("surveys:poll-detail", args=[poll.pk])).text)
+    pages.append(client.get(reverse("surveys:reply-feed", args=[poll.pk])).text)
+    for page in pages:
+        assert "<script>alert" not in page and "<b><script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in pages[0]
+    # The email is plain text: the words arrive as typed, nothing renders them as HTML.
+    [mail] = smtp_sink.messages
+    assert mail.message.get_content_type() == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("spoil", "status", "words"),
+    [
+        (
+            lambda inv: Poll.objects.filter(pk=inv.poll_id).update(
+                state="closed", closed_at=timezone.now()
+            ),
+            410,
+            "This poll is closed",
+        ),
+        (
+            lambda inv: Poll.objects.filter(pk=inv.poll_id).update(
+                deadline=timezone.now() - datetime.timedelta(minutes=1)
+            ),
+            410,
+            "This poll is closed",
+        ),
+        (
+            lambda inv: Poll.objects.filter(pk=inv.poll_id).update(
+                state="cancelled", cancelled_at=timezone.now()
+            ),
+            410,
+            "This poll was cancelled",
+        ),
+        (
+            lambda inv: Invitation.objects.filter(pk=inv.pk).update(revoked_at=timezone.now()),
+            410,
+            "This link was withdrawn",
+        ),
+        (
+            lambda inv: Invitation.objects.filter(pk=inv.pk).update(token_hash="0" * 64),
+            404,
+            "This link is not valid",
+        ),
+    ],
+)
+def test_dead_links_say_what_happened_and_save_nothing(client, setup, spoil, status, words):
+    spoil(setup["invitation"])
+    for response in (client.get(setup["url"]), post(client, setup, answer(setup))):
+        assert response.status_code == status
+        assert words in response.text and "Nothing" in response.text
+    assert Reply.objects.count() == 0
+
+
+def test_an_answer_given_before_closing_stays_and_cannot_change(client, setup):
+    assert post(client, setup, answer(setup)).status_code == 302
+    services.poll_close(poll=setup["poll"])
+    srt = setup["teams"]["srt"].pk
+    response = post(client, setup, answer(setup, version=1, **{f"team-{srt}-officers": 1}))
+    assert response.status_code == 410
+    assert "any answer given before stays as it was" in response.text
+    assert Reply.objects.get().officers == 8
+
+
+def test_closing_while_the_form_is_open_refuses_the_save(client, setup, monkeypatch):
+    """The poll closes between the page's check and the save: the service refuses it."""
+    real = services.reply_refusal
+    calls = []
+
+    def closes_after_first_check(poll, invitation=None, **kw):
+        calls.append(1)
+        if len(calls) == 2:  # the service's re-check, inside the transaction
+            Poll.objects.filter(pk=poll.pk).update(state="closed")
+            poll.state = "closed"
+        return real(poll, invitation, **kw)
+
+    monkeypatch.setattr(services, "reply_refusal", closes_after_first_check)
+    response = post(client, setup, answer(setup))
+    assert response.status_code == 410 and Reply.objects.count() == 0
+
+
+def test_a_tampered_token_is_unknown_and_guessing_is_rate_limited(client, setup, settings):
+    settings.REPLY_LINK_RATE_LIMIT = 3
+    tampered = setup["token"][:-2] + ("AA" if not setup["token"].endswith("AA") else "BB")
+    for _ in range(3):
+        assert client.get(reverse("surveys:reply", args=[tampered])).status_code == 404
+    limited = client.get(reverse("surveys:reply", args=[tampered]))
+    assert limited.status_code == 429 and "Too many attempts" in limited.text
+    # Even the real link waits now: a guesser learns nothing more from this address.
+    assert client.get(setup["url"]).status_code == 429
+    assert post(client, setup, answer(setup)).status_code == 429
+    assert Reply.objects.count() == 0
+    # Another address is not affected.
+    assert client.get(setup["url"], REMOTE_ADDR="10.0.0.9").status_code == 200
+
+
+def test_a_link_for_agency_a_cannot_read_or_write_agency_b(client, setup):
+    other, other_token = open_invitation(poll=setup["poll"])
+    b_team = SpecialTeamFactory(agency=other.agency, members=40, name="South SRT")
+    # B answers through its own link.
+    b_data = {"version": 0, "decision": "unavailable", "decline_reason": "Short-staffed.",
+              f"team-{b_team.pk}-travel_minutes": 60}  # fmt: skip
+    assert client.post(reverse("surveys:reply", args=[other_token]), b_data).status_code == 302
+    # A's link shows nothing of B's answer or teams.
+    page = client.get(setup["url"]).text
+    assert "South SRT" not in page and "Short-staffed" not in page
+    assert "Your agency answered" not in page
+    # A posting B's team is refused; B's answer is untouched.
+    data = answer(setup, **{f"team-{b_team.pk}-officers": 1, f"team-{b_team.pk}-depart_minutes": 1})
+    assert post(client, setup, data).status_code == 422
+    assert Reply.objects.get(agency=other.agency).decision == "unavailable"
+    assert not Reply.objects.filter(agency=setup["agency"]).exists()
+
+
+def test_the_coordinators_feed_and_table_show_answers(client, setup, coordinator):
+    assert post(client, setup, answer(setup)).status_code == 302
+    client.force_login(coordinator)
+    poll = setup["poll"]
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk])).text
+    assert "Answers: 1 of 1 agencies" in page
+    assert f"{setup['agency'].name}</a> answered <strong>available</strong>, 8 officers" in page
+    assert f'hx-get="{reverse("surveys:reply-feed", args=[poll.pk])}"' in page
+    feed = client.get(reverse("surveys:reply-feed", args=[poll.pk]))
+    assert feed.status_code == 200 and feed.text.lstrip().startswith('<section id="feed"')
+    listing = client.get(reverse("surveys:poll-list")).text
+    assert "1 of 1" in listing or ">1</" in listing
