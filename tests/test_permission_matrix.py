@@ -10,8 +10,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from readiness.models import User
-from surveys.models import Poll
+from surveys.models import Poll, Reply
 from tests.factories import AgencyFactory, UserFactory
+from tests.surveys.factories import PollFactory, open_invitation
 
 ROLES = ["anonymous", "commander_a", "commander_b", "official", "coordinator"]
 SIGN_IN = 302  # anonymous visitors are sent to the sign-in page
@@ -60,6 +61,29 @@ RULES = {
     "surveys:poll-remind": ("post", lambda w: [w["poll"].pk], staff_only(302)),
     "surveys:invitation-revoke": ("post", lambda w: [w["poll"].pk, 999999], staff_only(404)),
     "surveys:reply": ("get", lambda w: ["not-a-real-token"], every(404)),
+    "surveys:reply-done": ("get", lambda w: ["not-a-real-token"], every(404)),
+    "surveys:reply-feed": ("get", lambda w: [w["poll"].pk], {**staff_only(200), "official": 200}),
+    "surveys:reply-history": (
+        "get",
+        lambda w: [w["open_poll"].pk, w["agency_a"].pk],
+        {**staff_only(200), "official": 200},
+    ),
+    # Commanders answer for their own agency only: a poll their agency was not asked is 404.
+    "surveys:my-agency": (
+        "get",
+        None,
+        {**staff_only(403), "commander_a": 200, "commander_b": 200, "coordinator": 403},
+    ),
+    "surveys:my-agency-reply": (
+        "get",
+        lambda w: [w["open_poll"].pk],
+        {**staff_only(403), "commander_a": 200, "commander_b": 404, "coordinator": 403},
+    ),
+    "surveys:my-agency-reply-done": (
+        "get",
+        lambda w: [w["open_poll"].pk],
+        {**staff_only(403), "commander_a": 200, "commander_b": 404, "coordinator": 403},
+    ),
     "agencies:import-example": ("get", None, staff_only(200)),
 }
 # Names whose rules are elsewhere in this file: the admin (coordinators with admin access) and
@@ -98,8 +122,20 @@ def world(db):
         destination_latitude=41.88, destination_longitude=-87.63, created_by=coordinator,
         deadline=timezone.now() + timedelta(days=1), target_kinds=["municipal"],
     )  # fmt: skip
+    open_poll, _ = open_invitation(
+        agency=agency_a, poll=PollFactory(state=Poll.State.OPEN, created_by=coordinator)
+    )
+    Reply.objects.create(
+        poll=open_poll.poll,
+        agency=agency_a,
+        decision="unavailable",
+        decline_reason="Busy",
+        created_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
     return {
         "poll": poll,
+        "open_poll": open_poll.poll,
         "agency_a": agency_a,
         "agency_b": agency_b,
         "anonymous": None,
@@ -178,7 +214,7 @@ def test_account_pages_never_fail(client, world, name, params, role):
 @pytest.mark.parametrize(
     ("role", "shown"),
     [
-        ("commander_a", set()),
+        ("commander_a", {"My agency's polls"}),
         ("official", {"Polls"}),
         ("coordinator", {"Polls", "Import", "People", "Audit", "Admin"}),
     ],
@@ -186,6 +222,6 @@ def test_account_pages_never_fail(client, world, name, params, role):
 def test_menu_offers_only_what_the_role_may_open(client, world, role, shown):
     page = visit(client, world, role, "get", reverse("agencies:agency-list")).text
     menu = page.split('<nav aria-label="Main">')[1].split("</nav>")[0]
-    labels = ("Polls", "Import", "People", "Audit", "Admin")
+    labels = ("Polls", "My agency's polls", "Import", "People", "Audit", "Admin")
     offered = {label for label in labels if f">{label}</a>" in menu}
     assert offered == shown

@@ -39,7 +39,9 @@ def open_invitation(
 ) -> tuple[Invitation, str]:
     """A delivered invitation of an open poll, and the secret token of its reply link."""
     agency = agency or AgencyFactory()
-    contact = ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    contact = agency.contacts.filter(role=Contact.Role.PRIMARY).first() or ContactFactory(
+        agency=agency, role=Contact.Role.PRIMARY
+    )
     if poll is None:
         poll = PollFactory(state=Poll.State.OPEN, sent_at=timezone.now(), **poll_kwargs)
     token = secrets.token_urlsafe(32)

@@ -1,0 +1,172 @@
+"""Signed-in commanders answer for their own agency; coordinators hear about answers."""
+
+import datetime
+import threading
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from readiness.models import AuditEvent
+from surveys import services
+from surveys.models import Poll, Reply, ReplyVersion
+
+from ..factories import SpecialTeamFactory
+from .factories import PollFactory, open_invitation
+
+pytestmark = pytest.mark.django_db
+
+
+def answer_for(team, version=0, officers=6):
+    return {
+        "version": version,
+        "decision": "available",
+        "authorised_by_name": "Chris Commander",
+        "authorised_by_rank": "Captain",
+        f"team-{team.pk}-officers": officers,
+        f"team-{team.pk}-depart_minutes": 20,
+        f"team-{team.pk}-travel_minutes": 40,
+    }
+
+
+@pytest.fixture
+def asked(commander, agency, coordinator):
+    """Three polls that asked the commander's agency (open, closed, cancelled), one that did not."""
+    team = SpecialTeamFactory(agency=agency, members=10, name="County SRT")
+    open_, _ = open_invitation(agency=agency, poll=PollFactory(state=Poll.State.OPEN,
+                                                               created_by=coordinator))  # fmt: skip
+    closed, _ = open_invitation(agency=agency, poll=PollFactory(state=Poll.State.CLOSED,
+                                                                title="Last spring"))  # fmt: skip
+    cancelled, _ = open_invitation(agency=agency, poll=PollFactory(state=Poll.State.CANCELLED))
+    elsewhere, _ = open_invitation(poll=PollFactory(state=Poll.State.OPEN, title="Not yours"))
+    return {"team": team, "open": open_.poll, "closed": closed.poll,
+            "cancelled": cancelled.poll, "elsewhere": elsewhere.poll}  # fmt: skip
+
+
+def test_my_agency_lists_the_polls_it_was_asked_with_answer_state(client, commander, asked):
+    client.force_login(commander)
+    page = client.get(reverse("surveys:my-agency"))
+    assert page.status_code == 200
+    text = page.text
+    assert asked["open"].title in text and "Last spring" in text
+    assert "Not yours" not in text
+    assert text.index(asked["open"].title) < text.index("Last spring")  # open first
+    assert "Not answered" in text and ">Answer</a>" in text
+
+
+def test_a_signed_in_commander_answers_and_changes_the_answer(
+    client, commander, asked, smtp_sink, django_capture_on_commit_callbacks
+):
+    client.force_login(commander)
+    url = reverse("surveys:my-agency-reply", args=[asked["open"].pk])
+    form = client.get(url)
+    assert form.status_code == 200 and "County SRT" in form.text
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, answer_for(asked["team"]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("surveys:my-agency-reply-done", args=[asked["open"].pk])
+    reply = Reply.objects.get()
+    assert reply.updated_by == commander and reply.updated_via is None
+    version = ReplyVersion.objects.get()
+    assert version.user == commander and version.author_email == commander.email
+    event = AuditEvent.objects.get(action="reply.create")
+    assert event.actor == commander
+    [mail] = smtp_sink.to(commander.email)
+    assert "http://" in mail.message.get_content() and url in mail.message.get_content()
+
+    listing = client.get(reverse("surveys:my-agency")).text
+    assert "Available, 6 officers" in listing and "Change answer" in listing
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, answer_for(asked["team"], version=1, officers=9))
+    assert Reply.objects.get().officers == 9 and ReplyVersion.objects.count() == 2
+
+
+def test_past_polls_are_read_only(client, commander, asked):
+    client.force_login(commander)
+    for poll in (asked["closed"], asked["cancelled"]):
+        url = reverse("surveys:my-agency-reply", args=[poll.pk])
+        page = client.get(url)
+        assert page.status_code == 200
+        assert "answers can no longer be changed" in page.text
+        assert '<form method="post" class="reply-form"' not in page.text
+        assert client.post(url, answer_for(asked["team"])).status_code == 410
+    assert Reply.objects.count() == 0
+
+
+def test_a_commander_cannot_reach_another_agencys_poll_or_teams(client, commander, asked):
+    client.force_login(commander)
+    assert (
+        client.get(reverse("surveys:my-agency-reply", args=[asked["elsewhere"].pk])).status_code
+        == 404
+    )
+    assert client.post(reverse("surveys:my-agency-reply", args=[asked["elsewhere"].pk]),
+                       answer_for(asked["team"])).status_code == 404  # fmt: skip
+    foreign = SpecialTeamFactory(members=30)
+    response = client.post(
+        reverse("surveys:my-agency-reply", args=[asked["open"].pk]),
+        {**answer_for(asked["team"]), f"team-{foreign.pk}-officers": 3},
+    )
+    assert response.status_code == 422 and Reply.objects.count() == 0
+
+
+def test_the_sender_gets_a_digest_not_a_message_per_answer(
+    client, commander, asked, coordinator, smtp_sink, django_capture_on_commit_callbacks, settings
+):
+    settings.REPLY_DIGEST_MINUTES = 15
+    poll = asked["open"]
+    Poll.objects.filter(pk=poll.pk).update(reply_digest=True, sent_at=timezone.now())
+    client.force_login(commander)
+    url = reverse("surveys:my-agency-reply", args=[poll.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, answer_for(asked["team"]))
+        client.post(url, answer_for(asked["team"], version=1, officers=8))
+    assert smtp_sink.to(coordinator.email) == []  # nothing per answer
+    now = timezone.now() + datetime.timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.polls_chase(now=now)["digests"] == 1
+        assert services.polls_chase(now=now + datetime.timedelta(minutes=5))["digests"] == 0
+    [digest] = smtp_sink.to(coordinator.email)
+    body = digest.message.get_content()
+    assert "2 new or changed answers" in body and "8 officers (changed, version 2)" in body
+    # Nothing new since: no digest even after the interval.
+    with django_capture_on_commit_callbacks(execute=True):
+        later = now + datetime.timedelta(minutes=20)
+        assert services.polls_chase(now=later)["digests"] == 0
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_first_answers_at_once_save_one_and_report_a_conflict(postgres, agency):
+    """Two people answer for the same agency at the same moment, on PostgreSQL: one is saved,
+    the other is told about it; neither overwrites the other silently."""
+    team = SpecialTeamFactory(agency=agency, members=10)
+    invitation, _ = open_invitation(agency=agency)
+    lines = [{"team": team, "estimate": 60, "officers": 5, "depart_minutes": 10,
+              "travel_minutes": 60}]  # fmt: skip
+    answer = {"decision": "available", "authorised_by_name": "A", "authorised_by_rank": "Chief"}
+    barrier, outcomes = threading.Barrier(2), []
+
+    def submit(officers):
+        try:
+            barrier.wait()
+            services.reply_submit(
+                poll=invitation.poll, agency=agency, answer=answer, base_version=0,
+                lines=[{**lines[0], "officers": officers}], invitation=invitation,
+            )  # fmt: skip
+            outcomes.append(("saved", officers))
+        except services.ReplyConflict as exc:
+            outcomes.append(("conflict", exc.current.officers))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in (3, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(kind for kind, _ in outcomes) == ["conflict", "saved"]
+    saved = next(n for kind, n in outcomes if kind == "saved")
+    conflict_saw = next(n for kind, n in outcomes if kind == "conflict")
+    assert conflict_saw == saved  # the loser is shown the winner's answer
+    assert Reply.objects.get().officers == saved and ReplyVersion.objects.count() == 1
