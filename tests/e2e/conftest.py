@@ -6,6 +6,7 @@ import pytest
 from django.db import connections
 
 from tests.conftest import require_service
+from tests.surveys.conftest import smtp_sink  # noqa: F401 (a real SMTP server, shared)
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
