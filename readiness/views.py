@@ -23,6 +23,9 @@ from .models import AuditEvent, User
 
 @login_required
 def home(request):
+    """Commanders land on the polls their agency must answer; everyone else on the registry."""
+    if permissions.can_answer_for_agency(request.user):
+        return redirect("surveys:my-agency")
     return redirect("agencies:agency-list")
 
 

@@ -111,8 +111,17 @@ def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[Special
         .select_related("team_type")
         .order_by("team_type__sort_order", "name")
     )
-    targeted = {t.pk for t in SpecialTeam.objects.filter(_team_filter(type_ids, levels),
-                                                         agency=agency)}  # fmt: skip
+    wanted_levels = set(levels)
+    targeted = {
+        t.pk
+        for t in teams
+        if t.active
+        and (
+            not (type_ids or levels)
+            or t.team_type_id in type_ids
+            or (t.team_type_id, t.level) in wanted_levels
+        )
+    }
     teams.sort(key=lambda t: t.pk not in targeted)  # stable: targeted first
     return teams, targeted
 

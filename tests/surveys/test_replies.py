@@ -407,3 +407,20 @@ def test_the_coordinators_feed_and_table_show_answers(client, setup, coordinator
     assert feed.status_code == 200 and feed.text.lstrip().startswith('<section id="feed"')
     listing = client.get(reverse("surveys:poll-list")).text
     assert "1 of 1" in listing or ">1</" in listing
+
+
+@pytest.mark.parametrize("extra_teams", [0, 25])
+def test_the_form_and_a_save_take_as_many_queries_whatever_the_teams(
+    client, setup, extra_teams, django_assert_max_num_queries
+):
+    for _ in range(extra_teams):
+        SpecialTeamFactory(agency=setup["agency"], members=10)
+    with django_assert_max_num_queries(8):
+        assert client.get(setup["url"]).status_code == 200
+    data = answer(setup)
+    for team in setup["agency"].teams.all():
+        data.setdefault(f"team-{team.pk}-travel_minutes", 60)
+    with django_assert_max_num_queries(17):
+        assert post(client, setup, data).status_code == 302
+    with django_assert_max_num_queries(8):
+        assert client.get(reverse("surveys:reply-done", args=[setup["token"]])).status_code == 200
