@@ -697,16 +697,18 @@ def _lock_poll_for_reply(poll_id: int) -> Poll:
 def reply_submit(
     *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
     invitation: Invitation | None = None, user=None, request=None, confirm_url: str = "",
+    confirm: bool = True, now=None,
 ) -> ReplyVersion | None:  # fmt: skip
     """Save an agency's answer and its team lines in one transaction, as a new version.
 
     `answer` and `lines` come validated from ReplySubmission (or the API's equivalent).
     `base_version` is the version the form was built from (0 for none): if the stored reply has
     moved on, ReplyConflict is raised and nothing is saved. An unchanged answer saves nothing and
-    returns None. A confirmation email to the author is queued after commit.
+    returns None. A confirmation email to the author is queued after commit (unless `confirm` is
+    false: demo data). `now` is injectable for demo data and tests.
     """
     with transaction.atomic():
-        now = timezone.now()
+        now = now or timezone.now()
         locked = _lock_poll_for_reply(poll.pk)
         if invitation is not None:
             invitation.revoked_at = Invitation.objects.filter(pk=invitation.pk).values_list(
@@ -784,7 +786,8 @@ def reply_submit(
             request=request, obj=reply, actor_email=email,
             changes={"version": reply.version, **changes},
         )  # fmt: skip
-        _tasks().queue(_tasks().send_reply_confirmation, version.pk, confirm_url)
+        if confirm:
+            _tasks().queue(_tasks().send_reply_confirmation, version.pk, confirm_url)
     return version
 
 

@@ -5,11 +5,13 @@ import re
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from agencies import demo
 from agencies.management.commands.load_demo import DEMO_TOTP_SECRET
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness.models import User
+from surveys.models import Invitation, Poll, Reply
 from tests.conftest import sign_in
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +32,7 @@ def load_demo() -> str:
 def counts() -> dict:
     return {
         model.__name__: model.objects.count()
-        for model in (Agency, SpecialTeam, TeamMembership, Contact, User)
+        for model in (Agency, SpecialTeam, TeamMembership, Contact, User, Poll, Reply, Invitation)
     }
 
 
@@ -49,6 +51,21 @@ def test_loading_twice_changes_nothing():
     assert "agencies: 0 created, 0 updated, 276 unchanged" in second_output
     assert "teams: 0 created, 0 updated" in second_output
     assert "contacts: 0 created, 0 updated" in second_output
+    assert first["Poll"] == 1 and "Demo poll" not in second_output
+
+
+def test_the_demo_poll_has_answers_and_leaves_the_demo_commander_to_answer(client):
+    output = load_demo()
+    asked, answered = map(int, re.search(r"(\d+) agencies asked, (\d+) answered", output).groups())
+    poll = Poll.objects.get()
+    assert poll.state == Poll.State.OPEN and asked > 20 and answered > 10
+    assert Reply.objects.filter(poll=poll).count() == answered
+    assert {r.decision for r in Reply.objects.all()} == set(Reply.Decision.values)
+    commander = User.objects.get(email="commander@readiness.example")
+    assert not Reply.objects.filter(agency=commander.agency).exists()
+    client.force_login(commander)
+    page = client.get(reverse("surveys:my-agency"))
+    assert poll.title in page.text and "Not answered" in page.text
 
 
 def test_demo_users_log_in_with_the_printed_password(client):

@@ -74,6 +74,16 @@ class Command(BaseCommand):
                     Contact.objects.filter(agency=agency, role=Contact.Role.PRIMARY).update(
                         user=user
                     )
+        from surveys.demo import load_demo_poll
+
+        created = load_demo_poll(
+            coordinator=User.objects.get(email=DEMO_USERS[0][0]), keep_unanswered=agency
+        )
+        if created:
+            poll, asked, answered = created
+            self.stdout.write(
+                f"Demo poll “{poll.title}”: {asked} agencies asked, {answered} answered."
+            )
         self.stdout.write(self.style.SUCCESS(f"Demo logins (password for all: {DEMO_PASSWORD}):"))
         for email, _name, role in DEMO_USERS:
             extra = f" for {agency.name}" if role == User.Role.COMMANDER else ""
