@@ -1,5 +1,6 @@
 """Writes for polls: send, and deliver invitations. Views, tasks and the API call these."""
 
+import copy
 import logging
 import secrets
 import smtplib
@@ -717,29 +718,24 @@ def reply_submit(
         reason = reply_refusal(locked, invitation, now=now)
         if reason:
             raise ReplyRefused(reason)
-        reply = (
+        stored = (
             Reply.objects.select_for_update()
             .filter(poll=poll, agency=agency)
             .prefetch_related("lines__team")
             .first()
         )
-        if (reply.version if reply else 0) != base_version:
-            raise ReplyConflict(reply)
-        before = reply_snapshot(reply, reply.lines.all()) if reply else {}
-        created = reply is None
-        if created:
-            reply = Reply(poll=poll, agency=agency, created_at=now, version=0)
-        for field in ("decision", "authorised_by_name", "authorised_by_rank", "conditions",
-                      "conditions_text", "decline_reason", "note"):  # fmt: skip
-            setattr(reply, field, answer.get(field) or ([] if field == "conditions" else ""))
+        before = reply_snapshot(stored, stored.lines.all()) if stored else {}
+        created = stored is None
+        reply = Reply(poll=poll, agency=agency, created_at=now, version=0)
+        if stored:
+            reply = copy.copy(stored)  # `stored` stays as it is, for a conflict to show
         new_lines = [_line(poll, line) for line in lines]
-        answering = [line for line in new_lines if line.officers]
-        reply.officers = sum(line.officers for line in answering)
-        reply.earliest_arrival_minutes = min(
-            (line.arrival_minutes for line in answering), default=None
-        )
-        reply.travel_flagged = any(line.travel_flagged for line in answering)
+        _apply(reply, answer, new_lines)
         after = reply_snapshot(reply, new_lines)
+        if (stored.version if stored else 0) != base_version:
+            if stored and _readable(before) == _readable(after):
+                return None  # the same answer again (a double click, a retried request)
+            raise ReplyConflict(stored)
         changes = audit.diff(_readable(before), _readable(after))
         if not created and not changes:
             return None
@@ -753,12 +749,13 @@ def reply_submit(
                     reply.save(force_insert=True)
             except IntegrityError:
                 # Someone else's first answer for this agency committed a moment ago.
-                raise ReplyConflict(
-                    Reply.objects.prefetch_related("lines__team").get(poll=poll, agency=agency)
-                ) from None
+                winner = Reply.objects.prefetch_related("lines__team").get(poll=poll, agency=agency)
+                if _readable(reply_snapshot(winner, winner.lines.all())) == _readable(after):
+                    return None
+                raise ReplyConflict(winner) from None
         else:
             reply.save()
-            reply.lines.all().delete()
+            ReplyLine.objects.filter(reply=reply).delete()
         for line in new_lines:
             line.reply = reply
         ReplyLine.objects.bulk_create(new_lines)
@@ -789,6 +786,17 @@ def reply_submit(
         if confirm:
             _tasks().queue(_tasks().send_reply_confirmation, version.pk, confirm_url)
     return version
+
+
+def _apply(reply: Reply, answer: dict, lines: list[ReplyLine]) -> None:
+    """Set a reply's fields and its totals over the team lines."""
+    for field in ("decision", "authorised_by_name", "authorised_by_rank", "conditions",
+                  "conditions_text", "decline_reason", "note"):  # fmt: skip
+        setattr(reply, field, answer.get(field) or ([] if field == "conditions" else ""))
+    answering = [line for line in lines if line.officers]
+    reply.officers = sum(line.officers for line in answering)
+    reply.earliest_arrival_minutes = min((line.arrival_minutes for line in answering), default=None)
+    reply.travel_flagged = any(line.travel_flagged for line in answering)
 
 
 def _line(poll: Poll, data: dict) -> ReplyLine:

@@ -424,3 +424,10 @@ def test_the_form_and_a_save_take_as_many_queries_whatever_the_teams(
         assert post(client, setup, data).status_code == 302
     with django_assert_max_num_queries(8):
         assert client.get(reverse("surveys:reply-done", args=[setup["token"]])).status_code == 200
+
+
+def test_a_double_submit_of_the_same_answer_is_saved_once_without_a_conflict(client, setup):
+    data = answer(setup)
+    first, second = post(client, setup, data), post(client, setup, data)  # both from version 0
+    assert first.status_code == second.status_code == 302
+    assert ReplyVersion.objects.count() == 1 and Reply.objects.get().version == 1
