@@ -326,7 +326,7 @@ class ReplyLineForm(forms.Form):
         required=False,
         min_value=0,
         max_value=500,
-        help_text="Optional.",
+        help_text="Optional: vehicles they would bring.",
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
         error_messages={"min_value": "Cannot be negative.", "max_value": "At most 500."},
     )
@@ -337,7 +337,7 @@ class ReplyLineForm(forms.Form):
         required=False,
         min_value=1,
         max_value=MAX_DEPLOY_HOURS,
-        help_text="Optional.",
+        help_text="Optional: hours on scene before they must be relieved.",
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
         error_messages={
             "min_value": "At least 1 hour.",
@@ -348,6 +348,7 @@ class ReplyLineForm(forms.Form):
         label="Of them, meeting every requirement",
         required=False,
         min_value=0,
+        help_text="How many of these officers meet all the requirements listed above.",
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
         error_messages={"min_value": "Cannot be negative."},
     )

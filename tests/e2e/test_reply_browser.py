@@ -97,3 +97,21 @@ def test_commander_answers_from_the_email_on_a_phone(
     ]
     assert len(confirmations) == 2
     assert "Lake County MFF: officers: 20" in confirmations[-1].message.get_content()
+
+
+def test_the_form_works_without_javascript(live_server, browser, artifacts):
+    from tests.surveys.factories import open_invitation
+
+    invitation, token = open_invitation()
+    team = SpecialTeamFactory(agency=invitation.agency, name="Metro SRT", members=10)
+    context = browser.new_context(viewport={"width": 375, "height": 812}, java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server.url}/r/{token}/")
+    page.get_by_label("Unavailable").check()
+    page.get_by_label("Why not?").fill("All officers committed locally.")
+    page.get_by_role("button", name="Send answer").click()
+    page.get_by_text("your answer is recorded").wait_for()
+    assert Reply.objects.get().decision == "unavailable"
+    assert team.name not in page.locator("main").inner_text()  # a decline records no team lines
+    context.close()

@@ -431,3 +431,29 @@ def test_a_double_submit_of_the_same_answer_is_saved_once_without_a_conflict(cli
     first, second = post(client, setup, data), post(client, setup, data)  # both from version 0
     assert first.status_code == second.status_code == 302
     assert ReplyVersion.objects.count() == 1 and Reply.objects.get().version == 1
+
+
+def test_every_input_has_a_visible_label_and_help_text(client, setup):
+    from html.parser import HTMLParser
+
+    class Inputs(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inputs, self.labels, self.ids = [], set(), set()
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if "id" in attrs:
+                self.ids.add(attrs["id"])
+            if tag == "label" and "for" in attrs:
+                self.labels.add(attrs["for"])
+            if tag in ("input", "textarea", "select") and attrs.get("type") != "hidden":
+                self.inputs.append(attrs)
+
+    parser = Inputs()
+    parser.feed(client.get(setup["url"]).text)
+    named = [i for i in parser.inputs if i.get("type") not in ("radio", "checkbox")]
+    assert len(named) > 15
+    for field in named:
+        assert field["id"] in parser.labels, field["name"]
+        assert field.get("aria-describedby") in parser.ids, field["name"]  # its help text
