@@ -18,10 +18,12 @@ The server is gunicorn with the app's embedded defaults as the environment leave
 false, development (no SSL redirect), no REDIS_URL, so Celery runs the confirmation email eagerly
 in the request, on the console mailer (the server's stdout goes to /dev/null, its stderr to a log
 file scanned for errors afterwards). DB_CONN_MAX_AGE is 60 as in production (--conn-max-age).
-Workers: --workers 2 gthread workers with --threads 4 each by default. This machine has 2 cores,
-so more processes only contend for them; threads keep the clients' connections alive (sync
-workers close each connection after one response) and overlap a request's waits on the database
-with another's Python. --threads 1 runs sync workers instead, to compare.
+Workers: 2 gthread workers (one per core of the 2-core machine this was written on) with 4
+threads each, so that the 8 clients' connections stay open and one thread's wait on the database
+overlaps another's Python. Replies are CPU-bound either way: sync workers (--threads 1; the
+Dockerfile runs 3) served them within 10% of that, but close the connection after every response,
+so the trivial baseline then measures TCP set-up as much as the view. --keep-log keeps the
+server's log and prints where it is.
 
 The load: --clients threads (default 8) in this process, each with its own persistent
 http.client connection; their CPU share is reported, since on 2 cores the client competes with
@@ -75,7 +77,8 @@ from import_registry import BenchDatabase  # noqa: E402 (the throwaway database,
 
 HOST = "127.0.0.1"
 REQUEST_TIMEOUT = 60  # seconds; a request that takes longer counts as an error
-PROBLEM = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback")
+# In gunicorn's log: its own errors, and the exception line that ends a traceback.
+PROBLEM = re.compile(r"\[(ERROR|CRITICAL)\]|^[A-Za-z_][\w.]*(Error|Exception)\b")
 CSRF_INPUT = re.compile(rb'name="csrfmiddlewaretoken" value="([^"]+)"')
 VERSION_INPUT = re.compile(rb'name="version" value="(\d+)"')
 FORM = "application/x-www-form-urlencoded"
@@ -108,6 +111,7 @@ def parse_args() -> argparse.Namespace:
         "--conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE of the server (default 60)"
     )
     parser.add_argument("--seed", type=int, default=2021, help="seed of the generated agencies")
+    parser.add_argument("--keep-log", action="store_true", help="keep the server's log file")
     args = parser.parse_args()
     if args.agencies is None:
         args.agencies = 200 if args.small else 2_000
@@ -369,12 +373,14 @@ class Server:
             return ""
         return "\n".join(f"  | {line}" for line in text.splitlines()[-lines:])
 
-    def problems(self) -> list[str]:
+    def problems(self) -> collections.Counter:
+        """Errors gunicorn logged and the exceptions in logged tracebacks, counted."""
         try:
             text = Path(self.log_path).read_text(errors="replace")
         except OSError:
-            return []
-        return [line for line in text.splitlines() if PROBLEM.search(line)]
+            return collections.Counter()
+        lines = (line.strip() for line in text.splitlines() if PROBLEM.search(line))
+        return collections.Counter(re.sub(r"^\[[^]]*\] \[\d+\] ", "", line)[:200] for line in lines)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -444,8 +450,9 @@ class Phase:
 
     @property
     def cpu_ms(self) -> float:
-        """gunicorn's CPU time per successful request."""
-        return 1000 * self.server_cpu / self.ok if self.ok else 0.0
+        """gunicorn's CPU time per request answered, good or not."""
+        answered = self.ok + sum(self.errors.values())
+        return 1000 * self.server_cpu / answered if answered else 0.0
 
     def report(self) -> str:
         errors = sum(self.errors.values())
@@ -487,7 +494,9 @@ def run_phase(name: str, clients: int, port: int, server: Server, work) -> Phase
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, name=f"{name}-{k}") for k in range(clients)]
+    threads = [
+        threading.Thread(target=client, name=f"{name}-{k}", daemon=True) for k in range(clients)
+    ]
     for thread in threads:
         thread.start()
     cpu, server_cpu = time.process_time(), server.cpu_seconds()
@@ -635,6 +644,23 @@ def check_stored(poll, targets: list[Target]) -> dict[str, int]:
     }
 
 
+def machine_busy(seconds: float = 0.5) -> float:
+    """The share of all CPUs busy over `seconds` (from /proc/stat): others' load skews us."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total, idle = sample()
+        time.sleep(seconds)
+        total2, idle2 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1 - (idle2 - idle) / max(total2 - total, 1)
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -643,9 +669,9 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     from django.db import connection, connections
 
     n = args.agencies
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print(f"note: load average {load:.2f} before the run: something else is busy here")
+    busy = machine_busy()
+    if busy > 0.25:
+        print(f"note: {busy:.0%} of the CPUs were busy before the run: the figures may be low")
 
     start = time.perf_counter()
     call_command("migrate", verbosity=0)
@@ -685,8 +711,8 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     finally:
         server.stop()
         problems = server.problems()
-        if os.environ.get("BENCH_KEEP_LOG"):
-            print("log kept:", server.log_path)
+        if args.keep_log:
+            print(f"server log kept: {server.log_path}")
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
 
@@ -705,8 +731,8 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         f"{replies.cpu_ms / trivial.cpu_ms if trivial.cpu_ms else 0:.1f}x the trivial view's"
     )
     if problems:
-        shown = "\n".join(f"  | {line}" for line in problems[:15])
-        print(f"gunicorn logged {len(problems)} error line(s):\n{shown}")
+        shown = "\n".join(f"  | {n:5} x {line}" for line, n in problems.most_common(10))
+        print(f"gunicorn logged {problems.total()} error line(s):\n{shown}")
 
     figures = {
         "reply_rps": round(replies.rps, 1),
@@ -741,7 +767,8 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         "server_workers": args.workers,
         "server_threads": args.threads,
         "conn_max_age": args.conn_max_age,
-        "server_log_errors": len(problems),
+        "server_log_errors": problems.total(),
+        "busy_before": round(busy, 2),
     }
     return figures
 

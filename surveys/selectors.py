@@ -2,7 +2,19 @@
 
 from dataclasses import dataclass, field
 
-from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 
@@ -102,28 +114,27 @@ def recipients(*, targets: Targets) -> QuerySet[Agency]:
 
 def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[SpecialTeam], set[int]]:
     """The teams an agency may answer for (its active teams, and any already in its reply),
-    targeted ones first, and the ids of those the poll targets."""
-    type_ids = list(poll.target_team_types.values_list("pk", flat=True))
-    levels = list(poll.target_levels.values_list("team_type_id", "level"))
+    targeted ones first, and the ids of those the poll targets. One query."""
+    types = Poll.target_team_types.through.objects.filter(poll_id=poll.pk)
+    levels = Poll.target_levels.through.objects.filter(poll_id=poll.pk)
+    wanted = (
+        (~Exists(types) & ~Exists(levels))  # no team filter: every team is targeted
+        | Exists(types.filter(teamtype_id=OuterRef("team_type_id")))
+        | Exists(
+            levels.filter(
+                teamtypelevel__team_type_id=OuterRef("team_type_id"),
+                teamtypelevel__level=OuterRef("level"),
+            )
+        )
+    )
     in_reply = [line.team_id for line in reply.lines.all()] if reply else []
     teams = list(
         SpecialTeam.objects.filter(Q(agency=agency) & (Q(active=True) | Q(pk__in=in_reply)))
+        .annotate(targeted=ExpressionWrapper(Q(active=True) & wanted, output_field=BooleanField()))
         .select_related("team_type")
-        .order_by("team_type__sort_order", "name")
+        .order_by("-targeted", "team_type__sort_order", "name")
     )
-    wanted_levels = set(levels)
-    targeted = {
-        t.pk
-        for t in teams
-        if t.active
-        and (
-            not (type_ids or levels)
-            or t.team_type_id in type_ids
-            or (t.team_type_id, t.level) in wanted_levels
-        )
-    }
-    teams.sort(key=lambda t: t.pk not in targeted)  # stable: targeted first
-    return teams, targeted
+    return teams, {t.pk for t in teams if t.targeted}
 
 
 def reply_feed(*, poll: Poll, limit: int = 15):

@@ -9,7 +9,7 @@ import socket
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Prefetch, Q
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -684,15 +684,21 @@ def _readable(snapshot: dict) -> dict:
     return {k: v for k, v in readable.items() if v not in ("", None)}
 
 
-def _lock_poll_for_reply(poll_id: int) -> Poll:
-    """The poll, read so that closing or cancelling it waits for this reply to commit.
+def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> Poll:
+    """The poll, read so that closing or cancelling it waits for this reply to commit, with
+    `link_revoked_at` of the invitation used (None without one).
 
     On PostgreSQL a FOR SHARE lock: replies do not block each other, but the FOR UPDATE of
     close/cancel does. SQLite serialises writers anyway.
     """
     if connection.vendor == "postgresql":
-        return Poll.objects.raw("SELECT * FROM surveys_poll WHERE id = %s FOR SHARE", [poll_id])[0]
-    return Poll.objects.get(pk=poll_id)
+        return Poll.objects.raw(
+            "SELECT p.*, i.revoked_at AS link_revoked_at FROM surveys_poll p "
+            "LEFT JOIN surveys_invitation i ON i.id = %s WHERE p.id = %s FOR SHARE OF p",
+            [invitation_id, poll_id],
+        )[0]
+    revoked = Invitation.objects.filter(pk=invitation_id).values("revoked_at")
+    return Poll.objects.annotate(link_revoked_at=Subquery(revoked)).get(pk=poll_id)
 
 
 def reply_submit(
@@ -710,11 +716,9 @@ def reply_submit(
     """
     with transaction.atomic():
         now = now or timezone.now()
-        locked = _lock_poll_for_reply(poll.pk)
+        locked = _lock_poll_for_reply(poll.pk, invitation.pk if invitation else None)
         if invitation is not None:
-            invitation.revoked_at = Invitation.objects.filter(pk=invitation.pk).values_list(
-                "revoked_at", flat=True
-            )[0]
+            invitation.revoked_at = locked.link_revoked_at
         reason = reply_refusal(locked, invitation, now=now)
         if reason:
             raise ReplyRefused(reason)

@@ -247,6 +247,7 @@ def _invitation_for(request, token: str):
             "poll__created_by", "poll__requesting_agency", "agency", "contact"
         )
         .filter(token_hash=Invitation.hash_token(token))
+        .order_by()
         .first()
     )
     if invitation is None:

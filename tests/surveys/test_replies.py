@@ -415,14 +415,14 @@ def test_the_form_and_a_save_take_as_many_queries_whatever_the_teams(
 ):
     for _ in range(extra_teams):
         SpecialTeamFactory(agency=setup["agency"], members=10)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(4):
         assert client.get(setup["url"]).status_code == 200
     data = answer(setup)
     for team in setup["agency"].teams.all():
         data.setdefault(f"team-{team.pk}-travel_minutes", 60)
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(14):
         assert post(client, setup, data).status_code == 302
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(6):
         assert client.get(reverse("surveys:reply-done", args=[setup["token"]])).status_code == 200
 
 
