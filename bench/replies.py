@@ -14,10 +14,14 @@ uses a temporary SQLite file, which the server opens too. This process migrates 
 the agencies (one primary contact, one or two special teams each), one open poll and a delivered
 invitation per agency whose reply token only this process knows (the database keeps the hash).
 
-The server is gunicorn with the app's embedded defaults as the environment leaves them: DEBUG
-false, development (no SSL redirect), no REDIS_URL, so Celery runs the confirmation email eagerly
-in the request, on the console mailer (the server's stdout goes to /dev/null, its stderr to a log
-file scanned for errors afterwards). DB_CONN_MAX_AGE is 60 as in production (--conn-max-age).
+The server is gunicorn with DEBUG false, development settings (no SSL redirect) and, as in
+production, Redis when one answers (REDIS_URL, default redis://127.0.0.1:6379/0): each saved
+version queues its confirmation email on a queue of the bench's own that no worker reads; the
+bench counts those tasks (`confirmations_queued`, which must equal the versions stored) and
+deletes the queue. Without Redis, or with --eager, Celery runs the confirmation in the request on
+the console mailer, as the embedded default does (the server's stdout goes to /dev/null, its
+stderr to a log file scanned for errors afterwards).
+DB_CONN_MAX_AGE is 60 as in production (--conn-max-age).
 Workers: 2 gthread workers (one per core of the 2-core machine this was written on) with 4
 threads each, so that the 8 clients' connections stay open and one thread's wait on the database
 overlaps another's Python. Replies are CPU-bound either way: sync workers (--threads 1; the
@@ -97,6 +101,11 @@ def parse_args() -> argparse.Namespace:
         "--agencies", type=int, help="agencies that answer (default 2,000; overrides --small)"
     )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="send confirmations in the request (embedded default) even when Redis answers",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument(
         "--threads", type=int, default=4, help="threads per worker, gthread (1: sync workers)"
@@ -291,8 +300,10 @@ class Server:
     """gunicorn serving the app from a subprocess; stdout (the console mailer) to /dev/null,
     stderr (gunicorn's and Django's logs) to a file."""
 
-    def __init__(self, args: argparse.Namespace, log_dir: str):
+    def __init__(self, args: argparse.Namespace, log_dir: str, redis_url: str | None):
         self.args = args
+        self.redis_url = redis_url
+        self.queue = f"bench-replies-{os.getpid()}"
         self.port = free_port()
         self.log_path = os.path.join(log_dir, "gunicorn.log")
         self.process: subprocess.Popen | None = None
@@ -311,6 +322,10 @@ class Server:
                 "DB_CONN_MAX_AGE": str(self.args.conn_max_age),
             }
         )
+        if self.redis_url:
+            # As in production: confirmations are queued (to a queue of the bench's own, which
+            # no worker reads; counted and deleted afterwards), and the cache is Redis.
+            env.update(REDIS_URL=self.redis_url, CELERY_TASK_DEFAULT_QUEUE=self.queue)
         worker_class = "gthread" if self.args.threads > 1 else "sync"
         command = [
             sys.executable, "-m", "gunicorn", "readiness.wsgi",
@@ -664,6 +679,28 @@ def machine_busy(seconds: float = 0.5) -> float:
 # --- the run -----------------------------------------------------------------------------------
 
 
+def reachable_redis() -> str | None:
+    """REDIS_URL (or the local default) if a Redis answers there, else None."""
+    import redis
+
+    url = os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+def drain_queue(url: str, name: str) -> int:
+    """How many tasks the server queued on the bench's queue; then delete it."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    count = client.llen(name)
+    client.delete(name)
+    return count
+
+
 def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     from django.core.management import call_command
     from django.db import connection, connections
@@ -685,7 +722,13 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     connections.close_all()  # the server has the database to itself during the load
 
     log_dir = tempfile.mkdtemp(prefix="readiness_bench_server_")
-    server = Server(args, log_dir)
+    redis_url = None if args.eager else reachable_redis()
+    server = Server(args, log_dir, redis_url)
+    print(
+        f"confirmation emails: queued to Redis ({redis_url})"
+        if redis_url
+        else "confirmation emails: sent in the request (eager Celery, console mailer)"
+    )
     kind = f"gthread, {args.threads} threads each" if args.threads > 1 else "sync"
     try:
         server.start()
@@ -716,6 +759,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
 
+    queued = drain_queue(redis_url, server.queue) if redis_url else None
     stored = check_stored(poll, targets)
     phases = [trivial, forms, replies] + ([updates] if updates else [])
     errors = sum(sum(p.errors.values()) for p in phases)
@@ -764,6 +808,8 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         "agencies": n,
         "concurrency": args.clients,
         "database": database.kind,
+        "confirmations": "queued" if redis_url else "eager",
+        "confirmations_queued": queued,
         "server_workers": args.workers,
         "server_threads": args.threads,
         "conn_max_age": args.conn_max_age,
@@ -780,6 +826,7 @@ def main() -> None:
         database.create()
         # Before django.setup(): this process only migrates, creates the data and checks it.
         os.environ["DJANGO_SETTINGS_MODULE"] = "readiness.settings"
+        os.environ.setdefault("BENCH_REDIS_URL", os.environ.get("REDIS_URL", ""))
         for name in ("REDIS_URL", "CELERY_TASK_ALWAYS_EAGER", "EMAIL_HOST", "DJANGO_ENV"):
             os.environ.pop(name, None)
         os.environ.setdefault("DEBUG", "false")
@@ -790,7 +837,19 @@ def main() -> None:
     finally:
         database.drop()
     print(json.dumps(figures))
-    if figures["errors"] or figures["lost"] or figures["duplicates"] or figures["mismatched"]:
+    unconfirmed = (
+        figures["confirmations_queued"] is not None
+        and figures["confirmations_queued"] != figures["stored_versions"]
+    )
+    if unconfirmed:
+        print("confirmations queued differ from the versions stored", file=sys.stderr)
+    if (
+        figures["errors"]
+        or figures["lost"]
+        or figures["duplicates"]
+        or figures["mismatched"]
+        or unconfirmed
+    ):
         sys.exit(1)
 
 

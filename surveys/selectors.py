@@ -3,10 +3,8 @@
 from dataclasses import dataclass, field
 
 from django.db.models import (
-    BooleanField,
     Case,
     Exists,
-    ExpressionWrapper,
     OuterRef,
     Prefetch,
     Q,
@@ -112,29 +110,48 @@ def recipients(*, targets: Targets) -> QuerySet[Agency]:
     ).order_by("distance_km", "name")
 
 
+_SENT_POLL_TEAM_TARGETS: dict[tuple, tuple[frozenset, frozenset]] = {}
+
+
+def poll_team_targets(poll: Poll) -> tuple[frozenset, frozenset]:
+    """The poll's targeted team type ids and (type id, level) pairs. A sent poll's targets never
+    change (only drafts are edited), so they are kept in memory: every reply needs them."""
+    key = (poll.pk, poll.sent_at)  # a restored database cannot serve another poll's targets
+    cached = _SENT_POLL_TEAM_TARGETS.get(key)
+    if cached is None:
+        cached = (
+            frozenset(poll.target_team_types.values_list("pk", flat=True)),
+            frozenset(poll.target_levels.values_list("team_type_id", "level")),
+        )
+        if poll.state != Poll.State.DRAFT and poll.sent_at:
+            if len(_SENT_POLL_TEAM_TARGETS) > 1000:
+                _SENT_POLL_TEAM_TARGETS.clear()
+            _SENT_POLL_TEAM_TARGETS[key] = cached
+    return cached
+
+
 def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[SpecialTeam], set[int]]:
     """The teams an agency may answer for (its active teams, and any already in its reply),
-    targeted ones first, and the ids of those the poll targets. One query."""
-    types = Poll.target_team_types.through.objects.filter(poll_id=poll.pk)
-    levels = Poll.target_levels.through.objects.filter(poll_id=poll.pk)
-    wanted = (
-        (~Exists(types) & ~Exists(levels))  # no team filter: every team is targeted
-        | Exists(types.filter(teamtype_id=OuterRef("team_type_id")))
-        | Exists(
-            levels.filter(
-                teamtypelevel__team_type_id=OuterRef("team_type_id"),
-                teamtypelevel__level=OuterRef("level"),
-            )
-        )
-    )
+    targeted ones first, and the ids of those the poll targets."""
+    type_ids, levels = poll_team_targets(poll)
     in_reply = [line.team_id for line in reply.lines.all()] if reply else []
     teams = list(
         SpecialTeam.objects.filter(Q(agency=agency) & (Q(active=True) | Q(pk__in=in_reply)))
-        .annotate(targeted=ExpressionWrapper(Q(active=True) & wanted, output_field=BooleanField()))
         .select_related("team_type")
-        .order_by("-targeted", "team_type__sort_order", "name")
+        .order_by("team_type__sort_order", "name")
     )
-    return teams, {t.pk for t in teams if t.targeted}
+    targeted = {
+        t.pk
+        for t in teams
+        if t.active
+        and (
+            not (type_ids or levels)
+            or t.team_type_id in type_ids
+            or (t.team_type_id, t.level) in levels
+        )
+    }
+    teams.sort(key=lambda t: t.pk not in targeted)  # stable: targeted first
+    return teams, targeted
 
 
 def reply_feed(*, poll: Poll, limit: int = 15):
