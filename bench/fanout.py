@@ -274,63 +274,80 @@ class Workers:
 # --- data --------------------------------------------------------------------------------------
 
 
-def create_data(n: int, seed: int):
-    """One region, n agencies with one primary contact each, a coordinator, a draft poll."""
-    from django.db import transaction
+def create_agencies(n: int, rng: random.Random):
+    """One region and n agencies with a primary contact each; returns (region, [(pk, code)])."""
+    from agencies.models import Agency, Contact, Region
+
+    region = Region.objects.create(name="Region 8 - Cook County")
+    Agency.objects.bulk_create(
+        [
+            Agency(
+                code=f"bench-agency-{i}",
+                name=f"Bench Agency {i:05d} Police Department",
+                kind=Agency.Kind.MUNICIPAL,
+                region=region,
+                city=f"Benchville {i}",
+                latitude=round(rng.uniform(37.0, 42.5), 5),
+                longitude=round(rng.uniform(-91.4, -87.6), 5),
+                sworn_officers=80,
+                min_home_staffing=40,
+            )
+            for i in range(n)
+        ],
+        batch_size=1000,
+    )
+    agencies = list(Agency.objects.order_by("code").values_list("pk", "code"))
+    Contact.objects.bulk_create(
+        [
+            Contact(
+                agency_id=pk,
+                name=f"Chief {code.rsplit('-', 1)[1]}",
+                title="Chief of Police",
+                email=contact_email(code),
+                role=Contact.Role.PRIMARY,
+            )
+            for pk, code in agencies
+        ],
+        batch_size=1000,
+    )
+    return region, agencies
+
+
+def contact_email(code: str) -> str:
+    return f"chief.{code}@bench.example"
+
+
+def create_poll(region, **fields):
+    """A bench coordinator's poll for Chicago, targeting the region (a draft unless told)."""
     from django.utils import timezone
 
-    from agencies.models import Agency, Contact, Region
     from readiness.models import User
     from surveys.models import Poll
 
-    rng = random.Random(seed)
-    with transaction.atomic():  # committed at the end: the workers see all of it
-        region = Region.objects.create(name="Region 8 - Cook County")
-        Agency.objects.bulk_create(
-            [
-                Agency(
-                    code=f"bench-agency-{i}",
-                    name=f"Bench Agency {i:05d} Police Department",
-                    kind=Agency.Kind.MUNICIPAL,
-                    region=region,
-                    city=f"Benchville {i}",
-                    latitude=round(rng.uniform(37.0, 42.5), 5),
-                    longitude=round(rng.uniform(-91.4, -87.6), 5),
-                    sworn_officers=50,
-                    min_home_staffing=30,
-                )
-                for i in range(n)
-            ],
-            batch_size=1000,
-        )
-        agency_ids = Agency.objects.order_by("code").values_list("pk", "code")
-        Contact.objects.bulk_create(
-            [
-                Contact(
-                    agency_id=pk,
-                    name=f"Chief {code.rsplit('-', 1)[1]}",
-                    title="Chief of Police",
-                    email=f"chief.{code}@bench.example",
-                    role=Contact.Role.PRIMARY,
-                )
-                for pk, code in agency_ids
-            ],
-            batch_size=1000,
-        )
-        coordinator = User.objects.create_user(
-            "coordinator@bench.example", full_name="Bench Coordinator", role=User.Role.COORDINATOR
-        )
-        poll = Poll.objects.create(
-            title="Bench availability check",
-            message="Which of your teams could deploy, and how soon?",
-            destination_name="Chicago (City Hall)",
-            destination_latitude=41.8837,
-            destination_longitude=-87.6319,
-            deadline=timezone.now() + datetime.timedelta(days=2),
-            created_by=coordinator,
-        )
-        poll.target_regions.set([region])
+    coordinator = User.objects.create_user(
+        "coordinator@bench.example", full_name="Bench Coordinator", role=User.Role.COORDINATOR
+    )
+    poll = Poll.objects.create(
+        title="Bench availability check",
+        message="Which of your teams could deploy, and how soon?",
+        destination_name="Chicago (City Hall)",
+        destination_latitude=41.8837,
+        destination_longitude=-87.6319,
+        deadline=timezone.now() + datetime.timedelta(days=2),
+        created_by=coordinator,
+        **fields,
+    )
+    poll.target_regions.set([region])
     return poll
+
+
+def create_data(n: int, seed: int):
+    """One region, n agencies with one primary contact each, a coordinator, a draft poll."""
+    from django.db import transaction
+
+    with transaction.atomic():  # committed at the end: the workers see all of it
+        region, _ = create_agencies(n, random.Random(seed))
+        return create_poll(region)
 
 
 # --- measuring ---------------------------------------------------------------------------------

@@ -50,7 +50,6 @@ line printed is one JSON object with the figures.
 
 import argparse
 import collections
-import datetime
 import http.client
 import http.cookies
 import json
@@ -61,7 +60,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +75,13 @@ for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from fanout import (  # noqa: E402 (helpers shared by the benches)
+    contact_email,
+    create_agencies,
+    create_poll,
+    forget_queue,
+    free_port,
+)
 from import_registry import BenchDatabase  # noqa: E402 (the throwaway database, shared)
 
 HOST = "127.0.0.1"
@@ -187,47 +192,15 @@ def create_data(n: int, seed: int) -> tuple[object, list[Target]]:
     from django.db import transaction
     from django.utils import timezone
 
-    from agencies.models import Agency, Contact, Region, SpecialTeam, TeamType
-    from readiness.models import User
+    from agencies.models import Contact, SpecialTeam, TeamType
     from surveys.models import Invitation, Poll
 
     rng = random.Random(seed)
     now = timezone.now()
     with transaction.atomic():  # committed before the server starts
-        region = Region.objects.create(name="Region 8 - Cook County")
+        region, agencies = create_agencies(n, rng)
         swat = TeamType.objects.get(code="swat")  # seeded by a migration
         mff = TeamType.objects.get(code="mff")
-        Agency.objects.bulk_create(
-            [
-                Agency(
-                    code=f"bench-agency-{i}",
-                    name=f"Bench Agency {i:05d} Police Department",
-                    kind=Agency.Kind.MUNICIPAL,
-                    region=region,
-                    city=f"Benchville {i}",
-                    latitude=round(rng.uniform(37.0, 42.5), 5),
-                    longitude=round(rng.uniform(-91.4, -87.6), 5),
-                    sworn_officers=80,
-                    min_home_staffing=40,
-                )
-                for i in range(n)
-            ],
-            batch_size=1000,
-        )
-        agencies = list(Agency.objects.order_by("code").values_list("pk", "code"))
-        Contact.objects.bulk_create(
-            [
-                Contact(
-                    agency_id=pk,
-                    name=f"Chief {code.rsplit('-', 1)[1]}",
-                    title="Chief of Police",
-                    email=f"chief.{code}@bench.example",
-                    role=Contact.Role.PRIMARY,
-                )
-                for pk, code in agencies
-            ],
-            batch_size=1000,
-        )
         teams = []
         for pk, code in agencies:  # an SRT each (what the poll targets), an MFF for half
             kinds = [("srt", swat, 8, 30)] + ([("mff", mff, 20, 60)] if rng.random() < 0.5 else [])
@@ -237,21 +210,7 @@ def create_data(n: int, seed: int) -> tuple[object, list[Target]]:
                 for name, team_type, low, high in kinds
             ]  # fmt: skip
         SpecialTeam.objects.bulk_create(teams, batch_size=1000)
-        coordinator = User.objects.create_user(
-            "coordinator@bench.example", full_name="Bench Coordinator", role=User.Role.COORDINATOR
-        )
-        poll = Poll.objects.create(
-            title="Bench availability check",
-            message="Which of your teams could deploy, and how soon?",
-            destination_name="Chicago (City Hall)",
-            destination_latitude=41.8837,
-            destination_longitude=-87.6319,
-            deadline=now + datetime.timedelta(days=2),
-            state=Poll.State.OPEN,
-            sent_at=now,
-            created_by=coordinator,
-        )
-        poll.target_regions.set([region])
+        poll = create_poll(region, state=Poll.State.OPEN, sent_at=now)
         poll.target_team_types.set([swat])
 
         contacts = dict(Contact.objects.values_list("agency_id", "pk"))
@@ -274,7 +233,7 @@ def create_data(n: int, seed: int) -> tuple[object, list[Target]]:
                     poll=poll,
                     agency_id=agency_id,
                     contact_id=contacts[agency_id],
-                    email=f"chief.{code}@bench.example",
+                    email=contact_email(code),
                     token_hash=Invitation.hash_token(token),
                     distance_km=round(travel * 1.2, 1),
                     travel_minutes=travel,
@@ -288,12 +247,6 @@ def create_data(n: int, seed: int) -> tuple[object, list[Target]]:
 
 
 # --- the server --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -697,7 +650,8 @@ def drain_queue(url: str, name: str) -> int:
 
     client = redis.Redis.from_url(url)
     count = client.llen(name)
-    client.delete(name)
+    client.close()
+    forget_queue(url, name)
     return count
 
 

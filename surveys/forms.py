@@ -236,6 +236,16 @@ def _minutes(label: str, help_text: str) -> forms.IntegerField:
     )
 
 
+def _text(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=help_text,
+    )
+
+
 class ReplyForm(forms.Form):
     """The whole-agency part of a reply: decision, authoriser, conditions, reasons."""
 
@@ -263,27 +273,13 @@ class ReplyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Only with “Available with conditions”: tick every one that applies.",
     )
-    conditions_text = forms.CharField(
-        label="Conditions in your words",
-        max_length=2000,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Required for “Other”; details for any condition.",
+    conditions_text = _text(
+        "Conditions in your words", "Required for “Other”; details for any condition."
     )
-    decline_reason = forms.CharField(
-        label="Why not?",
-        max_length=2000,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Required when unavailable, e.g. officers committed to a local event.",
+    decline_reason = _text(
+        "Why not?", "Required when unavailable, e.g. officers committed to a local event."
     )
-    note = forms.CharField(
-        label="Note to the coordinator",
-        max_length=2000,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Optional: anything else the coordinator should know.",
-    )
+    note = _text("Note to the coordinator", "Optional: anything else the coordinator should know.")
 
     def clean(self):
         data = super().clean()
