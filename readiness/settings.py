@@ -5,8 +5,10 @@ and a bad value fails at start-up with ImproperlyConfigured. With no environment
 runs on its embedded default: SQLite, Celery tasks run eagerly, email printed to the console.
 """
 
+import importlib.util
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -192,7 +194,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Leaflet's files come from the django-leaflet package. Only its static folder is used: as an
+# installed app its admin module would need GDAL, which the app has no use for.
+_LEAFLET_DIR = Path(importlib.util.find_spec("leaflet").submodule_search_locations[0])
+STATICFILES_DIRS = [BASE_DIR / "static", _LEAFLET_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -279,12 +284,28 @@ CACHES = {
     )
 }
 
+# Dashboards. The map's tile server: any {z}/{x}/{y} template (a self-hosted tile server in
+# production; empty for no base map, which leaves the agencies on a plain background). Its
+# origin is added to the CSP's img-src.
+MAP_TILES_URL = env_str("MAP_TILES_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILES_ATTRIBUTION = env_str(
+    "MAP_TILES_ATTRIBUTION",
+    '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+)
+MAP_TILES_ORIGINS = (
+    [urlsplit(MAP_TILES_URL)._replace(path="", query="", fragment="").geturl()]
+    if MAP_TILES_URL
+    else []
+)
+# How often an open dashboard asks for news (seconds); it swaps in new figures only on news.
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 5)
+
 # Security. Scripts and styles come only from our own origin: no inline script anywhere.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:"],
+    "img-src": [CSP.SELF, "data:", *MAP_TILES_ORIGINS],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],

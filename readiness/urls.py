@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import dashboard_views, views
 
 # The admin's own password form would skip two-factor and the sign-in rate limits: send admin
 # sign-ins through allauth instead.
@@ -23,6 +23,23 @@ urlpatterns = [
     path("people/<int:user_id>/", views.person_edit, name="person-edit"),
     path("people/<int:user_id>/resend/", views.person_resend, name="person-resend"),
     path("audit/", views.audit_log, name="audit-log"),
+    path("dashboard/", dashboard_views.overview, name="dashboard"),
+    path("polls/<int:poll_id>/dashboard/", dashboard_views.poll_dashboard, name="poll-dashboard"),
+    path(
+        "polls/<int:poll_id>/dashboard/summary.json",
+        dashboard_views.poll_dashboard_summary,
+        name="poll-dashboard-summary",
+    ),
+    path(
+        "polls/<int:poll_id>/dashboard/map.json",
+        dashboard_views.poll_dashboard_map,
+        name="poll-dashboard-map",
+    ),
+    path(
+        "polls/<int:poll_id>/dashboard/replies.csv",
+        dashboard_views.poll_dashboard_csv,
+        name="poll-dashboard-csv",
+    ),
     path("agencies/", include("agencies.urls")),
     path("", include("surveys.urls")),
     path(settings.ADMIN_PATH, admin.site.urls),

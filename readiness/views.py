@@ -23,9 +23,12 @@ from .models import AuditEvent, User
 
 @login_required
 def home(request):
-    """Commanders land on the polls their agency must answer; everyone else on the registry."""
+    """Commanders land on the polls their agency must answer, coordinators and officials on the
+    readiness overview, anyone else on the registry."""
     if permissions.can_answer_for_agency(request.user):
         return redirect("surveys:my-agency")
+    if permissions.can_view_polls(request.user):
+        return redirect("dashboard")
     return redirect("agencies:agency-list")
 
 

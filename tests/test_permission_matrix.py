@@ -85,6 +85,24 @@ RULES = {
         {**staff_only(403), "commander_a": 200, "commander_b": 404, "coordinator": 403},
     ),
     "agencies:import-example": ("get", None, staff_only(200)),
+    # Dashboards: coordinators and officials.
+    "dashboard": ("get", None, {**staff_only(200), "official": 200}),
+    "poll-dashboard": ("get", lambda w: [w["open_poll"].pk], {**staff_only(200), "official": 200}),
+    "poll-dashboard-summary": (
+        "get",
+        lambda w: [w["open_poll"].pk],
+        {**staff_only(200), "official": 200},
+    ),
+    "poll-dashboard-map": (
+        "get",
+        lambda w: [w["open_poll"].pk],
+        {**staff_only(200), "official": 200},
+    ),
+    "poll-dashboard-csv": (
+        "get",
+        lambda w: [w["open_poll"].pk],
+        {**staff_only(200), "official": 200},
+    ),
 }
 # Names whose rules are elsewhere in this file: the admin (coordinators with admin access) and
 # allauth's account pages (public or for the signed-in person themselves).
@@ -215,13 +233,13 @@ def test_account_pages_never_fail(client, world, name, params, role):
     ("role", "shown"),
     [
         ("commander_a", {"My agency's polls"}),
-        ("official", {"Polls"}),
-        ("coordinator", {"Polls", "Import", "People", "Audit", "Admin"}),
+        ("official", {"Dashboard", "Polls"}),
+        ("coordinator", {"Dashboard", "Polls", "Import", "People", "Audit", "Admin"}),
     ],
 )
 def test_menu_offers_only_what_the_role_may_open(client, world, role, shown):
     page = visit(client, world, role, "get", reverse("agencies:agency-list")).text
     menu = page.split('<nav aria-label="Main">')[1].split("</nav>")[0]
-    labels = ("Polls", "My agency's polls", "Import", "People", "Audit", "Admin")
+    labels = ("Dashboard", "Polls", "My agency's polls", "Import", "People", "Audit", "Admin")
     offered = {label for label in labels if f">{label}</a>" in menu}
     assert offered == shown

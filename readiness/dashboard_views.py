@@ -1,0 +1,275 @@
+"""Dashboards: the overview of open polls and standing readiness, and each poll's dashboard.
+
+Coordinators and officials only (permissions.can_view_polls). Figures come from
+readiness.dashboards; these views parse the controls, page the lists and render.
+"""
+
+import csv
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from surveys.models import MAX_MINUTES, Poll, Reply, ReplyLine
+
+from . import charts, dashboards, permissions
+
+PAGE_SIZE = 50
+
+
+def _poll(poll_id: int) -> Poll:
+    return get_object_or_404(
+        Poll.objects.select_related(
+            "created_by", "requesting_agency", "needed_team_type", "cancelled_by"
+        ),
+        pk=poll_id,
+    )
+
+
+def _within(request, poll: Poll) -> tuple[int | None, str]:
+    """The 'within N' control: minutes, or None for any time; and an error to show, if any.
+    Without a choice it is the need's deadline (what could be there when it is needed)."""
+    raw = request.GET.get("within", "").strip()
+    default = dashboards.need_deadline_minutes(poll)
+    if raw == "":
+        return default, ""
+    if raw == "all":
+        return None, ""
+    try:
+        minutes = int(raw)
+    except ValueError:
+        minutes = -1
+    if not 0 <= minutes <= MAX_MINUTES:
+        label = dashboards.duration_label(default)
+        error = (
+            f"“{raw[:20]}” is not a number of minutes from 0 to {MAX_MINUTES}; "
+            f"showing {label} instead."
+        )
+        return default, error
+    return minutes, ""
+
+
+def _within_choices(poll: Poll, within: int | None) -> list[dict]:
+    minutes = set(dashboards.WITHIN_CHOICES)
+    deadline = dashboards.need_deadline_minutes(poll)
+    extra = {m for m in (deadline, within) if m is not None}
+    choices = [{"value": "all", "label": "any time", "selected": within is None}]
+    for m in sorted(minutes | extra):
+        label = dashboards.duration_label(m)
+        if m == deadline:
+            label += " (the need's deadline)"
+        choices.append({"value": str(m), "label": label, "selected": m == within})
+    return choices
+
+
+def _page(request, queryset, param: str, count: int):
+    """A page of a list whose length is already known from the figures (no COUNT query)."""
+    paginator = Paginator(queryset, PAGE_SIZE)
+    paginator.count = count  # cached_property: set, so Paginator runs no COUNT of its own
+    return paginator.get_page(request.GET.get(param))
+
+
+def _query(request, **changes) -> str:
+    query = request.GET.copy()
+    for key, value in changes.items():
+        query.pop(key, None)
+        if value not in (None, ""):
+            query[key] = value
+    query.pop("stamp", None)
+    return query.urlencode()
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def poll_dashboard(request, poll_id: int):
+    poll = _poll(poll_id)
+    if poll.state == Poll.State.DRAFT:
+        return render(request, "readiness/poll_dashboard.html", {"poll": poll, "draft": True})
+    # A live refresh that finds nothing new swaps nothing: one cheap query instead of the page.
+    stamp = dashboards.poll_stamp(poll=poll)
+    if request.htmx and request.GET.get("stamp") == stamp:
+        return HttpResponse(status=204)
+    within, within_error = _within(request, poll)
+    summary = dashboards.poll_summary(poll=poll, within=within)
+    sort = request.GET.get("sort", "arrival")
+    if sort.lstrip("-") not in dashboards.REPLY_SORTS:
+        sort = "arrival"
+    replies = dashboards.poll_replies(poll=poll, within=within, sort=sort)
+    replies = _page(request, replies.prefetch_related("lines__team__team_type"), "page",
+                    summary.replied)  # fmt: skip
+    silent_count = summary.asked - summary.replied
+    silent = dashboards.poll_silent(poll=poll)
+    silent = Paginator(silent, PAGE_SIZE).get_page(request.GET.get("silent_page"))
+    declines = _page(request, dashboards.poll_declines(poll=poll), "declines_page",
+                     summary.unavailable)  # fmt: skip
+    charts.bar_widths(summary.by_type, ("available", "conditional"))
+    charts.bar_widths(summary.by_region, ("officers_available", "officers_conditional"))
+    context = {
+        "poll": poll,
+        "summary": summary,
+        "within": within,
+        "within_label": dashboards.duration_label(within),
+        "within_error": within_error,
+        "within_choices": _within_choices(poll, within),
+        "arrival": charts.arrival_chart(summary),
+        "progress": charts.progress_chart(summary),
+        "replies": replies,
+        "sort": sort,
+        "sort_links": _sort_links(request, sort),
+        "silent": silent,
+        "silent_count": silent_count,
+        "declines": declines,
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+        "live_query": _query(request, stamp=None),
+        "query": {
+            "page": _query(request, page=None),
+            "silent_page": _query(request, silent_page=None),
+            "declines_page": _query(request, declines_page=None),
+            "within": _query(request, within=None, page=None),
+        },
+        "map_tiles_url": settings.MAP_TILES_URL,
+        "map_tiles_attribution": settings.MAP_TILES_ATTRIBUTION,
+        "now": timezone.now(),
+    }
+    if request.htmx:
+        return render(request, "readiness/poll_dashboard.html#live", context)
+    return render(request, "readiness/poll_dashboard.html", context)
+
+
+def _sort_links(request, sort: str) -> dict:
+    """Each sortable column's link (toggling direction on the current one) and aria-sort."""
+    links = {}
+    for key in dashboards.REPLY_SORTS:
+        current = sort.lstrip("-") == key
+        descending = sort.startswith("-")
+        target = (key if descending else f"-{key}") if current else key
+        links[key] = {
+            "url": "?" + _query(request, sort=target, page=None),
+            "aria": ("descending" if descending else "ascending") if current else "",
+        }
+    return links
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def poll_dashboard_summary(request, poll_id: int):
+    """The dashboard's figures as JSON (the same function the page uses)."""
+    poll = _poll(poll_id)
+    within, error = _within(request, poll)
+    if error:
+        return JsonResponse({"error": error, "field": "within"}, status=400)
+    return JsonResponse(dashboards.poll_summary(poll=poll, within=within).as_json())
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def poll_dashboard_map(request, poll_id: int):
+    """The map's points: one per asked agency (the page stays light; the map fetches this)."""
+    poll = _poll(poll_id)
+    within, _ = _within(request, poll)
+    return JsonResponse(
+        {
+            "destination": {
+                "name": poll.destination_name,
+                "lat": poll.destination_latitude,
+                "lon": poll.destination_longitude,
+            },
+            "fields": ["id", "name", "lat", "lon", "decision", "officers", "arrival_minutes"],
+            "agencies": dashboards.poll_map_points(poll=poll, within=within),
+        }
+    )
+
+
+CSV_COLUMNS = [
+    "poll_id", "poll", "agency_code", "agency", "region", "decision", "conditions",
+    "conditions_text", "decline_reason", "authorised_by", "team_code", "team", "team_type",
+    "level", "officers", "officers_meeting_requirements", "vehicles", "depart_minutes",
+    "travel_minutes", "estimated_travel_minutes", "arrival_minutes", "deploy_hours",
+    "travel_flagged", "version", "last_changed",
+]  # fmt: skip
+
+
+def _cell(value) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def poll_dashboard_csv(request, poll_id: int):
+    """Every answer's team lines, one row per line; an answer without lines (a decline) is one
+    row with the team columns empty. Streamed, so a large poll starts downloading at once."""
+    poll = _poll(poll_id)
+    labels = dict(Reply.Condition.choices)
+    lines = (
+        ReplyLine.objects.filter(poll=poll)
+        .select_related("reply__agency__region", "team__team_type")
+        .order_by("reply__agency__name", "team__team_type__sort_order", "team__name")
+    )
+    bare = (
+        Reply.objects.filter(poll=poll, lines__isnull=True)
+        .select_related("agency__region")
+        .order_by("agency__name")
+    )
+
+    def reply_cells(reply: Reply) -> list:
+        return [
+            poll.pk, poll.title, reply.agency.code, reply.agency.name, reply.agency.region.name,
+            reply.get_decision_display(), "; ".join(labels.get(c, c) for c in reply.conditions),
+            reply.conditions_text, reply.decline_reason, reply.authorised_by,
+        ]  # fmt: skip
+
+    def rows():
+        yield CSV_COLUMNS
+        for line in lines.iterator(chunk_size=2000):
+            reply, team = line.reply, line.team
+            yield [
+                *reply_cells(reply), team.code, team.name, team.team_type.name, team.level,
+                line.officers, line.officers_qualified, line.vehicles, line.depart_minutes,
+                line.travel_minutes, line.estimated_travel_minutes, line.arrival_minutes,
+                line.deploy_hours, "yes" if line.travel_flagged else "no", reply.version,
+                timezone.localtime(reply.updated_at).isoformat(),
+            ]  # fmt: skip
+        for reply in bare.iterator(chunk_size=2000):
+            yield [*reply_cells(reply), *[""] * 13, reply.version,
+                   timezone.localtime(reply.updated_at).isoformat()]  # fmt: skip
+
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow([_cell(v) for v in row]) for row in rows()),
+        content_type="text/csv; charset=utf-8",
+    )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="poll-{poll.pk}-replies-{stamp}.csv"'
+    return response
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def overview(request):
+    """Open polls with their progress, and standing readiness across the registry."""
+    try:
+        days = int(request.GET.get("days", 30))
+    except ValueError:
+        days = 30
+    if days not in dashboards.STANDING_WINDOWS:
+        days = 30
+    standing = dashboards.standing_readiness(days=days)
+    charts.bar_widths(standing["by_region"], ("available", "conditional"))
+    charts.bar_widths(standing["by_type"], ("available", "conditional"))
+    context = {
+        "polls": dashboards.open_polls(),
+        "standing": standing,
+        "days": days,
+        "windows": dashboards.STANDING_WINDOWS,
+    }
+    return render(request, "readiness/overview.html", context)
