@@ -464,21 +464,21 @@ REPLY_SORTS = {
 
 
 def poll_replies(*, poll: Poll, within: int | None, sort: str = "arrival"):
-    """The poll's answers with per-answer figures for the window, sorted in the database.
-    `sort` is a key of REPLY_SORTS, '-' first for descending."""
+    """The poll's answers, sorted in the database: officers there within the window, and the
+    fastest team's departure, travel and arrival (whatever the window). `sort` is a key of
+    REPLY_SORTS, '-' first for descending."""
     descending = sort.startswith("-")
     keys = REPLY_SORTS.get(sort.lstrip("-"), REPLY_SORTS["arrival"])
-    counted = Q(lines__officers__gt=0)
-    if within is not None:
-        counted &= Q(lines__arrival_minutes__lte=within)
+    sending = Q(lines__officers__gt=0)
+    in_time = sending if within is None else sending & Q(lines__arrival_minutes__lte=within)
     replies = (
         Reply.objects.filter(poll=poll)
         .select_related("agency__region", "updated_by", "updated_via")
         .annotate(
-            officers_in_time=Sum("lines__officers", filter=counted, default=0),
-            depart=Min("lines__depart_minutes", filter=counted),
-            travel=Min("lines__travel_minutes", filter=counted),
-            arrival=Min("lines__arrival_minutes", filter=counted),
+            officers_in_time=Sum("lines__officers", filter=in_time, default=0),
+            depart=Min("lines__depart_minutes", filter=sending),
+            travel=Min("lines__travel_minutes", filter=sending),
+            arrival=Min("lines__arrival_minutes", filter=sending),
         )
     )
     order = [F(k).desc(nulls_last=True) if descending else F(k).asc(nulls_last=True) for k in keys]
