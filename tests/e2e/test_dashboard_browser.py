@@ -1,0 +1,104 @@
+"""An official watches a poll's dashboard while an answer arrives: the figures change in place."""
+
+import re
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from agencies.models import TeamType
+from readiness.models import User
+from surveys import services
+from surveys.models import Poll
+from tests.e2e.test_registry_browser import fits_the_screen, sign_in
+from tests.factories import AgencyFactory, RegionFactory, SpecialTeamFactory, UserFactory
+from tests.surveys.factories import PollFactory, open_invitation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def answer(invitation, team, officers: int, depart: int, travel: int):
+    services.reply_submit(
+        poll=invitation.poll,
+        agency=invitation.agency,
+        answer={"decision": "available", "authorised_by_name": "Pat Chief"},
+        lines=[
+            {
+                "team": team,
+                "estimate": travel,
+                "officers": officers,
+                "depart_minutes": depart,
+                "travel_minutes": travel,
+            }
+        ],
+        base_version=0,
+        invitation=invitation,
+        confirm=False,
+    )
+
+
+def test_the_dashboard_updates_without_a_reload(live_server, browser, artifacts, settings):
+    settings.DASHBOARD_REFRESH_SECONDS = 1
+    settings.MAP_TILES_URL = ""  # no network here: the map draws on a plain background
+    swat = TeamType.objects.get(code="swat")
+    region = RegionFactory(name="Region 1 - Northeast")
+    poll = PollFactory(
+        title="Critical situations in Chicago",
+        state=Poll.State.OPEN,
+        sent_at=timezone.now() - timezone.timedelta(hours=2),
+        officers_needed=20,
+        requirements=["State SWAT certification"],
+    )
+    invitations, teams = [], []
+    for i, (lat, lon) in enumerate([(41.76, -88.32), (41.52, -88.08), (42.04, -87.69)]):
+        agency = AgencyFactory(name=f"Suburb {i} PD", region=region, latitude=lat, longitude=lon)
+        teams.append(SpecialTeamFactory(agency=agency, team_type=swat, members=24))
+        invitations.append(open_invitation(agency=agency, poll=poll)[0])
+    answer(invitations[0], teams[0], 6, 15, 60)  # there at 1 h 15 min
+    official = UserFactory(role=User.Role.OFFICIAL, email="official@readiness.example")
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(10_000)
+    sign_in(page, live_server, official.email, next_url=f"/polls/{poll.pk}/dashboard/")
+    page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
+    available = page.locator('[data-figure="officers-available"]')
+    assert available.inner_text() == "6"
+    assert page.locator('[data-figure="replied"]').inner_text().startswith("1 ")
+    expect(page.locator("#map")).to_have_attribute("data-points", "3")
+    page.evaluate("window.stillThisPage = true")
+
+    answer(invitations[1], teams[1], 9, 10, 30)  # arrives while the official watches: 40 min
+
+    expect(available).to_have_text("15")
+    assert page.evaluate("window.stillThisPage") is True  # updated in place, not reloaded
+    assert page.locator('[data-figure="replied"]').inner_text().startswith("2 ")
+    assert "Suburb 1 PD" in page.locator("#replies").inner_text()
+    page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+
+    # The window control updates the figures in place and keeps the choice in the address.
+    page.get_by_label("Count officers who can be at").select_option(label="within 1 h")
+    expect(available).to_have_text("9")
+    assert re.search(r"within=60", page.url)
+    assert page.evaluate("window.stillThisPage") is True
+    assert (
+        "within 1 h"
+        in page.locator('[data-figure="officers-available"]').locator("..").inner_text()
+    )
+
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / "dashboard-phone.png"), full_page=True)
+
+
+def test_overview_leads_to_the_poll_dashboard(live_server, browser):
+    poll = PollFactory(title="Open poll for Chicago", state=Poll.State.OPEN, sent_at=timezone.now())
+    open_invitation(poll=poll)
+    official = UserFactory(role=User.Role.OFFICIAL, email="official2@readiness.example")
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.set_default_timeout(10_000)
+    sign_in(page, live_server, official.email, next_url="/")
+    page.wait_for_url("**/dashboard/")
+    assert "0 of 1" in page.locator("table").first.inner_text()
+    page.get_by_role("link", name="Open poll for Chicago").click()
+    page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
+    assert page.get_by_role("heading", name=re.compile("Open poll for Chicago")).is_visible()
