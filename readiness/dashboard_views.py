@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from surveys.models import MAX_MINUTES, Poll, Reply, ReplyLine
@@ -91,7 +92,7 @@ def poll_dashboard(request, poll_id: int):
     # A live refresh that finds nothing new swaps nothing: one cheap query instead of the page.
     stamp = dashboards.poll_stamp(poll=poll)
     if request.htmx and request.GET.get("stamp") == stamp:
-        return HttpResponse(status=204)
+        return HttpResponse(status=204, headers={"Vary": "HX-Request"})
     within, within_error = _within(request, poll)
     summary = dashboards.poll_summary(poll=poll, within=within)
     sort = request.GET.get("sort", "arrival")
@@ -134,9 +135,12 @@ def poll_dashboard(request, poll_id: int):
         "map_tiles_attribution": settings.MAP_TILES_ATTRIBUTION,
         "now": timezone.now(),
     }
-    if request.htmx:
-        return render(request, "readiness/poll_dashboard.html#live", context)
-    return render(request, "readiness/poll_dashboard.html", context)
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render(request, "readiness/poll_dashboard.html#live", context)
+    else:
+        response = render(request, "readiness/poll_dashboard.html", context)
+    patch_vary_headers(response, ["HX-Request"])  # a cached partial must never stand for the page
+    return response
 
 
 def _sort_links(request, sort: str) -> dict:
