@@ -36,6 +36,7 @@ format: venv
 bench: venv
 	$(PY) bench/import_registry.py $(BENCH_ARGS)
 	$(PY) bench/replies.py $(BENCH_ARGS)
+	$(PY) bench/dashboard.py $(BENCH_ARGS)
 
 worker: venv
 	$(VENV)/bin/celery -A readiness worker --loglevel=info

@@ -192,8 +192,11 @@ def _by_decision(column: str) -> dict:
     }
 
 
-def poll_summary(*, poll: Poll, within: int | None = None, now: datetime | None = None) -> Summary:
-    """Every figure of a poll's dashboard, in a fixed number of queries."""
+def poll_summary(
+    *, poll: Poll, within: int | None = None, now: datetime | None = None, stamp: str = ""
+) -> Summary:
+    """Every figure of a poll's dashboard, in a fixed number of queries. `stamp`: the poll's
+    poll_stamp when the caller already has it."""
     asked = Invitation.objects.filter(poll=poll).values("agency_id").distinct().count()
     in_time = Q() if within is None else Q(earliest_arrival_minutes__lte=within)
     said_yes = Q(decision__in=[AVAILABLE, CONDITIONAL])
@@ -229,7 +232,7 @@ def poll_summary(*, poll: Poll, within: int | None = None, now: datetime | None 
         by_region=_by_region(poll, lines, in_time),
         **_conditions(poll),
     )
-    summary.stamp = poll_stamp(poll=poll)
+    summary.stamp = stamp or poll_stamp(poll=poll)
     return summary
 
 
@@ -455,34 +458,58 @@ REPLY_SORTS = {
     "agency": ("agency__name",),
     "region": ("agency__region__name", "agency__name"),
     "decision": ("decision", "agency__name"),
-    "officers": ("officers_in_time", "agency__name"),
-    "depart": ("depart", "agency__name"),
-    "travel": ("travel", "agency__name"),
-    "arrival": ("arrival", "agency__name"),
+    "officers": ("sort_officers", "agency__name"),
+    "depart": ("sort_depart", "agency__name"),
+    "travel": ("sort_travel", "agency__name"),
+    "arrival": ("earliest_arrival_minutes", "agency__name"),
     "changed": ("updated_at", "agency__name"),
 }
 
 
+def _line_figure(reply_lines, aggregate):
+    return Subquery(reply_lines.values("reply_id").annotate(v=aggregate).values("v"))
+
+
 def poll_replies(*, poll: Poll, within: int | None, sort: str = "arrival"):
-    """The poll's answers, sorted in the database: officers there within the window, and the
-    fastest team's departure, travel and arrival (whatever the window). `sort` is a key of
-    REPLY_SORTS, '-' first for descending."""
+    """The poll's answers in the order of `sort` (a key of REPLY_SORTS, '-' first for
+    descending), narrow: page it, then fetch the page with `reply_rows`. Sorting on stored
+    totals needs no join; officers within a window, departure and travel sort on a subquery."""
     descending = sort.startswith("-")
-    keys = REPLY_SORTS.get(sort.lstrip("-"), REPLY_SORTS["arrival"])
+    key = sort.lstrip("-")
+    keys = REPLY_SORTS.get(key, REPLY_SORTS["arrival"])
+    replies = Reply.objects.filter(poll=poll)
+    sending = ReplyLine.objects.filter(reply_id=OuterRef("pk"), officers__gt=0)
+    if key == "officers":
+        replies = replies.annotate(
+            sort_officers=F("officers")
+            if within is None
+            else _line_figure(sending.filter(arrival_minutes__lte=within), Sum("officers"))
+        )
+    elif key in ("depart", "travel"):
+        column = f"{key}_minutes"
+        replies = replies.annotate(**{f"sort_{key}": _line_figure(sending, Min(column))})
+    first = F(keys[0]).desc(nulls_last=True) if descending else F(keys[0]).asc(nulls_last=True)
+    return replies.order_by(first, *keys[1:], "pk")  # ties by name, A to Z either way
+
+
+def reply_rows(*, ids: list[int], within: int | None) -> list[Reply]:
+    """The answers `ids`, in that order, with their figures: officers there within the window,
+    and the fastest team's departure, travel and arrival (whatever the window)."""
     sending = Q(lines__officers__gt=0)
     in_time = sending if within is None else sending & Q(lines__arrival_minutes__lte=within)
-    replies = (
-        Reply.objects.filter(poll=poll)
+    rows = (
+        Reply.objects.filter(pk__in=ids)
         .select_related("agency__region", "updated_by", "updated_via")
+        .prefetch_related("lines__team__team_type")
         .annotate(
             officers_in_time=Sum("lines__officers", filter=in_time, default=0),
             depart=Min("lines__depart_minutes", filter=sending),
             travel=Min("lines__travel_minutes", filter=sending),
             arrival=Min("lines__arrival_minutes", filter=sending),
         )
+        .in_bulk()
     )
-    order = [F(k).desc(nulls_last=True) if descending else F(k).asc(nulls_last=True) for k in keys]
-    return replies.order_by(*order, "pk")
+    return [rows[pk] for pk in ids if pk in rows]
 
 
 def poll_silent(*, poll: Poll):

@@ -414,12 +414,17 @@ def test_replies_table_sorts_in_the_database(client, official, world):
     url = reverse("poll-dashboard", args=[world["poll"].pk])
     names = [world["agencies"][n].name for n in "ABCD"]
 
-    def order(sort):
-        replies = client.get(url, {"sort": sort, "within": "all"}).context["replies"]
+    def order(sort, within="all"):
+        replies = client.get(url, {"sort": sort, "within": within}).context["reply_rows"]
         return [r.agency.name for r in replies]
 
-    assert order("arrival") == [names[0], names[1], names[3], names[2]]  # no arrival: last
-    assert order("-officers") == [names[0], names[1], names[3], names[2]]  # 30, 12, 6, 0
+    a, b, c, d = names
+    assert order("arrival") == [a, b, d, c]  # 60, 105, 600; no arrival last
+    assert order("-arrival") == [d, b, a, c]  # no arrival last either way
+    assert order("-officers") == [a, b, d, c]  # 30, 12, 6, 0
+    assert order("-officers", within="120") == [b, a, c, d]  # 12, 10, then 0 by name
+    assert order("depart") == [a, b, d, c]  # 20, 30, 200
+    assert order("-travel") == [d, b, a, c]  # 400, 75, 40
     assert order("agency") == names
     assert order("nonsense") == order("arrival")
 
