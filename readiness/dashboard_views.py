@@ -127,12 +127,11 @@ def poll_dashboard(request, poll_id: int):
         "silent_count": silent_count,
         "declines": declines,
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
-        "live_query": _query(request, stamp=None),
+        "live_query": _query(request),
         "query": {
             "page": _query(request, page=None),
             "silent_page": _query(request, silent_page=None),
             "declines_page": _query(request, declines_page=None),
-            "within": _query(request, within=None, page=None),
         },
         "map_tiles_url": settings.MAP_TILES_URL,
         "map_tiles_attribution": settings.MAP_TILES_ATTRIBUTION,

@@ -9,14 +9,14 @@ that many minutes of the call (None: any time). It defaults to the need's deadli
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
-from agencies.models import Agency, SpecialTeam
+from agencies.models import Agency, Region, SpecialTeam, TeamType
 from surveys.models import MAX_MINUTES, Invitation, Poll, Reply, ReplyLine
 
 STEP_MINUTES = 15
@@ -111,7 +111,6 @@ class Summary:
     conditions_replies: int
     conditions_texts: list[dict]
     stamp: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def reply_rate(self) -> float:
@@ -598,8 +597,6 @@ def standing_readiness(*, days: int, now: datetime | None = None) -> dict:
     line, reply, team, poll, agency = (
         m._meta.db_table for m in (ReplyLine, Reply, SpecialTeam, Poll, Agency)
     )
-    from agencies.models import Region, TeamType
-
     region_t, type_t = Region._meta.db_table, TeamType._meta.db_table
     figures = (
         "COUNT(*), SUM(CASE WHEN n = 1 THEN 1 ELSE 0 END), "
