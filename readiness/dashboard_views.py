@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from surveys.models import MAX_MINUTES, Poll, Reply, ReplyLine
+from surveys.models import Poll, Reply, ReplyLine
 
 from . import charts, dashboards, permissions
 
@@ -31,26 +31,7 @@ def _poll(poll_id: int) -> Poll:
 
 
 def _within(request, poll: Poll) -> tuple[int | None, str]:
-    """The 'within N' control: minutes, or None for any time; and an error to show, if any.
-    Without a choice it is the need's deadline (what could be there when it is needed)."""
-    raw = request.GET.get("within", "").strip()
-    default = dashboards.need_deadline_minutes(poll)
-    if raw == "":
-        return default, ""
-    if raw == "all":
-        return None, ""
-    try:
-        minutes = int(raw)
-    except ValueError:
-        minutes = -1
-    if not 0 <= minutes <= MAX_MINUTES:
-        label = dashboards.duration_label(default)
-        error = (
-            f"“{raw[:20]}” is not a number of minutes from 0 to {MAX_MINUTES}; "
-            f"showing {label} instead."
-        )
-        return default, error
-    return minutes, ""
+    return dashboards.parse_within(request.GET.get("within", ""), poll)
 
 
 def _within_choices(poll: Poll, within: int | None) -> list[dict]:

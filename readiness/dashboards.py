@@ -40,6 +40,29 @@ def need_deadline_minutes(poll: Poll) -> int | None:
     return max(0, min(MAX_MINUTES, int(minutes)))
 
 
+def parse_within(raw: str, poll: Poll) -> tuple[int | None, str]:
+    """The 'within N' control: minutes, or None for any time; and an error to show, if any.
+    Without a choice it is the need's deadline (what could be there when it is needed)."""
+    raw = raw.strip()
+    default = need_deadline_minutes(poll)
+    if raw == "":
+        return default, ""
+    if raw == "all":
+        return None, ""
+    try:
+        minutes = int(raw)
+    except ValueError:
+        minutes = -1
+    if not 0 <= minutes <= MAX_MINUTES:
+        label = duration_label(default)
+        error = (
+            f"“{raw[:20]}” is not a number of minutes from 0 to {MAX_MINUTES}; "
+            f"showing {label} instead."
+        )
+        return default, error
+    return minutes, ""
+
+
 def duration_label(minutes: int | None) -> str:
     """'45 min', '2 h', '4 h 30 min'; None is 'any time'."""
     if minutes is None:

@@ -67,3 +67,33 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
+
+
+class ApiTokenForm(forms.Form):
+    """Issue a token for an integration: what uses it, its role, and how long it lives."""
+
+    EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
+
+    name = forms.CharField(
+        max_length=100, help_text="What will use it, e.g. Cook County EOC wall display."
+    )
+    role = forms.ChoiceField(
+        choices=User.Role.choices,
+        initial=User.Role.OFFICIAL,
+        help_text="Officials read; commanders answer for one agency; coordinators manage polls. "
+        "Give the least that works.",
+    )
+    agency = forms.ModelChoiceField(
+        queryset=Agency.objects.filter(active=True).order_by("name"),
+        required=False,
+        help_text="Required for a commander's token: the agency it answers for.",
+    )
+    expires_in = forms.ChoiceField(
+        label="Expires after", choices=EXPIRY_CHOICES, initial="90", required=False
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("role") == User.Role.COMMANDER and not data.get("agency"):
+            self.add_error("agency", "Choose the agency this token answers for.")
+        return data

@@ -124,3 +124,39 @@ class AuditEvent(models.Model):
             else (name, shown(value))
             for name, value in self.changes.items()
         ]
+
+
+class ApiToken(models.Model):
+    """A credential for an integration (an EOC display, a CAD system), issued by a coordinator.
+
+    Each token acts as its own service account (`user`): a role, and an agency for a commander's
+    token, checked by the same permissions as people. Only a hash of the key is kept; the key is
+    shown once, when issued.
+    """
+
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. Cook County EOC wall.")
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="api_token")
+    prefix = models.CharField(max_length=12, help_text="The key's first characters, to tell it.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > now)
+            and self.user.is_active
+        )

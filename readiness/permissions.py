@@ -10,6 +10,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
 
 from .models import User
 
@@ -91,6 +92,43 @@ def can_view_agency(user, agency) -> bool:
 
 def can_import_registry(user) -> bool:
     return is_coordinator(user)
+
+
+def can_view_contacts(user) -> bool:
+    """Contact details (names, emails, phones of people to ask) are for coordinators."""
+    return is_coordinator(user)
+
+
+def can_manage_api_tokens(user) -> bool:
+    return is_coordinator(user)
+
+
+def can_view_readiness(user) -> bool:
+    """The dashboards' figures, on the pages and through the API."""
+    return can_view_polls(user)
+
+
+def scope_to_agency(user, queryset, field: str = "agency"):
+    """Rows of `queryset` the user may see by their agency `field`: all for coordinators and
+    officials, a commander's own agency's, none for anyone else."""
+    if can_view_all_agencies(user):
+        return queryset
+    if can_answer_for_agency(user):
+        return queryset.filter(**{f"{field}_id": user.agency_id})
+    return queryset.none()
+
+
+def scope_polls(user, polls):
+    """Polls the user may read: all for coordinators and officials; for a commander, the sent
+    polls their agency was asked (what "My agency's polls" lists)."""
+    if can_view_polls(user):
+        return polls
+    if can_answer_for_agency(user):
+        from surveys.models import Invitation, Poll  # surveys depends on this module
+
+        asked = Invitation.objects.filter(poll=OuterRef("pk"), agency_id=user.agency_id)
+        return polls.filter(Exists(asked)).exclude(state=Poll.State.DRAFT)
+    return polls.none()
 
 
 def require(predicate: Callable[..., bool]) -> Callable:

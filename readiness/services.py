@@ -1,5 +1,9 @@
 """Writes about people: invitations, activation. Every one leaves an audit record."""
 
+import hashlib
+import secrets
+from datetime import timedelta
+
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
@@ -7,12 +11,13 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
 
 from . import audit
-from .models import User
+from .models import ApiToken, User
 
 
 class InvitationTokenGenerator(PasswordResetTokenGenerator):
@@ -150,3 +155,71 @@ def user_update(*, request, user: User, **changes) -> User:
             action = "user.activate" if user.is_active else "user.deactivate"
         audit.record(action, request=request, obj=user, changes=delta)
     return user
+
+
+# API tokens ------------------------------------------------------------------------------------
+
+API_TOKEN_PREFIX = "rdy_"  # noqa: S105 (a marker that says what the key is, not a secret)
+API_TOKEN_DOMAIN = "api-tokens.invalid"  # noqa: S105 (service accounts' addresses: never deliverable)
+
+
+def api_token_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_issue(
+    *, request, name: str, role: str, agency=None, expires_at=None
+) -> tuple[ApiToken, str]:
+    """A new token and its key (shown once; only its hash is kept). The token acts as its own
+    service account: that role, that agency for a commander's, no password, no sign-in."""
+    key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user = User(
+        email=f"token-{secrets.token_hex(8)}@{API_TOKEN_DOMAIN}",
+        full_name=f"API token: {name}"[:150],
+        role=role,
+        agency=agency if role == User.Role.COMMANDER else None,
+    )
+    user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    token = ApiToken.objects.create(
+        name=name,
+        user=user,
+        prefix=key[: len(API_TOKEN_PREFIX) + 6],
+        key_hash=api_token_hash(key),
+        created_by=request.user,
+        expires_at=expires_at,
+    )
+    audit.record(
+        "api_token.issue", request=request, obj=token,
+        changes={"role": role, "agency": str(user.agency or ""),
+                 "expires_at": expires_at.isoformat() if expires_at else ""},
+    )  # fmt: skip
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, request, token: ApiToken) -> bool:
+    """Revoke a token at once (its key stops working on the next request); False if it was."""
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at:
+        return False
+    token.revoked_at, token.revoked_by = timezone.now(), request.user
+    token.save(update_fields=["revoked_at", "revoked_by"])
+    User.objects.filter(pk=token.user_id).update(is_active=False)
+    audit.record("api_token.revoke", request=request, obj=token)
+    return True
+
+
+def api_token_authenticate(key: str, *, now=None) -> ApiToken | None:
+    """The usable token with this key, or None. Records its use at most once a minute."""
+    now = now or timezone.now()
+    token = (
+        ApiToken.objects.select_related("user__agency").filter(key_hash=api_token_hash(key)).first()
+    )
+    if token is None or not token.usable(now):
+        return None
+    if token.last_used_at is None or token.last_used_at < now - timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

@@ -78,6 +78,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -361,6 +365,60 @@ POLL_DESTINATIONS = [
     ("Peoria", 40.6936, -89.5890),
     ("Champaign-Urbana", 40.1106, -88.2073),
 ]
+
+# The REST API (/api/v1/): sessions for the browser, tokens for integrations; the permission
+# predicates of readiness.permissions through RolePermission; one error body (readiness.api).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Tokens first: their WWW-Authenticate header makes a missing credential a 401.
+        "readiness.api_auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["readiness.api_auth.RolePermission"],
+    "DEFAULT_PAGINATION_CLASS": "readiness.api.Pagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env_str("API_THROTTLE_USER", "1200/minute")},
+    "EXCEPTION_HANDLER": "readiness.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "readiness.api_schema.AutoSchema",
+    "DATETIME_FORMAT": "iso-8601",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# Wrong API tokens: at most this many per client address per window (seconds).
+API_TOKEN_RATE_LIMIT = env_int("API_TOKEN_RATE_LIMIT", 20)
+API_TOKEN_RATE_WINDOW = env_int("API_TOKEN_RATE_WINDOW", 600)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Readiness API",
+    "DESCRIPTION": (
+        "The registry of agencies and special teams, availability polls, invitations, agencies' "
+        "answers and the readiness figures, for emergency operations centres and CAD systems.\n\n"
+        "Authenticate with `Authorization: Bearer <key>` using a token a coordinator issues on "
+        "the API tokens page (each token has a role, and an agency for a commander's), or with "
+        "a signed-in browser session (send the CSRF token with writes). Permissions are the "
+        "pages' own. Lists are paged (`page`, `page_size` up to 500) and ordered with "
+        "`ordering` (prefix `-` to reverse). Every error has one body: `status`, `code`, "
+        "`detail` and, for invalid input, `errors` per field."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PollStateEnum": "surveys.models.Poll.State",
+        "InvitationStateEnum": "surveys.models.Invitation.State",
+        "ContactRoleEnum": "agencies.models.Contact.Role",
+        "UserRoleEnum": "readiness.models.User.Role",
+        "AgencyKindEnum": "agencies.models.Agency.Kind",
+    },
+}
 
 # Registry import: the largest CSV the upload page accepts.
 REGISTRY_IMPORT_MAX_BYTES = env_int("REGISTRY_IMPORT_MAX_BYTES", 20 * 1024 * 1024)

@@ -9,9 +9,13 @@ from . import dashboard_views, views
 # sign-ins through allauth instead.
 admin.site.login = secure_admin_login(admin.site.login)
 
+handler404 = "readiness.views.not_found"
+handler500 = "readiness.views.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("api/", include("readiness.api_urls")),
     path(
         "accounts/invitation/<str:uidb64>/<str:token>/",
         views.invitation_accept,
@@ -23,6 +27,8 @@ urlpatterns = [
     path("people/<int:user_id>/", views.person_edit, name="person-edit"),
     path("people/<int:user_id>/resend/", views.person_resend, name="person-resend"),
     path("audit/", views.audit_log, name="audit-log"),
+    path("api-tokens/", views.api_tokens, name="api-tokens"),
+    path("api-tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
     path("dashboard/", dashboard_views.overview, name="dashboard"),
     path("polls/<int:poll_id>/dashboard/", dashboard_views.poll_dashboard, name="poll-dashboard"),
     path(

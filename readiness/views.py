@@ -13,12 +13,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
+from django.views import defaults
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import audit, permissions, services
-from .forms import AuditFilterForm, InvitationPasswordForm, PersonForm
-from .models import AuditEvent, User
+from .forms import ApiTokenForm, AuditFilterForm, InvitationPasswordForm, PersonForm
+from .models import ApiToken, AuditEvent, User
 
 
 @login_required
@@ -45,7 +46,8 @@ def healthz(request):
 @permissions.require(permissions.can_manage_users)
 def people(request):
     users = (
-        User.objects.select_related("agency")
+        User.objects.filter(api_token__isnull=True)  # tokens' service accounts: API tokens page
+        .select_related("agency")
         .annotate(
             has_mfa=Exists(
                 Authenticator.objects.filter(user=OuterRef("pk"), type=Authenticator.Type.TOTP)
@@ -181,3 +183,61 @@ def audit_log(request):
         "readiness/audit_log.html",
         {"form": form, "page": page, "query": query.urlencode()},
     )
+
+
+# API tokens -------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@permissions.require(permissions.can_manage_api_tokens)
+def api_tokens(request):
+    """Issue tokens for integrations and revoke them. A new key is shown once, on this page."""
+    form = ApiTokenForm(request.POST or None)
+    key, status = None, 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            days = data["expires_in"]
+            expires_at = timezone.now() + datetime.timedelta(days=int(days)) if days else None
+            _, key = services.api_token_issue(
+                request=request, name=data["name"], role=data["role"], agency=data["agency"],
+                expires_at=expires_at,
+            )  # fmt: skip
+            form = ApiTokenForm()
+        else:
+            status = 422
+    tokens = ApiToken.objects.select_related("user__agency", "created_by", "revoked_by")
+    context = {"form": form, "key": key, "tokens": tokens, "now": timezone.now()}
+    response = render(request, "readiness/api_tokens.html", context, status=status)
+    response["Cache-Control"] = "no-store"  # the page may show a key
+    return response
+
+
+@require_POST
+@permissions.require(permissions.can_manage_api_tokens)
+def api_token_revoke(request, token_id: int):
+    token = get_object_or_404(ApiToken, pk=token_id)
+    if services.api_token_revoke(request=request, token=token):
+        messages.success(request, f"Token “{token.name}” revoked: it no longer works.")
+    return redirect("api-tokens")
+
+
+# Errors: JSON under /api/, pages elsewhere -------------------------------------------------------
+
+
+def _api_error(request, status: int, code: str, detail: str):
+    from .api import error_body
+
+    return JsonResponse(error_body(status, code, detail), status=status)
+
+
+def not_found(request, exception):
+    if request.path.startswith("/api/"):
+        return _api_error(request, 404, "not_found", "There is no such API endpoint.")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return _api_error(request, 500, "server_error", "Something went wrong on our side.")
+    return defaults.server_error(request)

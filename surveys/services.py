@@ -33,6 +33,26 @@ class PollNotSendable(Exception):
     """Nothing sensible would be sent; the message says why."""
 
 
+def poll_create(*, form, request) -> Poll:
+    """Save a valid compose form (the page's or the API's) as a draft of the requester."""
+    form.instance.created_by = request.user
+    poll = form.save()
+    audit.record("poll.create", request=request, obj=poll)
+    return poll
+
+
+def poll_update(*, form, request) -> Poll:
+    """Save a valid compose form over a draft; PollNotDraft if it was sent meanwhile."""
+    with transaction.atomic():
+        # Lock and look again: another coordinator may have sent it meanwhile.
+        if Poll.objects.select_for_update().get(pk=form.instance.pk).state != Poll.State.DRAFT:
+            raise PollNotDraft(form.instance.pk)
+        poll = form.save()
+    audit.record("poll.update", request=request, obj=poll,
+                 changes={"fields": sorted(form.changed_data)})  # fmt: skip
+    return poll
+
+
 @transaction.atomic
 def poll_send(*, poll: Poll, request=None) -> int:
     """Create every invitation of a draft poll in one transaction, then queue delivery.

@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from readiness import audit, permissions, ratelimit
+from readiness import permissions, ratelimit
 
 from . import selectors, services
 from .forms import ExtendForm, PollForm, ReplySubmission, targets_from
@@ -51,9 +50,7 @@ def poll_list(request):
 def poll_create(request):
     form = PollForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        form.instance.created_by = request.user
-        poll = form.save()
-        audit.record("poll.create", request=request, obj=poll)
+        poll = services.poll_create(form=form, request=request)
         messages.success(request, "Draft saved. Check the recipients, then send.")
         return redirect("surveys:poll-detail", poll.pk)
     status = 422 if request.method == "POST" else 200
@@ -91,14 +88,11 @@ def poll_edit(request, poll_id: int):
         return redirect("surveys:poll-detail", poll.pk)
     form = PollForm(request.POST or None, instance=poll)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            # Lock and look again: another coordinator may have sent it meanwhile.
-            if Poll.objects.select_for_update().get(pk=poll.pk).state != Poll.State.DRAFT:
-                messages.error(request, "This poll was sent meanwhile; it can no longer be edited.")
-                return redirect("surveys:poll-detail", poll.pk)
-            poll = form.save()
-        audit.record("poll.update", request=request, obj=poll,
-                     changes={"fields": sorted(form.changed_data)})  # fmt: skip
+        try:
+            poll = services.poll_update(form=form, request=request)
+        except services.PollNotDraft:
+            messages.error(request, "This poll was sent meanwhile; it can no longer be edited.")
+            return redirect("surveys:poll-detail", poll.pk)
         messages.success(request, "Draft updated.")
         return redirect("surveys:poll-detail", poll.pk)
     status = 422 if request.method == "POST" else 200
