@@ -1,6 +1,8 @@
 """The REST API's common parts: one error body for every failure, pages of results, and the
 schema's description of those errors (readiness.api_schema). Who may ask: readiness.api_auth."""
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -60,6 +62,10 @@ def error_body(status: int, code: str, detail: str, errors: dict | None = None) 
 
 def exception_handler(exc, context):
     """DRF's handler, then the one body shape for every error it answers."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # an unexpected error: the project's 500 handler answers (in JSON here)

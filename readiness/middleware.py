@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
 
@@ -31,6 +32,11 @@ class RequireMFAMiddleware:
             and not _allowed_before_mfa(request)
             and not permissions.mfa_enabled(user)
         ):
+            if request.path.startswith("/api/"):  # a program cannot follow a set-up page
+                from .api import error_body
+
+                detail = "Your role requires two-factor authentication: set it up in the app first."
+                return JsonResponse(error_body(403, "mfa_required", detail), status=403)
             messages.info(
                 request,
                 "Your role requires two-factor authentication. Set it up to continue: scan the "
