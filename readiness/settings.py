@@ -405,6 +405,7 @@ SPECTACULAR_SETTINGS = {
         "`detail` and, for invalid input, `errors` per field."
     ),
     "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",  # tags by resource: agencies, polls, replies...
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
