@@ -103,10 +103,16 @@ RULES = {
         lambda w: [w["open_poll"].pk],
         {**staff_only(200), "official": 200},
     ),
+    "api-tokens": ("get", None, staff_only(200)),
+    "api-token-revoke": ("post", lambda w: [999999], staff_only(404)),
+    # The API's description is public; its data is not (tests/api/test_api_permissions.py).
+    "api-schema": ("get", None, every(200)),
+    "api-docs": ("get", None, every(200)),
 }
-# Names whose rules are elsewhere in this file: the admin (coordinators with admin access) and
-# allauth's account pages (public or for the signed-in person themselves).
-NAMESPACED_ELSEWHERE = ("admin:",)
+# Names whose rules are elsewhere: the admin (coordinators with admin access, in this file),
+# allauth's account pages (public or for the signed-in person themselves, in this file) and the
+# API's endpoints (tests/api/test_api_permissions.py, generated from its router).
+NAMESPACED_ELSEWHERE = ("admin:", "api:")
 ACCOUNT_PREFIXES = ("account_", "mfa_")
 
 
