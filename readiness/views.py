@@ -80,7 +80,7 @@ def person_invite(request):
 @require_http_methods(["GET", "POST"])
 @permissions.require(permissions.can_manage_users)
 def person_edit(request, user_id: int):
-    person = get_object_or_404(User, pk=user_id)
+    person = get_object_or_404(User.objects.filter(api_token__isnull=True), pk=user_id)
     if not permissions.can_edit_person(request.user, person):
         raise PermissionDenied
     form = PersonForm(request.POST or None, instance=User.objects.get(pk=person.pk))
@@ -110,7 +110,9 @@ def person_edit(request, user_id: int):
 @require_http_methods(["POST"])
 @permissions.require(permissions.can_manage_users)
 def person_resend(request, user_id: int):
-    person = get_object_or_404(User, pk=user_id, is_active=True)
+    person = get_object_or_404(
+        User.objects.filter(api_token__isnull=True), pk=user_id, is_active=True
+    )
     if not permissions.can_edit_person(request.user, person):
         raise PermissionDenied
     if person.has_usable_password():

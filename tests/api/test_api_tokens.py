@@ -117,3 +117,15 @@ def test_a_token_cannot_sign_in_to_the_pages(coordinator_client, client):
     key = issue(coordinator_client, name="EOC", role="coordinator")
     response = client.get(reverse("people"), headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_tokens_service_account_cannot_be_edited_as_a_person(coordinator_client):
+    """Its role is the token's: changing it would widen the token behind the issuer's back."""
+    issue(coordinator_client, name="EOC", role="official")
+    account = ApiToken.objects.get().user
+    url = reverse("person-edit", args=[account.pk])
+    assert coordinator_client.get(url).status_code == 404
+    data = {"full_name": "x", "role": "coordinator", "is_active": "on"}
+    assert coordinator_client.post(url, data).status_code == 404
+    account.refresh_from_db()
+    assert account.role == User.Role.OFFICIAL
