@@ -86,8 +86,10 @@ RULES = {
     ("api:poll-readiness", "get"): (lambda w: [w["open_poll"].pk], None, readers(200)),
     ("api:invitation-list", "get"): (None, None, signed_in(200)),
     ("api:invitation-detail", "get"): (
-        lambda w: [w["invitation_a"].pk], None, agency_a_only(200)
-    ),  # fmt: skip
+        lambda w: [w["invitation_a"].pk],
+        None,
+        agency_a_only(200),
+    ),
     ("api:reply-list", "get"): (None, None, signed_in(200)),
     # Agency A has answered, so a first answer conflicts; B was not asked: told so.
     ("api:reply-list", "post"): (None, valid_reply, commanders(409, commander_b=400)),
@@ -103,7 +105,7 @@ RULES = {
 def endpoints():
     """(url name, method) of every route the router makes, and of the views beside it."""
     found = {("api:api-root", "get")}
-    for prefix, viewset, basename in router.registry:
+    for _prefix, viewset, basename in router.registry:
         for route in router.get_routes(viewset):
             name = "api:" + route.name.format(basename=basename)
             for method, action in route.mapping.items():
