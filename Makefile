@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv run test lint format bench worker beat demo clean
+.PHONY: venv run test lint format bench fuzz worker beat demo clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,11 @@ bench: venv
 	$(PY) bench/import_registry.py $(BENCH_ARGS)
 	$(PY) bench/replies.py $(BENCH_ARGS)
 	$(PY) bench/dashboard.py $(BENCH_ARGS)
+	$(PY) bench/api.py $(BENCH_ARGS)
+
+# schemathesis against the API's live schema, on a throwaway SQLite database (scripts/api-fuzz).
+fuzz: venv
+	env -u DATABASE_URL scripts/api-fuzz
 
 worker: venv
 	$(VENV)/bin/celery -A readiness worker --loglevel=info

@@ -4,10 +4,12 @@ import and in the admin."""
 
 import django_filters
 from django.db.models import Exists, OuterRef, Prefetch, Q
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
 
 from readiness import permissions
+from readiness.api import DateTimeFilter, IdFilter, IdsFilter
 
 from .models import (
     Agency,
@@ -109,21 +111,19 @@ class ContactSerializer(serializers.ModelSerializer):
 # Filters ----------------------------------------------------------------------------------------
 
 
-@extend_schema_field({"type": "array", "items": {"type": "integer"}})
-class TeamTypeFilter(django_filters.ModelMultipleChoiceFilter):
+@extend_schema_field(OpenApiTypes.INT)  # each value's: the parameter is an array of them
+class TeamTypeFilter(IdsFilter):
     """Team type ids, repeated for several (filtered by the filter set's own method)."""
 
 
 class UpdatedSinceFilterSet(django_filters.FilterSet):
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = DateTimeFilter(
         field_name="updated_at", lookup_expr="gte", label="Changed at or after (ISO 8601)."
     )
 
 
 class AgencyFilter(UpdatedSinceFilterSet):
-    region = django_filters.ModelMultipleChoiceFilter(
-        queryset=Region.objects.all(), label="Region ids (repeat for several)."
-    )
+    region = IdsFilter(queryset=Region.objects.all(), label="Region ids (repeat for several).")
     kind = django_filters.MultipleChoiceFilter(choices=Agency.Kind.choices)
     team_type = TeamTypeFilter(
         queryset=TeamType.objects.all(),
@@ -150,14 +150,12 @@ class AgencyFilter(UpdatedSinceFilterSet):
 
 
 class TeamFilter(UpdatedSinceFilterSet):
-    agency = django_filters.NumberFilter(field_name="agency_id")
-    region = django_filters.ModelMultipleChoiceFilter(
-        field_name="agency__region", queryset=Region.objects.all()
-    )
+    agency = IdFilter(field_name="agency_id")
+    region = IdsFilter(field_name="agency__region", queryset=Region.objects.all())
     kind = django_filters.MultipleChoiceFilter(
         field_name="agency__kind", choices=Agency.Kind.choices
     )
-    team_type = django_filters.ModelMultipleChoiceFilter(queryset=TeamType.objects.all())
+    team_type = IdsFilter(queryset=TeamType.objects.all())
     level = django_filters.NumberFilter()
     active = django_filters.BooleanFilter()
 
@@ -167,10 +165,8 @@ class TeamFilter(UpdatedSinceFilterSet):
 
 
 class ContactFilter(UpdatedSinceFilterSet):
-    agency = django_filters.NumberFilter(field_name="agency_id")
-    region = django_filters.ModelMultipleChoiceFilter(
-        field_name="agency__region", queryset=Region.objects.all()
-    )
+    agency = IdFilter(field_name="agency_id")
+    region = IdsFilter(field_name="agency__region", queryset=Region.objects.all())
     role = django_filters.ChoiceFilter(choices=Contact.Role.choices)
     active = django_filters.BooleanFilter()
 

@@ -30,6 +30,10 @@ class AutoSchema(SpectacularAutoSchema):
             if code not in responses:
                 responses[code] = self._get_response_for_code(ErrorSerializer, code)
                 responses[code]["description"] = ERROR_DESCRIPTIONS[code]
+        # Answered by gunicorn before the app sees the request, so with its body, not JSON.
+        responses.setdefault(
+            "414", {"description": "The URL is too long (over 4094 bytes in the request line)."}
+        )
         return responses
 
 

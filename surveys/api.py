@@ -6,6 +6,7 @@ same services, so the API and the pages cannot disagree about what is valid."""
 from collections.abc import Mapping
 
 import django_filters
+from django import forms
 from django.conf import settings
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -25,7 +26,7 @@ from rest_framework.response import Response
 from agencies.api import RefSerializer, TeamTypeFilter, TeamTypeRefSerializer
 from agencies.models import Agency, Region, TeamType
 from readiness import permissions
-from readiness.api import Conflict
+from readiness.api import Conflict, DateTimeFilter, IdFilter, IdsFilter, id_out_of_range
 from readiness.api_views import ReadinessSummarySerializer, poll_readiness
 
 from . import selectors, services
@@ -65,6 +66,7 @@ POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_ki
 # The API's field names for the compose form's (lists where the page has a text box).
 POLL_RENAMES = {"requirements_text": "requirements", "reminders": "reminder_hours_before",
                 "destination": "destination_name"}  # fmt: skip
+INVALID_CHOICE = forms.ModelMultipleChoiceField.default_error_messages["invalid_choice"]
 
 
 def poll_form_data(data: Mapping) -> tuple[MultiValueDict, dict]:
@@ -82,6 +84,9 @@ def poll_form_data(data: Mapping) -> tuple[MultiValueDict, dict]:
                 form_data["requirements_text"] = "\n".join(_plain(v) for v in value)
             elif key == "reminder_hours_before":
                 form_data["reminders"] = ", ".join(_plain(v) for v in value)
+            elif wrong := [v for v in value if key != "target_kinds" and id_out_of_range(v)]:
+                # No object's id: the form's own message, without asking the database.
+                errors[key] = [INVALID_CHOICE % {"value": wrong[0]}]
             else:
                 form_data.setlist(key, [_plain(v) for v in value])
         elif key in PollWriteSerializer.Meta.fields:
@@ -198,8 +203,8 @@ class PollFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=Poll.State.choices)
     purpose = django_filters.ChoiceFilter(choices=Poll.Purpose.choices)
     situation = django_filters.ChoiceFilter(choices=Poll.Situation.choices)
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    created_since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    updated_since = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_since = DateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Poll
@@ -258,6 +263,8 @@ class PollViewSet(
     ordering_fields = ["created_at", "updated_at", "deadline", "sent_at", "title", "id"]
 
     def get_queryset(self):
+        if self.action == "readiness":  # the figures need the poll's own row, nothing more
+            return permissions.scope_polls(self.request.user, Poll.objects.all())
         polls = (
             Poll.objects.select_related("created_by")
             .prefetch_related(
@@ -412,11 +419,9 @@ class InvitationSerializer(serializers.ModelSerializer):
 
 
 class InvitationFilter(django_filters.FilterSet):
-    poll = django_filters.NumberFilter(field_name="poll_id")
-    agency = django_filters.NumberFilter(field_name="agency_id")
-    region = django_filters.ModelMultipleChoiceFilter(
-        field_name="agency__region", queryset=Region.objects.all()
-    )
+    poll = IdFilter(field_name="poll_id")
+    agency = IdFilter(field_name="agency_id")
+    region = IdsFilter(field_name="agency__region", queryset=Region.objects.all())
     kind = django_filters.MultipleChoiceFilter(
         field_name="agency__kind", choices=Agency.Kind.choices
     )
@@ -598,11 +603,9 @@ def submission_errors(submission: ReplySubmission, positions: dict) -> dict:
 
 
 class ReplyFilter(django_filters.FilterSet):
-    poll = django_filters.NumberFilter(field_name="poll_id")
-    agency = django_filters.NumberFilter(field_name="agency_id")
-    region = django_filters.ModelMultipleChoiceFilter(
-        field_name="agency__region", queryset=Region.objects.all()
-    )
+    poll = IdFilter(field_name="poll_id")
+    agency = IdFilter(field_name="agency_id")
+    region = IdsFilter(field_name="agency__region", queryset=Region.objects.all())
     kind = django_filters.MultipleChoiceFilter(
         field_name="agency__kind", choices=Agency.Kind.choices
     )
@@ -611,7 +614,7 @@ class ReplyFilter(django_filters.FilterSet):
         queryset=TeamType.objects.all(), method="filter_team_type",
         label="Replies with officers on teams of these type ids.",
     )  # fmt: skip
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Reply
@@ -686,6 +689,8 @@ class ReplyViewSet(
 
     def _invitation(self, poll_id: int) -> Invitation | None:
         """The user's agency's invitation to this poll, as on the page (sent polls only)."""
+        if id_out_of_range(poll_id):
+            return None
         return (
             Invitation.objects.select_related("poll", "agency")
             .filter(poll_id=poll_id, agency_id=self.request.user.agency_id)

@@ -1,5 +1,5 @@
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.conf import settings
@@ -19,6 +19,33 @@ MESSAGE_TEMPLATE = (
 )
 CUSTOM = "custom"
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> shows and sends
+
+
+MAX_CHASE_HOURS = 30 * 24  # reminders and escalation: a poll is not chased a month out
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class InstantField(forms.DateTimeField):
+    """A date and time, kept in UTC, within years the database and date arithmetic hold in any
+    zone: an offset beyond ±15:59 (PostgreSQL's limit) or a time near year 9999 would be stored
+    broken, and break every page that shows it."""
+
+    default_error_messages = {"range": "Give a date and time between the years 1900 and 9000."}
+
+    def to_python(self, value):
+        try:
+            value = super().to_python(value)
+        except OverflowError:
+            raise forms.ValidationError(self.error_messages["range"], code="range") from None
+        if value is None:
+            return None
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError(self.error_messages["range"], code="range") from None
+        if not EARLIEST <= value < LATEST:
+            raise forms.ValidationError(self.error_messages["range"], code="range")
+        return value
 
 
 class PollForm(forms.ModelForm):
@@ -55,6 +82,7 @@ class PollForm(forms.ModelForm):
             "target_radius_km", "target_agencies", "deadline", "escalate_after_hours",
             "reply_digest",
         ]  # fmt: skip
+        field_classes = {"needed_by": InstantField, "deadline": InstantField}
         widgets = {
             "needed_by": forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
             "deadline": forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
@@ -121,7 +149,15 @@ class PollForm(forms.ModelForm):
             ) from None
         if any(h <= 0 for h in hours):
             raise forms.ValidationError("Hours before the deadline must be positive.")
+        if any(h > MAX_CHASE_HOURS for h in hours):
+            raise forms.ValidationError(f"At most {MAX_CHASE_HOURS} hours (30 days) before it.")
         return sorted(hours, reverse=True)
+
+    def clean_escalate_after_hours(self):
+        hours = self.cleaned_data["escalate_after_hours"]
+        if hours is not None and hours > MAX_CHASE_HOURS:
+            raise forms.ValidationError(f"At most {MAX_CHASE_HOURS} hours (30 days).")
+        return hours
 
     def clean_deadline(self):
         deadline = self.cleaned_data["deadline"]
@@ -182,7 +218,7 @@ class PollForm(forms.ModelForm):
 
 
 class ExtendForm(forms.Form):
-    deadline = forms.DateTimeField(
+    deadline = InstantField(
         label="New deadline",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
     )

@@ -70,6 +70,11 @@ def test_a_coordinator_composes_a_draft_and_reads_it_back(coordinator_client):
         ({"reminder_hours_before": 24}, "reminder_hours_before", "Give a list of values."),
         ({"target_regions": [999999]}, "target_regions", "Select a valid choice."),
         ({"target_kinds": []}, "non_field_errors", "Choose whom to ask"),
+        ({"target_regions": [2**70]}, "target_regions", "Select a valid choice."),
+        ({"deadline": "9999-12-31T23:59:59-12:00"}, "deadline", "between the years 1900 and 9000"),
+        ({"needed_by": "0001-01-01T00:00:00+05:00"}, "needed_by", "between the years"),
+        ({"reminder_hours_before": [10**20]}, "reminder_hours_before", "At most 720 hours"),
+        ({"escalate_after_hours": 2**31}, "escalate_after_hours", "At most 720 hours"),
     ],
 )
 def test_bad_polls_are_refused_with_the_compose_forms_messages(
@@ -81,6 +86,23 @@ def test_bad_polls_are_refused_with_the_compose_forms_messages(
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert any(message in m for m in errors[field]), errors
+    assert Poll.objects.count() == 0
+
+
+def test_a_deadline_with_an_offset_is_stored_in_utc(coordinator_client):
+    body = compose(deadline="2030-06-01T20:00:00+14:00")
+    response = coordinator_client.post(reverse("api:poll-list"), body, "application/json")
+    assert response.status_code == 201
+    assert Poll.objects.get().deadline.isoformat() == "2030-06-01T06:00:00+00:00"
+
+
+def test_the_compose_page_refuses_a_deadline_it_could_not_store(coordinator_client):
+    data = {"title": "x", "purpose": "planning", "situation": "emergency", "message": "m",
+            "destination": "0", "target_kinds": ["municipal"],
+            "deadline": "9999-12-31T23:59"}  # fmt: skip
+    response = coordinator_client.post(reverse("surveys:poll-create"), data)
+    assert response.status_code == 422
+    assert "between the years 1900 and 9000" in response.text
     assert Poll.objects.count() == 0
 
 
