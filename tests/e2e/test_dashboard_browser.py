@@ -6,12 +6,17 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from agencies.models import TeamType
 from readiness.models import User
 from surveys import services
 from surveys.models import Poll
 from tests.e2e.test_registry_browser import fits_the_screen, sign_in
-from tests.factories import AgencyFactory, RegionFactory, SpecialTeamFactory, UserFactory
+from tests.factories import (
+    AgencyFactory,
+    RegionFactory,
+    SpecialTeamFactory,
+    TeamTypeFactory,
+    UserFactory,
+)
 from tests.surveys.factories import PollFactory, open_invitation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +45,7 @@ def answer(invitation, team, officers: int, depart: int, travel: int):
 def test_the_dashboard_updates_without_a_reload(live_server, browser, artifacts, settings):
     settings.DASHBOARD_REFRESH_SECONDS = 1
     settings.MAP_TILES_URL = ""  # no network here: the map draws on a plain background
-    swat = TeamType.objects.get(code="swat")
+    swat = TeamTypeFactory(code="swat")  # the seeded row, or a new one after a flushing test
     region = RegionFactory(name="Region 1 - Northeast")
     poll = PollFactory(
         title="Critical situations in Chicago",
