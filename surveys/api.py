@@ -691,13 +691,7 @@ class ReplyViewSet(
         """The user's agency's invitation to this poll, as on the page (sent polls only)."""
         if id_out_of_range(poll_id):
             return None
-        return (
-            Invitation.objects.select_related("poll", "agency")
-            .filter(poll_id=poll_id, agency_id=self.request.user.agency_id)
-            .exclude(poll__state=Poll.State.DRAFT)
-            .order_by("is_escalation", "pk")
-            .first()
-        )
+        return selectors.agency_invitation(poll_id=poll_id, agency_id=self.request.user.agency_id)
 
     def _submit(self, request, data: Mapping, invitation: Invitation) -> Response:
         poll, agency = invitation.poll, invitation.agency

@@ -177,3 +177,15 @@ def agency_polls(*, agency: Agency):
         )
         .order_by("is_open", "-deadline")
     )
+
+
+def agency_invitation(*, poll_id: int, agency_id: int) -> Invitation | None:
+    """The agency's invitation to a sent poll (its primary contact's before escalations), or None
+    when the agency was not asked: what a signed-in commander answers through."""
+    return (
+        Invitation.objects.select_related("poll__created_by", "poll__requesting_agency", "agency")
+        .filter(poll_id=poll_id, agency_id=agency_id)
+        .exclude(poll__state=Poll.State.DRAFT)
+        .order_by("is_escalation", "pk")
+        .first()
+    )

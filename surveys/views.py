@@ -347,13 +347,7 @@ def my_agency(request):
 
 def _my_invitation(request, poll_id: int) -> Invitation:
     """The user's agency's invitation to this poll (404 when the agency was not asked)."""
-    invitation = (
-        Invitation.objects.select_related("poll__created_by", "poll__requesting_agency", "agency")
-        .filter(poll_id=poll_id, agency_id=request.user.agency_id)
-        .exclude(poll__state=Poll.State.DRAFT)
-        .order_by("is_escalation", "pk")
-        .first()
-    )
+    invitation = selectors.agency_invitation(poll_id=poll_id, agency_id=request.user.agency_id)
     if invitation is None:
         raise Http404("Your agency was not asked in this poll.")
     return invitation
