@@ -129,7 +129,14 @@ def registry_import(
         pass
     except DatabaseError as exc:
         # The checks above mirror every constraint; this is a concurrent edit or a gap in them.
-        result.errors.append(RowError(0, f"the registry refused the import: {exc}"))
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        result.errors.append(
+            RowError(
+                0,
+                f"the database refused the import ({reason}), so nothing was written. "
+                "Another import or edit may have changed the registry meanwhile: try again.",
+            )
+        )
         result.created.clear()
         result.updated.clear()
         result.unchanged.clear()

@@ -22,6 +22,7 @@ from .forms import ApiTokenForm, AuditFilterForm, InvitationPasswordForm, Person
 from .models import ApiToken, AuditEvent, User
 
 
+@require_GET
 @login_required
 def home(request):
     """Commanders land on the polls their agency must answer, coordinators and officials on the

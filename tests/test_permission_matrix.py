@@ -9,8 +9,9 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from agencies.models import Agency, Contact
 from readiness.models import User
-from surveys.models import Poll, Reply
+from surveys.models import Invitation, Poll, Reply
 from tests.factories import AgencyFactory, UserFactory
 from tests.surveys.factories import PollFactory, open_invitation
 
@@ -31,83 +32,89 @@ def signed_in(status):
     return {**every(status), "anonymous": SIGN_IN}
 
 
-# name: (method, args builder, {role: status})
+# name: (args builder, {method: {role: status}}). Every method the view accepts has its row,
+# so a write view that checks the role only on GET cannot pass (test_every_method_has_a_rule).
+# POSTs carry no data: an allowed role gets the form back with its errors (422) or the
+# action's redirect; a refused one gets 403 (or the sign-in page) and nothing is written.
 RULES = {
-    "home": ("get", None, signed_in(302)),
-    "healthz": ("get", None, every(200)),
-    "invitation-accept": ("get", lambda w: ["MQ", "bad-token"], every(400)),
-    "people": ("get", None, staff_only(200)),
-    "person-invite": ("get", None, staff_only(200)),
-    "person-edit": ("get", lambda w: [w["commander_a"].pk], staff_only(200)),
-    "person-resend": ("post", lambda w: [w["commander_a"].pk], staff_only(302)),
-    "audit-log": ("get", None, staff_only(200)),
-    "agencies:agency-list": ("get", None, signed_in(200)),
+    "home": (None, {"get": signed_in(302)}),
+    "healthz": (None, {"get": every(200)}),
+    "invitation-accept": (lambda w: ["MQ", "bad-token"], {"get": every(400), "post": every(400)}),
+    "people": (None, {"get": staff_only(200)}),
+    "person-invite": (None, {"get": staff_only(200), "post": staff_only(422)}),
+    "person-edit": (
+        lambda w: [w["commander_a"].pk],
+        {"get": staff_only(200), "post": staff_only(422)},
+    ),
+    "person-resend": (lambda w: [w["commander_a"].pk], {"post": staff_only(302)}),
+    "audit-log": (None, {"get": staff_only(200)}),
+    "agencies:agency-list": (None, {"get": signed_in(200)}),
     # Commanders see their own agency only; another agency is 404, so existence does not leak.
     "agencies:agency-detail": (
-        "get",
         lambda w: [w["agency_b"].pk],
-        {**signed_in(200), "commander_a": 404},
+        {"get": {**signed_in(200), "commander_a": 404}},
     ),
-    "agencies:registry-import": ("post", None, staff_only(422)),
-    "surveys:poll-list": ("get", None, {**staff_only(200), "official": 200}),
-    "surveys:poll-create": ("get", None, staff_only(200)),
-    "surveys:poll-preview": ("post", None, staff_only(200)),
-    "surveys:poll-detail": ("get", lambda w: [w["poll"].pk], {**staff_only(200), "official": 200}),
-    "surveys:poll-edit": ("get", lambda w: [w["poll"].pk], staff_only(200)),
-    "surveys:poll-send": ("post", lambda w: [w["poll"].pk], staff_only(302)),
-    "surveys:poll-close": ("post", lambda w: [w["poll"].pk], staff_only(302)),
-    "surveys:poll-cancel": ("post", lambda w: [w["poll"].pk], staff_only(302)),
-    "surveys:poll-extend": ("post", lambda w: [w["poll"].pk], staff_only(302)),
-    "surveys:poll-remind": ("post", lambda w: [w["poll"].pk], staff_only(302)),
-    "surveys:invitation-revoke": ("post", lambda w: [w["poll"].pk, 999999], staff_only(404)),
-    "surveys:reply": ("get", lambda w: ["not-a-real-token"], every(404)),
-    "surveys:reply-done": ("get", lambda w: ["not-a-real-token"], every(404)),
-    "surveys:reply-feed": ("get", lambda w: [w["poll"].pk], {**staff_only(200), "official": 200}),
+    "agencies:registry-import": (None, {"get": staff_only(200), "post": staff_only(422)}),
+    "surveys:poll-list": (None, {"get": {**staff_only(200), "official": 200}}),
+    "surveys:poll-create": (None, {"get": staff_only(200), "post": staff_only(422)}),
+    "surveys:poll-preview": (None, {"post": staff_only(200)}),
+    "surveys:poll-detail": (
+        lambda w: [w["poll"].pk],
+        {"get": {**staff_only(200), "official": 200}},
+    ),
+    "surveys:poll-edit": (
+        lambda w: [w["poll"].pk],
+        {"get": staff_only(200), "post": staff_only(422)},
+    ),
+    "surveys:poll-send": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
+    "surveys:poll-close": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
+    "surveys:poll-cancel": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
+    "surveys:poll-extend": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
+    "surveys:poll-remind": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
+    "surveys:invitation-revoke": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
+    "surveys:reply": (lambda w: ["not-a-real-token"], {"get": every(404), "post": every(404)}),
+    "surveys:reply-done": (lambda w: ["not-a-real-token"], {"get": every(404)}),
+    "surveys:reply-feed": (
+        lambda w: [w["poll"].pk],
+        {"get": {**staff_only(200), "official": 200}},
+    ),
     "surveys:reply-history": (
-        "get",
         lambda w: [w["open_poll"].pk, w["agency_a"].pk],
-        {**staff_only(200), "official": 200},
+        {"get": {**staff_only(200), "official": 200}},
     ),
     # Commanders answer for their own agency only: a poll their agency was not asked is 404.
     "surveys:my-agency": (
-        "get",
         None,
-        {**staff_only(403), "commander_a": 200, "commander_b": 200, "coordinator": 403},
+        {"get": {**staff_only(403), "commander_a": 200, "commander_b": 200, "coordinator": 403}},
     ),
     "surveys:my-agency-reply": (
-        "get",
         lambda w: [w["open_poll"].pk],
-        {**staff_only(403), "commander_a": 200, "commander_b": 404, "coordinator": 403},
+        {
+            method: {**staff_only(403), "commander_a": status, "commander_b": 404}
+            for method, status in (("get", 200), ("post", 422))
+        },
     ),
     "surveys:my-agency-reply-done": (
-        "get",
         lambda w: [w["open_poll"].pk],
-        {**staff_only(403), "commander_a": 200, "commander_b": 404, "coordinator": 403},
+        {"get": {**staff_only(403), "commander_a": 200, "commander_b": 404, "coordinator": 403}},
     ),
-    "agencies:import-example": ("get", None, staff_only(200)),
+    "agencies:import-example": (None, {"get": staff_only(200)}),
     # Dashboards: coordinators and officials.
-    "dashboard": ("get", None, {**staff_only(200), "official": 200}),
-    "poll-dashboard": ("get", lambda w: [w["open_poll"].pk], {**staff_only(200), "official": 200}),
-    "poll-dashboard-summary": (
-        "get",
-        lambda w: [w["open_poll"].pk],
-        {**staff_only(200), "official": 200},
-    ),
-    "poll-dashboard-map": (
-        "get",
-        lambda w: [w["open_poll"].pk],
-        {**staff_only(200), "official": 200},
-    ),
-    "poll-dashboard-csv": (
-        "get",
-        lambda w: [w["open_poll"].pk],
-        {**staff_only(200), "official": 200},
-    ),
-    "api-tokens": ("get", None, staff_only(200)),
-    "api-token-revoke": ("post", lambda w: [999999], staff_only(404)),
+    "dashboard": (None, {"get": {**staff_only(200), "official": 200}}),
+    **{
+        name: (lambda w: [w["open_poll"].pk], {"get": {**staff_only(200), "official": 200}})
+        for name in (
+            "poll-dashboard",
+            "poll-dashboard-summary",
+            "poll-dashboard-map",
+            "poll-dashboard-csv",
+        )
+    },
+    "api-tokens": (None, {"get": staff_only(200), "post": staff_only(422)}),
+    "api-token-revoke": (lambda w: [999999], {"post": staff_only(404)}),
     # The API's description is public; its data is not (tests/api/test_api_permissions.py).
-    "api-schema": ("get", None, every(200)),
-    "api-docs": ("get", None, every(200)),
+    "api-schema": (None, {"get": every(200)}),
+    "api-docs": (None, {"get": every(200)}),
 }
 # Names whose rules are elsewhere: the admin (coordinators with admin access, in this file),
 # allauth's account pages (public or for the signed-in person themselves, in this file) and the
@@ -177,15 +184,52 @@ def visit(client, world, role, method, url):
     return getattr(client, method)(url)
 
 
-@pytest.mark.parametrize("name", sorted(RULES))
+def rule_cases():
+    for name, (_, methods) in sorted(RULES.items()):
+        for method in methods:
+            yield name, method
+
+
+def written(world) -> dict:
+    """Rows a write view could leave behind; a refused request must leave none."""
+    from readiness.models import ApiToken
+
+    models = (Poll, Reply, Invitation, User, ApiToken, Agency, Contact)
+    return {
+        model.__name__: sorted(map(str, model.objects.values_list("pk", "updated_at")))
+        if hasattr(model, "updated_at")
+        else model.objects.count()
+        for model in models
+    }
+
+
+@pytest.mark.parametrize(("name", "method"), list(rule_cases()))
 @pytest.mark.parametrize("role", ROLES)
-def test_app_urls(client, world, name, role):
-    method, args, expected = RULES[name]
+def test_app_urls(client, world, name, method, role):
+    args, methods = RULES[name]
+    expected = methods[method][role]
     url = reverse(name, args=args(world) if args else None)
+    before = written(world)
     response = visit(client, world, role, method, url)
-    assert response.status_code == expected[role], f"{role} {method.upper()} {url}"
+    assert response.status_code == expected, f"{role} {method.upper()} {url}"
     if response.status_code == SIGN_IN and role == "anonymous" and name != "healthz":
         assert "/accounts/login/" in response["Location"]
+    refused = response.status_code in (403, 404) or (
+        response.status_code == SIGN_IN and "/login/" in response.get("Location", "")
+    )
+    if refused:
+        assert written(world) == before, f"a refused {method.upper()} {url} wrote data"
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_every_method_a_view_accepts_has_a_rule(client, world, name):
+    """A view names the methods it accepts (405 with Allow for the rest); the rule covers each."""
+    args, methods = RULES[name]
+    client.force_login(world["coordinator"])
+    response = client.generic("TRACE", reverse(name, args=args(world) if args else None))
+    assert response.status_code == 405, f"{name} accepts any method: declare the ones it takes"
+    allowed = {m.strip().lower() for m in response["Allow"].split(",")} - {"head", "options"}
+    assert allowed == set(methods), f"{name} accepts {sorted(allowed)}"
 
 
 def test_a_commander_lists_only_their_own_agency(client, world):

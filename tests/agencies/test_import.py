@@ -383,3 +383,56 @@ def test_large_files_are_looked_up_in_chunks(region, monkeypatch):
     assert registry_counts() == {"Agency": 3, "SpecialTeam": 2, "TeamMembership": 2, "Contact": 3}
     again = services.registry_import(text=csv_text(*good_rows()))
     assert sum(again.created.values()) + sum(again.updated.values()) == 0
+
+
+@pytest.fixture
+def contacts_refused(transactional_db):
+    """A real database error in the middle of an import: a trigger that refuses every new
+    contact, so agencies and teams are written before the contacts fail."""
+    from django.db import connection
+
+    table = Contact._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_contact() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'contacts are read-only today'; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_contact BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_contact()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER refuse_contact BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'contacts are read-only today'); END"
+            )
+    yield
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"DROP TRIGGER refuse_contact ON {table}")
+            cursor.execute("DROP FUNCTION refuse_contact()")
+        else:
+            cursor.execute("DROP TRIGGER refuse_contact")
+
+
+def test_a_database_error_mid_import_writes_nothing_and_says_so(client, contacts_refused):
+    """A real (not dry-run) import that the database refuses after agencies and teams were
+    written: nothing stays, and the page says why, with nothing half-imported."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from readiness.models import AuditEvent, User
+    from tests.factories import UserFactory
+
+    RegionFactory(name=REGION)
+    client.force_login(UserFactory(role=User.Role.COORDINATOR))
+    upload = SimpleUploadedFile("registry.csv", csv_text(*good_rows()).encode(), "text/csv")
+    response = client.post(reverse("agencies:registry-import"), {"file": upload})
+    assert response.status_code == 422
+    page = response.text
+    assert "Nothing was imported" in page
+    assert "the database refused the import" in page
+    assert "contacts are read-only today" in page
+    assert registry_counts() == {"Agency": 0, "SpecialTeam": 0, "TeamMembership": 0, "Contact": 0}
+    assert not AuditEvent.objects.filter(action__startswith="registry.").exists()

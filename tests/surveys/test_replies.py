@@ -249,6 +249,32 @@ def test_changes_are_versions_with_who_when_and_what_changed(client, setup, coor
     assert "North SRT: officers</strong>: 8 → 10" in page.text
 
 
+def test_a_changed_answer_replaces_its_lines_and_keeps_no_old_one(client, setup):
+    """Lines are the answer as it stands: a team dropped from the answer leaves no line behind,
+    and the figures add up the new lines only."""
+    from readiness import dashboards
+
+    srt, k9 = setup["teams"]["srt"].pk, setup["teams"]["k9"].pk
+    first = answer(setup, **{f"team-{k9}-officers": 2, f"team-{k9}-depart_minutes": 10})
+    assert post(client, setup, first).status_code == 302
+    assert sorted(ReplyLine.objects.values_list("team_id", "officers")) == sorted(
+        [(srt, 8), (k9, 2)]
+    )
+    changed = answer(setup, version=1, **{f"team-{srt}-officers": 10})
+    assert post(client, setup, changed).status_code == 302
+    reply = Reply.objects.get()
+    assert list(reply.lines.values_list("team_id", "officers")) == [(srt, 10)]
+    assert ReplyLine.objects.filter(poll=setup["poll"]).count() == 1
+    assert reply.officers == 10
+    summary = dashboards.poll_summary(poll=setup["poll"], within=None)
+    assert summary.as_json()["headline"]["officers_available"] == 10
+    # Declined: no line at all.
+    declined = {"version": 2, "decision": "unavailable", "decline_reason": "Storm duty.",
+                "authorised_by_name": "Dana Reyes", "authorised_by_rank": "Chief"}  # fmt: skip
+    assert post(client, setup, declined).status_code == 302
+    assert not ReplyLine.objects.filter(poll=setup["poll"]).exists()
+
+
 def test_a_stale_form_is_a_conflict_that_shows_the_current_answer(client, setup):
     # Two people opened the form before either answered (both at version 0).
     assert post(client, setup, answer(setup)).status_code == 302
