@@ -71,11 +71,12 @@ def poll_dashboard(request, poll_id: int):
     if poll.state == Poll.State.DRAFT:
         return render(request, "readiness/poll_dashboard.html", {"poll": poll, "draft": True})
     # A live refresh that finds nothing new swaps nothing: one cheap query instead of the page.
-    stamp = dashboards.poll_stamp(poll=poll)
+    now = timezone.now()
+    stamp = dashboards.poll_stamp(poll=poll, now=now)
     if request.htmx and request.GET.get("stamp") == stamp:
         return HttpResponse(status=204, headers={"Vary": "HX-Request"})
     within, within_error = _within(request, poll)
-    summary = dashboards.poll_summary(poll=poll, within=within, stamp=stamp)
+    summary = dashboards.poll_summary(poll=poll, within=within, now=now, stamp=stamp)
     sort = request.GET.get("sort", "arrival")
     if sort.lstrip("-") not in dashboards.REPLY_SORTS:
         sort = "arrival"
@@ -116,7 +117,7 @@ def poll_dashboard(request, poll_id: int):
         },
         "map_tiles_url": settings.MAP_TILES_URL,
         "map_tiles_attribution": settings.MAP_TILES_ATTRIBUTION,
-        "now": timezone.now(),
+        "now": now,
     }
     if request.htmx and not request.htmx.history_restore_request:
         response = render(request, "readiness/poll_dashboard.html#live", context)

@@ -254,7 +254,7 @@ def poll_summary(
         by_region=_by_region(poll, lines, in_time),
         **_conditions(poll),
     )
-    summary.stamp = stamp or poll_stamp(poll=poll)
+    summary.stamp = stamp or poll_stamp(poll=poll, now=now)
     return summary
 
 
@@ -332,9 +332,10 @@ def _progress_step(span_minutes: float) -> int:
     return PROGRESS_STEPS[-1]
 
 
-def reply_progress(*, poll: Poll, asked: int, now: datetime | None = None) -> list[dict]:
-    """Agencies answered by each moment since sending, as conditional counts of first answers
-    (one row from the database), with the share of those asked."""
+def progress_moments(*, poll: Poll, now: datetime | None = None) -> list[datetime]:
+    """The moments the reply-progress series is counted at: every step since sending, to the
+    earlier of now and the deadline (or to closing). The one figure that moves with the clock,
+    and only when a step turns (at most every 5 minutes), not every minute."""
     if not poll.sent_at:
         return []
     now = now or timezone.now()
@@ -342,7 +343,16 @@ def reply_progress(*, poll: Poll, asked: int, now: datetime | None = None) -> li
     end = max(end, poll.sent_at + timedelta(minutes=PROGRESS_STEPS[0]))
     step = _progress_step((end - poll.sent_at).total_seconds() / 60)
     count = int((end - poll.sent_at).total_seconds() // (step * 60)) + 1
-    moments = [poll.sent_at + timedelta(minutes=step * i) for i in range(count + 1)]
+    return [poll.sent_at + timedelta(minutes=step * i) for i in range(count + 1)]
+
+
+def reply_progress(*, poll: Poll, asked: int, now: datetime | None = None) -> list[dict]:
+    """Agencies answered by each moment since sending, as conditional counts of first answers
+    (one row from the database), with the share of those asked."""
+    moments = progress_moments(poll=poll, now=now)
+    if not moments:
+        return []
+    step = int((moments[1] - moments[0]).total_seconds() // 60)
     counts = Reply.objects.filter(poll=poll).aggregate(
         **{f"p{i}": Count("pk", filter=Q(created_at__lte=at)) for i, at in enumerate(moments)}
     )
@@ -458,9 +468,12 @@ def _conditions(poll: Poll) -> dict:
     }
 
 
-def poll_stamp(*, poll: Poll) -> str:
+def poll_stamp(*, poll: Poll, now: datetime | None = None) -> str:
     """A short fingerprint of everything the dashboard shows that can change: answers, chasing,
-    delivery and the poll's own state. Unchanged stamp, unchanged dashboard."""
+    delivery and the poll's own state, and of the clock only where a figure moves with it (the
+    reply-progress series gains a point when a step turns). Unchanged stamp, unchanged figures,
+    so the dashboard's live refresh (204) and the API's ETag (304) hold for as long as that is
+    true, however slowly a client polls."""
     replies = Reply.objects.filter(poll=poll).aggregate(n=Count("pk"), last=Max("updated_at"))
     invitations = Invitation.objects.filter(poll=poll).aggregate(
         n=Count("pk"),
@@ -470,7 +483,9 @@ def poll_stamp(*, poll: Poll) -> str:
         escalated=Max("escalated_at"),
         revoked=Max("revoked_at"),
     )
+    moments = progress_moments(poll=poll, now=now)
     parts = [poll.state, poll.deadline, poll.updated_at, *replies.values(), *invitations.values()]
+    parts.append(f"{moments[1] - moments[0]}/{moments[-1].isoformat()}" if moments else "")
     return hashlib.sha1("|".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:16]
 
 

@@ -1,3 +1,4 @@
+import datetime
 import os
 
 import pytest
@@ -38,6 +39,19 @@ def sign_in(client, email: str, password: str, *, totp_secret: str | None = None
     if totp_secret and response.get("Location") == reverse("mfa_authenticate"):
         response = client.post(reverse("mfa_authenticate"), {"code": totp_code(totp_secret)})
     return response
+
+
+# A weekday afternoon in Chicago, in UTC: where a test stops the clock.
+FIXED_NOW = datetime.datetime(2026, 3, 12, 20, 0, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+def clock(time_machine):
+    """The wall clock stopped at FIXED_NOW: a test that compares two answers stamped with the
+    time moves it on purpose (clock.shift(seconds) or clock.move_to(moment)), never by chance
+    when a minute turns between two requests."""
+    time_machine.move_to(FIXED_NOW, tick=False)
+    return time_machine
 
 
 @pytest.fixture(autouse=True)

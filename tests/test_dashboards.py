@@ -471,7 +471,7 @@ def test_csv_has_one_row_per_team_line(client, coordinator, world):
     assert next(r for r in rows if r["agency"] == a)["version"] == "2"
 
 
-def test_live_refresh_swaps_nothing_until_an_answer_arrives(client, official, world):
+def test_live_refresh_swaps_nothing_until_an_answer_arrives(client, official, clock, world):
     client.force_login(official)
     url = reverse("poll-dashboard", args=[world["poll"].pk])
     first = client.get(url)

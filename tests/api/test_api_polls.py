@@ -173,7 +173,7 @@ def test_polls_filter_by_state_and_updated_since_and_order(coordinator_client):
     assert bad.status_code == 400 and "updated_since" in bad.json()["errors"]
 
 
-def test_the_readiness_figures_match_the_dashboard_and_carry_an_etag(client):
+def test_the_readiness_figures_match_the_dashboard_and_carry_an_etag(client, clock):
     invitation, _ = open_invitation()
     poll = invitation.poll
     Reply.objects.create(
@@ -189,10 +189,12 @@ def test_the_readiness_figures_match_the_dashboard_and_carry_an_etag(client):
     assert figures["headline"] == expected["headline"]
     assert figures["headline"]["agencies_unavailable"] == 1
     assert figures["arrival_curve"] == expected["arrival_curve"]
+    assert figures["stamp"] in first["ETag"]
     etag = first["ETag"]
     # Unchanged: 304 with no body, in a single small query.
     unchanged = client.get(url, {"within": "all"}, headers={"If-None-Match": etag})
     assert unchanged.status_code == 304 and unchanged.content == b""
+    assert unchanged["ETag"] == etag
     # Another window is another representation.
     other = client.get(url, {"within": "60"}, headers={"If-None-Match": etag})
     assert other.status_code == 200 and other["ETag"] != etag
@@ -205,6 +207,31 @@ def test_the_readiness_figures_match_the_dashboard_and_carry_an_etag(client):
     changed = client.get(url, {"within": "all"}, headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.json()["headline"]["agencies_unavailable"] == 2
+
+
+def test_the_readiness_etag_holds_while_minutes_turn_and_changes_when_progress_moves(client, clock):
+    """Nothing but the reply-progress series moves with the clock, and it gains a point only
+    when its step turns: a client polling every few minutes keeps getting 304s until then."""
+    invitation, _ = open_invitation()  # sent now, at the stopped clock
+    poll = invitation.poll
+    client.force_login(UserFactory(role=User.Role.OFFICIAL))
+    url = reverse("api:poll-readiness", args=[poll.pk])
+    first = client.get(url)
+    assert first.status_code == 200
+    etag, points = first["ETag"], len(first.json()["reply_progress"])
+    for minutes in (1, 4, 9):  # minutes turn; the series (5-minute steps) does not move yet
+        clock.move_to(poll.sent_at + timedelta(minutes=minutes, seconds=30), tick=False)
+        later = client.get(url, headers={"If-None-Match": etag})
+        assert later.status_code == 304, f"{minutes} min after sending"
+    clock.move_to(poll.sent_at + timedelta(minutes=10, seconds=1), tick=False)
+    moved = client.get(url, headers={"If-None-Match": etag})
+    assert moved.status_code == 200 and moved["ETag"] != etag
+    assert len(moved.json()["reply_progress"]) == points + 1
+    # Past the deadline of a still-open poll the series stops growing, and so does the tag.
+    clock.move_to(poll.deadline + timedelta(hours=1), tick=False)
+    etag = client.get(url)["ETag"]
+    clock.move_to(poll.deadline + timedelta(hours=5), tick=False)
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
 
 
 def test_the_readiness_window_is_validated_and_a_draft_has_no_figures(client):
