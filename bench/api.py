@@ -39,8 +39,9 @@ connection (`Authorization: Bearer <key>`), each kind after 2 untimed warm-ups, 
   readiness  GET /api/v1/polls/<id>/readiness/, the dashboard's figures in full (the default
              window): `readiness_p50_ms`; and with If-None-Match: the ETag of the latest full
              answer, answered 304 without a body: `readiness_304_p50_ms`. `etag_ratio` is the
-             full p50 over the 304 p50. An open poll's ETag changes every minute: a 200 in the 304
-             phase brings the new tag and is not timed (`etag_refreshed` counts them).
+             full p50 over the 304 p50. An open poll's ETag changes when its reply-progress
+             step turns (every 5 minutes early on): a 200 in the 304 phase brings the new tag
+             and is not timed (`etag_refreshed` counts them).
   healthz    GET /healthz on the same server (SELECT 1, no authentication): the floor of any
              request, for scale (`healthz_p50_ms`; no ratio is taken against it)
   queries    SQL statements one request of each kind executes, in this process through Django's
@@ -253,7 +254,7 @@ def time_server(connection, path: str, headers: dict, repeat: int, errors: list[
 
 def time_not_modified(connection, path: str, headers: dict, etag: str, repeat: int, errors):
     """`repeat` GETs with If-None-Match after WARMUPS untimed ones; a 200 with a new ETag (the
-    minute turned) takes that tag and is not timed. Returns (Timed, tags refreshed)."""
+    reply-progress step turned) takes that tag and is not timed. Returns (Timed, tags refreshed)."""
     timed, refreshed, warm = Timed([]), 0, WARMUPS
     for _ in range(3 * (repeat + WARMUPS)):
         if len(timed.times) == repeat:
@@ -460,7 +461,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         timed[name].queries, _ = count_queries(in_process, urls[name], errors)
         timed[name].queries_few, _ = count_queries(in_process, few_urls[name], errors)
     for which, target in (("queries", urls["readiness"]), ("queries_few", few_urls["readiness"])):
-        for attempt in range(2):  # the ETag of an open poll changes when the minute turns
+        for attempt in range(2):  # the ETag of an open poll changes when a progress step turns
             tag = in_process.get(target).headers.get("ETag", "")
             count, response = count_queries(
                 in_process, target, [], expect=304, HTTP_IF_NONE_MATCH=tag
