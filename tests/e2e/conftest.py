@@ -9,6 +9,11 @@ from tests.conftest import require_service
 from tests.surveys.conftest import smtp_sink  # noqa: F401 (a real SMTP server, shared)
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# The one deadline for every browser wait: actions, navigations, page.request calls and
+# expect(). Generous because CI is a loaded 2-core box (PostgreSQL, Redis, a Celery worker and
+# gunicorn run beside the suite); a wait returns as soon as its condition holds, so a generous
+# deadline costs nothing on a fast run and turns a slow one into a slower pass, not a failure.
+WAIT_MS = int(os.environ.get("E2E_WAIT_MS", "30000"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--headless",
@@ -19,6 +24,15 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def expect_waits_the_deadline():
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    yield
+    expect.set_options(timeout=None)  # back to Playwright's own default
 
 
 @pytest.fixture(autouse=True)
@@ -49,13 +63,22 @@ def browser():
         connections.close_all()
 
 
+def new_page(browser, **context_kwargs):
+    """A page in a context of its own (made with context_kwargs), every wait of both (actions,
+    navigations, page.request) bounded by WAIT_MS. Close it with page.context.close()."""
+    context = browser.new_context(**context_kwargs)
+    page = context.new_page()
+    for waiter in (context, page):
+        waiter.set_default_timeout(WAIT_MS)
+        waiter.set_default_navigation_timeout(WAIT_MS)
+    return page
+
+
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    page = new_page(browser, viewport={"width": 375, "height": 812}, is_mobile=True)
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture

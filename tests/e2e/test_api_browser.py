@@ -1,10 +1,13 @@
 """A coordinator issues an integration's token on the phone, the key works, the docs page
 renders under the CSP, and revoking the token stops it."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 from readiness.models import User
+from tests.e2e.conftest import new_page
 from tests.e2e.test_registry_browser import fits_the_screen, sign_in
 from tests.factories import UserFactory
 
@@ -19,8 +22,9 @@ def test_issue_use_and_revoke_a_token_and_read_the_docs(live_server, phone, brow
     page.get_by_label("Name").fill("Cook County EOC wall")
     page.get_by_label("Role").select_option("official")
     page.get_by_role("button", name="Issue token").click()
-    key = page.get_by_role("textbox", name="Token").input_value()
-    assert key.startswith("rdy_")
+    token = page.get_by_role("textbox", name="Token")
+    expect(token).to_have_value(re.compile(r"^rdy_"))
+    key = token.input_value()
     assert fits_the_screen(page)
     page.screenshot(path=artifacts / "api-tokens-phone.png", full_page=True)
 
@@ -30,7 +34,7 @@ def test_issue_use_and_revoke_a_token_and_read_the_docs(live_server, phone, brow
 
     # The docs page: Swagger UI from our static files, runs with no script allowed by the CSP
     # beyond our own (one inline style it tries is blocked, harmlessly), operations listed.
-    docs = browser.new_page(viewport={"width": 1280, "height": 900})
+    docs = new_page(browser, viewport={"width": 1280, "height": 900})
     violations = []
     docs.on("console", lambda m: violations.append(m.text) if "script-src" in m.text else 0)
     docs.goto(f"{live_server.url}/api/docs/")
@@ -39,7 +43,7 @@ def test_issue_use_and_revoke_a_token_and_read_the_docs(live_server, phone, brow
     expect(docs.get_by_text("Answer a poll for your agency").first).to_be_visible()
     docs.screenshot(path=artifacts / "api-docs.png")
     assert violations == []
-    docs.close()
+    docs.context.close()
 
     page.goto(f"{live_server.url}/api-tokens/")
     page.get_by_role("button", name="Revoke Cook County EOC wall").click()

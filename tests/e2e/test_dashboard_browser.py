@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from readiness.models import User
 from surveys import services
 from surveys.models import Poll
+from tests.e2e.conftest import new_page
 from tests.e2e.test_registry_browser import fits_the_screen, sign_in
 from tests.factories import (
     AgencyFactory,
@@ -62,13 +63,13 @@ def test_the_dashboard_updates_without_a_reload(live_server, browser, artifacts,
     answer(invitations[0], teams[0], 6, 15, 60)  # there at 1 h 15 min
     official = UserFactory(role=User.Role.OFFICIAL, email="official@readiness.example")
 
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(10_000)
+    page = new_page(browser, viewport={"width": 1280, "height": 900})
     sign_in(page, live_server, official.email, next_url=f"/polls/{poll.pk}/dashboard/")
     page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
     available = page.locator('[data-figure="officers-available"]')
-    assert available.inner_text() == "6"
-    assert page.locator('[data-figure="replied"]').inner_text().startswith("1 ")
+    replied = page.locator('[data-figure="replied"]')
+    expect(available).to_have_text("6", use_inner_text=True)
+    expect(replied).to_have_text(re.compile(r"^1 "), use_inner_text=True)
     expect(page.locator("#map")).to_have_attribute("data-points", "3")
     page.evaluate("window.stillThisPage = true")
 
@@ -76,19 +77,16 @@ def test_the_dashboard_updates_without_a_reload(live_server, browser, artifacts,
 
     expect(available).to_have_text("15")
     assert page.evaluate("window.stillThisPage") is True  # updated in place, not reloaded
-    assert page.locator('[data-figure="replied"]').inner_text().startswith("2 ")
-    assert "Suburb 1 PD" in page.locator("#replies").inner_text()
+    expect(replied).to_have_text(re.compile(r"^2 "), use_inner_text=True)
+    expect(page.locator("#replies")).to_contain_text("Suburb 1 PD", use_inner_text=True)
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
 
     # The window control updates the figures in place and keeps the choice in the address.
     page.get_by_label("Count officers who can be at").select_option(label="within 1 h")
     expect(available).to_have_text("9")
-    assert re.search(r"within=60", page.url)
+    expect(page).to_have_url(re.compile(r"within=60"))
     assert page.evaluate("window.stillThisPage") is True
-    assert (
-        "within 1 h"
-        in page.locator('[data-figure="officers-available"]').locator("..").inner_text()
-    )
+    expect(available.locator("..")).to_contain_text("within 1 h", use_inner_text=True)
 
     page.set_viewport_size({"width": 375, "height": 800})
     assert fits_the_screen(page)
@@ -99,11 +97,10 @@ def test_overview_leads_to_the_poll_dashboard(live_server, browser):
     poll = PollFactory(title="Open poll for Chicago", state=Poll.State.OPEN, sent_at=timezone.now())
     open_invitation(poll=poll)
     official = UserFactory(role=User.Role.OFFICIAL, email="official2@readiness.example")
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.set_default_timeout(10_000)
+    page = new_page(browser, viewport={"width": 1100, "height": 900})
     sign_in(page, live_server, official.email, next_url="/")
     page.wait_for_url("**/dashboard/")
-    assert "0 of 1" in page.locator("table").first.inner_text()
+    expect(page.locator("table").first).to_contain_text("0 of 1", use_inner_text=True)
     page.get_by_role("link", name="Open poll for Chicago").click()
     page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
-    assert page.get_by_role("heading", name=re.compile("Open poll for Chicago")).is_visible()
+    expect(page.get_by_role("heading", name=re.compile("Open poll for Chicago"))).to_be_visible()

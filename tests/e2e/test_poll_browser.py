@@ -1,9 +1,13 @@
 """A coordinator composes a poll for Chicago, previews recipients, sends, and watches delivery."""
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from agencies.models import Contact
 from readiness.models import User
+from tests.e2e.conftest import new_page
 from tests.e2e.test_registry_browser import fits_the_screen, sign_in
 from tests.factories import AgencyFactory, ContactFactory, RegionFactory, UserFactory
 
@@ -17,8 +21,7 @@ def test_compose_preview_send_and_watch(live_server, browser, artifacts, mailout
         ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
     AgencyFactory(name="Unreachable PD", region=region)
     user = UserFactory(role=User.Role.COORDINATOR, email="coord@readiness.example")
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.set_default_timeout(10_000)
+    page = new_page(browser, viewport={"width": 1100, "height": 900})
 
     sign_in(page, live_server, user.email, next_url="/polls/new/")
     page.wait_for_url("**/polls/new/")
@@ -27,18 +30,20 @@ def test_compose_preview_send_and_watch(live_server, browser, artifacts, mailout
     page.get_by_label("Region 1 - Northeast").check()
     # The preview beside the form updates as targets change, before anything is saved.
     page.locator("#preview").get_by_text("5 agencies").wait_for()
-    assert "Unreachable PD" in page.locator("#preview").inner_text()
+    expect(page.locator("#preview")).to_contain_text("Unreachable PD", use_inner_text=True)
     page.get_by_role("button", name="Save draft and preview recipients").click()
 
-    page.wait_for_url("**/polls/*/")
-    assert "5 agencies" in page.locator("#recipients ~ p").first.inner_text()
-    assert "Unreachable PD" in page.get_by_role("alert").inner_text()
+    page.wait_for_url(re.compile(r"/polls/\d+/$"))  # the saved draft; "**/polls/*/" is new/ too
+    recipients = page.locator("#recipients ~ p").first
+    expect(recipients).to_contain_text("5 agencies", use_inner_text=True)
+    expect(page.get_by_role("alert")).to_contain_text("Unreachable PD", use_inner_text=True)
     page.screenshot(path=str(artifacts / "poll-preview.png"), full_page=True)
 
     page.get_by_role("button", name="Send to 4 agencies").click()  # not the unreachable one
     page.locator(".progress-line .done").wait_for()
-    assert "all sent" in page.locator(".progress-line").inner_text()
-    assert "4 sent" in page.locator(".progress-line").inner_text()
+    progress = page.locator(".progress-line")
+    expect(progress).to_contain_text("all sent", use_inner_text=True)
+    expect(progress).to_contain_text("4 sent", use_inner_text=True)
     page.screenshot(path=str(artifacts / "poll-sent.png"), full_page=True)
     assert len(mailoutbox) == 4
     page.set_viewport_size({"width": 375, "height": 800})

@@ -1,6 +1,7 @@
 """A coordinator on a phone signs in, filters the registry, opens an agency, imports a file."""
 
 import pytest
+from playwright.sync_api import expect
 
 from agencies.models import Agency, Contact
 from readiness.models import User
@@ -46,20 +47,21 @@ def test_phone_registry_walkthrough(live_server, phone, artifacts):
 
     sign_in(phone, live_server, user.email)
     phone.wait_for_url("**/agencies/")
-    assert "3 agencies" in phone.locator(".count").inner_text()  # with the member agency
+    count = phone.locator(".count")
+    expect(count).to_contain_text("3 agencies", use_inner_text=True)  # with the member agency
 
     phone.get_by_label("Search").fill("aurora")
     phone.get_by_label("Has team").select_option(label=swat.name)
     phone.get_by_role("button", name="Filter").click()
     phone.wait_for_url("**q=aurora**")
-    assert "1 agency" in phone.locator(".count").inner_text()
+    expect(count).to_contain_text("1 agency", use_inner_text=True)
     assert fits_the_screen(phone)
     phone.screenshot(path=str(artifacts / "registry-list-phone.png"), full_page=True)
 
     phone.get_by_role("link", name="Aurora Police Department").click()
     phone.wait_for_url(f"**/agencies/{aurora.pk}/")
-    assert phone.get_by_role("heading", name="Aurora Police Department").is_visible()
-    assert "Aurora SRT" in phone.locator("#teams ~ table").inner_text()
+    expect(phone.get_by_role("heading", name="Aurora Police Department")).to_be_visible()
+    expect(phone.locator("#teams ~ table")).to_contain_text("Aurora SRT", use_inner_text=True)
     assert "Drew Ramirez" in phone.content()
     assert fits_the_screen(phone)
     phone.screenshot(path=str(artifacts / "agency-detail-phone.png"), full_page=True)
@@ -79,8 +81,8 @@ def test_phone_import_shows_line_errors_then_imports(live_server, phone, artifac
     phone.get_by_label("CSV file").set_input_files(str(bad))
     phone.get_by_role("button", name="Upload and import").click()
     summary = phone.locator(".error-summary")
-    assert "Nothing was imported" in summary.inner_text()
-    assert "unknown region 'Atlantis'" in summary.inner_text()
+    expect(summary).to_contain_text("Nothing was imported", use_inner_text=True)
+    expect(summary).to_contain_text("unknown region 'Atlantis'", use_inner_text=True)
     assert fits_the_screen(phone)
     phone.screenshot(path=str(artifacts / "import-errors-phone.png"), full_page=True)
     assert not Agency.objects.exists()
@@ -89,5 +91,5 @@ def test_phone_import_shows_line_errors_then_imports(live_server, phone, artifac
     good.write_text(bad.read_text().replace("Atlantis", "North"))
     phone.get_by_label("CSV file").set_input_files(str(good))
     phone.get_by_role("button", name="Upload and import").click()
-    assert "Agencies: 2 created" in phone.locator(".notice").inner_text()
+    expect(phone.locator(".notice")).to_contain_text("Agencies: 2 created", use_inner_text=True)
     assert Agency.objects.count() == 2

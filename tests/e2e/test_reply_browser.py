@@ -3,11 +3,13 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from agencies.models import Contact
 from readiness.models import User
 from surveys import services
 from surveys.models import Reply, ReplyVersion
+from tests.e2e.conftest import new_page
 from tests.e2e.test_registry_browser import fits_the_screen
 from tests.factories import (
     AgencyFactory,
@@ -52,11 +54,12 @@ def test_commander_answers_from_the_email_on_a_phone(
     )[1]
 
     phone.goto(link)
-    assert "Critical situations in Chicago" in phone.locator("h1").inner_text()
+    title = phone.locator("h1")
+    expect(title).to_contain_text("Critical situations in Chicago", use_inner_text=True)
     srt = phone.locator("fieldset.team-line", has_text="Lake County SRT")
     # The estimate is prefilled; the other team waits behind "Add your agency's other teams".
-    assert srt.get_by_label("Minutes of travel").input_value() != ""
-    assert not phone.locator("fieldset.team-line", has_text="Lake County MFF").is_visible()
+    expect(srt.get_by_label("Minutes of travel")).not_to_have_value("")
+    expect(phone.locator("fieldset.team-line", has_text="Lake County MFF")).to_be_hidden()
     phone.get_by_label("Available", exact=True).check()
     srt.get_by_label("Officers available").fill("8")
     srt.get_by_label("Minutes until they can leave").fill("30")
@@ -69,13 +72,13 @@ def test_commander_answers_from_the_email_on_a_phone(
     # A mistake first: more officers than the team has. Explained beside the field.
     srt.get_by_label("Officers available").fill("80")
     phone.get_by_role("button", name="Send answer").click()
-    assert "Nothing was saved" in phone.get_by_role("alert").inner_text()
-    assert "At most 14" in srt.inner_text()
+    expect(phone.get_by_role("alert")).to_contain_text("Nothing was saved", use_inner_text=True)
+    expect(srt).to_contain_text("At most 14", use_inner_text=True)
     srt.get_by_label("Officers available").fill("8")
     phone.get_by_role("button", name="Send answer").click()
 
     phone.get_by_text("your answer is recorded").wait_for()
-    assert "Dana Reyes" in phone.locator("main").inner_text()
+    expect(phone.locator("main")).to_contain_text("Dana Reyes", use_inner_text=True)
     assert fits_the_screen(phone)
     phone.screenshot(path=str(artifacts / "reply-confirmed-phone.png"), full_page=True)
 
@@ -87,7 +90,8 @@ def test_commander_answers_from_the_email_on_a_phone(
     mff.get_by_label("Minutes until they can leave").fill("45")
     phone.get_by_role("button", name="Save changed answer").click()
     phone.get_by_text("your answer is recorded").wait_for()
-    assert "28" in phone.locator(".facts").first.inner_text()  # 8 + 20 officers
+    facts = phone.locator(".facts").first
+    expect(facts).to_contain_text("28", use_inner_text=True)  # 8 + 20 officers
 
     reply = Reply.objects.get()
     assert (reply.version, reply.officers) == (2, 28)
@@ -104,14 +108,13 @@ def test_the_form_works_without_javascript(live_server, browser, artifacts):
 
     invitation, token = open_invitation()
     team = SpecialTeamFactory(agency=invitation.agency, name="Metro SRT", members=10)
-    context = browser.new_context(viewport={"width": 375, "height": 812}, java_script_enabled=False)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+    page = new_page(browser, viewport={"width": 375, "height": 812}, java_script_enabled=False)
     page.goto(f"{live_server.url}/r/{token}/")
     page.get_by_label("Unavailable").check()
     page.get_by_label("Why not?").fill("All officers committed locally.")
     page.get_by_role("button", name="Send answer").click()
     page.get_by_text("your answer is recorded").wait_for()
     assert Reply.objects.get().decision == "unavailable"
-    assert team.name not in page.locator("main").inner_text()  # a decline records no team lines
-    context.close()
+    # A decline records no team lines.
+    expect(page.locator("main")).not_to_contain_text(team.name, use_inner_text=True)
+    page.context.close()
