@@ -269,10 +269,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Claims not refreshed for two minutes belong to a dead worker: taken back within 1-3 min.
     "requeue-stuck-invitations": {
         "task": "surveys.tasks.requeue_stuck_invitations",
-        "schedule": 300.0,
-        "options": {"expires": 290},
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
 }
 

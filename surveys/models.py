@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from agencies.models import Agency, Contact, Region, SpecialTeam, TeamType, TeamTypeLevel
 
@@ -109,13 +110,25 @@ class Invitation(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="invitations")
     email = models.EmailField(help_text="Where it was sent, as it was then.")
     # Only a hash of the reply token is stored: a database leak does not leak working links.
-    # Set when the email is built; each delivery attempt makes a fresh token.
+    # The newest link's hash; every link ever sent for the invitation is in InvitationLink and
+    # keeps working until the poll ends (a duplicate or a reminder never kills an earlier one).
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     distance_km = models.FloatField()
     travel_minutes = models.PositiveIntegerField(help_text="Estimated travel to the destination.")
     state = models.CharField(max_length=20, choices=State, default=State.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a server was asked to take it (each with its own outcome)."
+    )
     failure_reason = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="After a transient failure: when it is tried again."
+    )
+    # The claim that holds it while a worker sends it: `claim` is unique to one claim;
+    # `claimed_by` names the worker and task ("celery@host task-id"), so a re-delivered task
+    # or a restarted worker can take back what its dead predecessor held; `claimed_at` is the
+    # claim's heartbeat, refreshed while the worker goes through its chunk.
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_by = models.CharField(max_length=300, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -146,6 +159,19 @@ class Invitation(models.Model):
     @staticmethod
     def hash_token(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
+
+
+class InvitationLink(models.Model):
+    """One reply link sent for an invitation, by the hash of its token. Every link an
+    invitation was sent with works until the poll ends: a message the server stored before
+    dropping the connection (and so sent twice), a reminder, or a forwarded earlier email."""
+
+    invitation = models.ForeignKey(Invitation, on_delete=models.CASCADE, related_name="links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"link {self.token_hash[:8]}… of {self.invitation_id}"
 
 
 MAX_MINUTES = 72 * 60  # nobody plans a response more than three days out

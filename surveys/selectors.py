@@ -189,3 +189,15 @@ def agency_invitation(*, poll_id: int, agency_id: int) -> Invitation | None:
         .order_by("is_escalation", "pk")
         .first()
     )
+
+
+def invitation_by_token(token: str) -> Invitation | None:
+    """The invitation a reply link belongs to: the newest link in one indexed lookup, an
+    earlier one (a duplicate, a reminder, a forwarded email) in a second."""
+    token_hash = Invitation.hash_token(token)
+    related = ("poll__created_by", "poll__requesting_agency", "agency", "contact")
+    invitations = Invitation.objects.select_related(*related).order_by()
+    return (
+        invitations.filter(token_hash=token_hash).first()
+        or invitations.filter(links__token_hash=token_hash).first()
+    )

@@ -1,10 +1,15 @@
 """Writes for polls: send, and deliver invitations. Views, tasks and the API call these."""
 
+import contextlib
 import copy
+import dataclasses
+import datetime
 import logging
+import math
 import secrets
 import smtplib
 import socket
+import uuid
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
@@ -19,7 +24,7 @@ from readiness import audit
 
 from . import selectors
 from .geo import travel_minutes
-from .models import Invitation, Poll, Reply, ReplyLine, ReplyVersion
+from .models import Invitation, InvitationLink, Poll, Reply, ReplyLine, ReplyVersion
 
 DELIVERY_CHUNK = 100  # invitations per Celery task
 logger = logging.getLogger(__name__)
@@ -124,29 +129,50 @@ def _smtp_text(exc) -> str:
     return message.decode(errors="replace") if isinstance(message, bytes) else str(message)
 
 
+# Attempts per invitation: the first try and five retries, backing off 30 s, 1, 2, 4, 8 minutes.
+MAX_ATTEMPTS = 6
+RETRY_BACKOFF = (30, 60, 120, 240, 480)  # seconds after the 1st, 2nd, ... failed attempt
+# A worker refreshes its claim at least this often while it goes through a chunk; a claim not
+# refreshed for STALE_CLAIM belongs to a worker that died, and the sweep takes it back.
+CLAIM_HEARTBEAT = timezone.timedelta(seconds=15)
+STALE_CLAIM = timezone.timedelta(minutes=2)
+# Queued and never picked up: its task may be waiting behind a large poll's.
+NEVER_CLAIMED = timezone.timedelta(minutes=15)
+
+
 def invitation_claim(*, invitation_id: int) -> bool:
     """Take one invitation for sending. Only one worker wins; a sent one is never taken again."""
     return bool(invitations_claim(invitation_ids=[invitation_id])[1])
 
 
-def invitations_claim(*, invitation_ids: list[int]):
-    """Take the still-queued ones of these invitations for sending, in one UPDATE.
+def invitations_claim(
+    *, invitation_ids: list[int], claimed_by: str = "", task_id: str = "", backoff: bool = True
+):
+    """Take these invitations for sending, in one UPDATE: the queued ones that are due, and
+    those a dead predecessor of this very task (the same task id, re-delivered after its
+    worker died) still holds.
 
     Only invitations of an open poll whose link was not withdrawn are taken. Returns the claim
-    stamp and the ids won; every later write is scoped to that stamp, so a worker that lost
-    its rows to the sweep cannot overwrite another worker's.
+    and the ids won; every later write is scoped to that claim, so a worker that lost its rows
+    to the sweep cannot overwrite another worker's. `backoff=False` ignores retry times (the
+    embedded default, with no broker to wait through).
     """
-    stamp = timezone.now()
+    now = timezone.now()
+    claim = uuid.uuid4().hex
+    takeable = Q(state=Invitation.State.QUEUED)
+    if backoff:
+        takeable &= Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    if task_id:
+        takeable |= Q(state=Invitation.State.SENDING, claimed_by__endswith=f" {task_id}")
     Invitation.objects.filter(
-        pk__in=invitation_ids,
-        state=Invitation.State.QUEUED,
-        poll__state=Poll.State.OPEN,
-        revoked_at__isnull=True,
-    ).update(state=Invitation.State.SENDING, claimed_at=stamp, attempts=F("attempts") + 1)
-    won = Invitation.objects.filter(
-        pk__in=invitation_ids, state=Invitation.State.SENDING, claimed_at=stamp
+        takeable, pk__in=invitation_ids, poll__state=Poll.State.OPEN, revoked_at__isnull=True
+    ).update(
+        state=Invitation.State.SENDING, claim=claim, claimed_by=claimed_by[:300], claimed_at=now
     )
-    return stamp, list(won.values_list("pk", flat=True))
+    won = Invitation.objects.filter(
+        pk__in=invitation_ids, state=Invitation.State.SENDING, claim=claim
+    )
+    return claim, list(won.values_list("pk", flat=True))
 
 
 def _for_email(invitations):
@@ -171,24 +197,44 @@ def _for_email(invitations):
 def invitation_emails(
     invitations: list[Invitation], *, reminder: bool = False
 ) -> list[EmailMultiAlternatives]:
-    """The emails for these invitations, each with a fresh secret reply link.
+    """The emails for these invitations, each with a fresh secret reply link."""
+    built = _build_emails(invitations, reminder=reminder)
+    for _, message in built:
+        if isinstance(message, Exception):
+            raise message
+    return [message for _, message in built]
 
-    Only the hash of a link is stored (saved here, in one query, before anything is sent), so
-    each email carries a new link and the previous one stops working; the reply page says a
-    newer email replaced it.
+
+def _build_emails(invitations: list[Invitation], *, reminder: bool = False) -> list[tuple]:
+    """[(invitation, email or the exception that stopped building it)], each email with a fresh
+    secret reply link: one that cannot be built costs only itself.
+
+    Only the hash of a link is stored (saved here, before anything is sent). Earlier links of
+    the same invitation keep working until the poll ends: a message sent twice (the server
+    stored it, then dropped the connection), a reminder, or an earlier email forwarded.
     """
     tokens = {inv.pk: secrets.token_urlsafe(32) for inv in invitations}  # 256 bits each
+    now = timezone.now()
     for inv in invitations:
         inv.token_hash = Invitation.hash_token(tokens[inv.pk])
     Invitation.objects.bulk_update(invitations, ["token_hash"], batch_size=500)
+    InvitationLink.objects.bulk_create(
+        (InvitationLink(invitation=inv, token_hash=inv.token_hash, created_at=now)
+         for inv in invitations),
+        batch_size=500,
+    )  # fmt: skip
     targets = {}  # the teams each email lists are those the poll targets
+    built = []
     for inv in invitations:
-        if inv.poll_id not in targets:
-            targets[inv.poll_id] = selectors.Targets.of(inv.poll)
-    return [
-        _email(inv, tokens[inv.pk], reminder=reminder, targets=targets[inv.poll_id])
-        for inv in invitations
-    ]
+        try:
+            if inv.poll_id not in targets:
+                targets[inv.poll_id] = selectors.Targets.of(inv.poll)
+            built.append((inv, _email(inv, tokens[inv.pk], reminder=reminder,
+                                      targets=targets[inv.poll_id])))  # fmt: skip
+        except Exception as exc:
+            logger.exception("invitation %s: the email could not be built", inv.pk)
+            built.append((inv, exc))
+    return built
 
 
 def _targeted(team, targets) -> bool:
@@ -231,83 +277,217 @@ def _email(
     return message
 
 
-def invitations_deliver(*, invitation_ids: list[int]) -> list[int]:
+@dataclasses.dataclass
+class DeliveryOutcome:
+    """What is left of a chunk after one pass: the invitations still queued for a retry, and
+    when the earliest of them is due."""
+
+    pending: list[int] = dataclasses.field(default_factory=list)
+    next_at: datetime.datetime | None = None
+
+    def countdown(self, now=None) -> int:
+        if self.next_at is None:
+            return 0
+        return max(0, math.ceil((self.next_at - (now or timezone.now())).total_seconds()))
+
+
+class _Chunk:
+    """One claim's rows, written one outcome at a time (each scoped to the claim)."""
+
+    def __init__(self, claim: str):
+        self.mine = Invitation.objects.filter(state=Invitation.State.SENDING, claim=claim)
+        self.beat = timezone.now()
+
+    def heartbeat(self) -> None:
+        """Keep the claim fresh while the chunk goes on, so the sweep can tell a slow worker
+        from a dead one within STALE_CLAIM."""
+        now = timezone.now()
+        if now - self.beat >= CLAIM_HEARTBEAT:
+            self.mine.update(claimed_at=now)
+            self.beat = now
+
+    def sent(self, pk: int) -> None:
+        self.mine.filter(pk=pk).update(
+            state=Invitation.State.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1,
+            failure_reason="", next_attempt_at=None, claim="",
+        )  # fmt: skip
+
+    def failed(self, pk: int, reason: str) -> None:
+        self.mine.filter(pk=pk).update(
+            state=Invitation.State.FAILED, attempts=F("attempts") + 1,
+            failure_reason=reason[:500], next_attempt_at=None, claim="",
+        )  # fmt: skip
+
+    def transient(self, pks: list[int], reason: str) -> None:
+        """Tried and not taken, for a reason that may pass: back in the queue with its own
+        back-off, or failed for good once it has had its attempts."""
+        now = timezone.now()
+        rows = self.mine.filter(pk__in=pks)
+        rows.filter(attempts__gte=MAX_ATTEMPTS - 1).update(
+            state=Invitation.State.FAILED, attempts=F("attempts") + 1,
+            failure_reason=reason[:500], next_attempt_at=None, claim="",
+        )  # fmt: skip
+        for attempts, seconds in enumerate(RETRY_BACKOFF):
+            rows.filter(attempts=attempts).update(
+                state=Invitation.State.QUEUED, attempts=F("attempts") + 1,
+                failure_reason=reason[:500], claim="",
+                next_attempt_at=now + timezone.timedelta(seconds=seconds),
+            )  # fmt: skip
+
+    def release(self) -> None:
+        """Not tried (a crash before its turn): back in the queue, no attempt counted."""
+        self.mine.update(state=Invitation.State.QUEUED, claim="")
+
+
+def invitations_deliver(
+    *, invitation_ids: list[int], claimed_by: str = "", task_id: str = "", backoff: bool = True
+) -> DeliveryOutcome:
     """Send the invitations this worker can claim, over one SMTP connection.
 
     Each one is marked sent the moment the server accepts it, so a worker killed mid-chunk
-    leaves at most the message in flight to be sent again. Returns the ids that failed
-    transiently (back in the queue for a retry); permanent failures, and messages that cannot
-    even be built, are marked failed with the reason. A task run twice sends nothing twice.
+    leaves at most the message in flight to be sent again. A failure costs only the invitation
+    it happened to: a 5xx or a message that cannot be built fails it with the reason; a 4xx or a
+    dropped connection puts it back with its own back-off (and fails it after MAX_ATTEMPTS), and
+    the worker reconnects and goes on with the rest. Only when the server cannot be reached at
+    all is every invitation still waiting charged an attempt. A task run twice sends nothing
+    twice. Returns what is still queued of these invitations, and when it is due.
     """
-    stamp, claimed = invitations_claim(invitation_ids=invitation_ids)
-    if not claimed:
-        return []
-    mine = Invitation.objects.filter(state=Invitation.State.SENDING, claimed_at=stamp)
-    invitations = list(_for_email(Invitation.objects.filter(pk__in=claimed)))
-    retry = []
+    claim, claimed = invitations_claim(
+        invitation_ids=invitation_ids, claimed_by=claimed_by, task_id=task_id, backoff=backoff
+    )
+    if claimed:
+        _deliver_claimed(claim, claimed)
+    left = Invitation.objects.filter(pk__in=invitation_ids, state=Invitation.State.QUEUED)
+    left = left.filter(poll__state=Poll.State.OPEN, revoked_at__isnull=True)
+    rows = list(left.values_list("pk", "next_attempt_at"))
+    due = [at for _, at in rows if at is not None]
+    return DeliveryOutcome(pending=sorted(pk for pk, _ in rows), next_at=min(due) if due else None)
+
+
+def _deliver_claimed(claim: str, claimed: list[int]) -> None:
+    chunk = _Chunk(claim)
+    invitations = list(_for_email(Invitation.objects.filter(pk__in=claimed).order_by("pk")))
+    todo = []
+    for invitation, message in _build_emails(invitations):
+        if isinstance(message, Exception):
+            chunk.failed(invitation.pk, f"could not build the email: {message!r}")
+        else:
+            todo.append((invitation, message))
     connection = mailers.default
     try:
-        emails = invitation_emails(invitations)
-        connection.open()
-        for invitation, message in zip(invitations, emails, strict=True):
-            try:
-                connection.send_messages([message])
-            except Exception as exc:
-                failure = classify_smtp_error(exc)
-                if isinstance(failure, TransientFailure):
-                    mine.filter(pk=invitation.pk).update(
-                        state=Invitation.State.QUEUED, failure_reason=str(failure)[:500]
-                    )
-                    retry.append(invitation.pk)
-                    if isinstance(exc, smtplib.SMTPServerDisconnected):
-                        raise  # the rest of the chunk cannot go over this connection
-                    continue
-                # A 5xx refusal, or a message that cannot be sent at all (a bad header):
-                # retrying would not help, and it must not hold up the rest of the chunk.
-                mine.filter(pk=invitation.pk).update(
-                    state=Invitation.State.FAILED, failure_reason=str(failure)[:500]
-                )
-                continue
-            mine.filter(pk=invitation.pk).update(
-                state=Invitation.State.SENT, sent_at=timezone.now(), failure_reason=""
-            )
-    except (smtplib.SMTPException, OSError) as exc:
-        # The connection itself failed: everything claimed and not finished goes back.
-        retry += list(mine.values_list("pk", flat=True))
-        mine.update(state=Invitation.State.QUEUED, failure_reason=str(exc)[:500])
-    except Exception:
-        # Anything else (a database error): release what was not sent, so the retry or the
-        # sweep takes it without waiting for the stale-claim cut-off.
-        mine.update(state=Invitation.State.QUEUED)
+        _send_all(connection, chunk, todo)
+    except BaseException:
+        # Anything unexpected (a database error, the task's time limit): release what was not
+        # tried, so a retry or the sweep takes it at once.
+        chunk.release()
         raise
     finally:
-        connection.close()
-    return sorted(set(retry))
+        with contextlib.suppress(Exception):
+            connection.close()
 
 
-def invitations_give_up(*, invitation_ids: list[int]) -> None:
-    """After the last retry: transient failures that never cleared become failures."""
-    Invitation.objects.filter(pk__in=invitation_ids, state=Invitation.State.QUEUED).update(
-        state=Invitation.State.FAILED
+def _send_all(connection, chunk: _Chunk, todo: list) -> None:
+    def failed(invitation, failure):
+        if isinstance(failure, TransientFailure):
+            chunk.transient([invitation.pk], str(failure))
+        else:
+            # A 5xx refusal, or a message that cannot be sent at all (a bad header):
+            # retrying would not help, and it must not hold up the rest of the chunk.
+            chunk.failed(invitation.pk, str(failure))
+
+    _send_each(
+        connection, todo,
+        sent=lambda invitation: chunk.sent(invitation.pk),
+        failed=failed,
+        unreachable=lambda rest, failure: chunk.transient([i.pk for i in rest], str(failure)),
+        before_each=chunk.heartbeat,
+    )  # fmt: skip
+
+
+def _send_each(connection, todo: list, *, sent, failed, unreachable, before_each=None) -> None:
+    """Send [(item, message)] one by one over `connection`, reporting each outcome. A failure
+    costs only its own item: when a recipient's server drops the connection, reconnect and go
+    on with the rest. Only a server that cannot be reached at all stops the round, and
+    `unreachable` gets every item still waiting (each was tried)."""
+    opened = False
+    for index, (item, message) in enumerate(todo):
+        if before_each:
+            before_each()
+        if not opened:
+            try:
+                connection.open()
+            except (smtplib.SMTPException, OSError) as exc:
+                unreachable([i for i, _ in todo[index:]], classify_smtp_error(exc))
+                return
+            opened = True
+        try:
+            connection.send_messages([message])
+        except Exception as exc:
+            failed(item, classify_smtp_error(exc))
+            if isinstance(exc, smtplib.SMTPServerDisconnected | OSError) or _dead(connection):
+                with contextlib.suppress(Exception):
+                    connection.close()
+                opened = False
+            continue
+        sent(item)
+
+
+def _dead(connection) -> bool:
+    """After an error, is the SMTP conversation still usable? (RSET answers if it is.)"""
+    smtp = getattr(connection, "connection", None)
+    if smtp is None:
+        return False
+    try:
+        return smtp.rset()[0] != 250
+    except (smtplib.SMTPException, OSError):
+        return True
+
+
+def invitations_stuck(*, now=None) -> Q:
+    """Invitations no worker is moving: claimed by one that stopped refreshing its claim,
+    queued past their retry time, or queued and never picked up."""
+    now = now or timezone.now()
+    return (
+        Q(state=Invitation.State.SENDING, claimed_at__lt=now - STALE_CLAIM)
+        | Q(state=Invitation.State.QUEUED, next_attempt_at__lt=now - STALE_CLAIM)
+        | Q(
+            state=Invitation.State.QUEUED,
+            next_attempt_at__isnull=True,
+            claimed_at__isnull=True,
+            created_at__lt=now - NEVER_CLAIMED,
+        )
+        | Q(
+            state=Invitation.State.QUEUED,
+            next_attempt_at__isnull=True,
+            claimed_at__lt=now - STALE_CLAIM,
+        )
     )
 
 
-def invitations_requeue_stuck(*, older_than_minutes: int = 15) -> list[int]:
-    """Invitations claimed by a worker that died, queued but never handed to one, or put back
-    after a failure whose retry was lost. (The longest retry back-off, 8 minutes, is shorter
-    than the cutoff, so a pending retry is not doubled; the claim stops doubles anyway.)"""
-    cutoff = timezone.now() - timezone.timedelta(minutes=older_than_minutes)
-    # Only rows still stale at the moment of the UPDATE: a worker may claim one in between.
-    Invitation.objects.filter(state=Invitation.State.SENDING, claimed_at__lt=cutoff).update(
-        state=Invitation.State.QUEUED
-    )
-    # Never claimed: its task may just be waiting behind a large poll's, so wait longer before
-    # assuming the broker lost it (the claim stops a duplicate either way).
-    never_claimed_cutoff = timezone.now() - timezone.timedelta(minutes=4 * older_than_minutes)
-    stuck = Invitation.objects.filter(state=Invitation.State.QUEUED).filter(
-        Q(claimed_at__lt=cutoff) | Q(claimed_at__isnull=True, created_at__lt=never_claimed_cutoff)
-    )
-    return list(stuck.values_list("pk", flat=True))
+def invitations_requeue_stuck(*, worker: str = "", now=None) -> list[tuple[int, int]]:
+    """Take back what no worker is moving (see invitations_stuck) and return
+    [(invitation id, seconds until due)] for the caller to queue.
+
+    With `worker` (a worker starting up under its name): also everything its dead predecessor
+    held, however fresh its claim, and every retry that may have been waiting in it (due at
+    its own time). A duplicate task is harmless: the claim sends each invitation once.
+    """
+    now = now or timezone.now()
+    live = Invitation.objects.filter(poll__state=Poll.State.OPEN, revoked_at__isnull=True)
+    held = Q(state=Invitation.State.SENDING, claimed_at__lt=now - STALE_CLAIM)
+    if worker:
+        held |= Q(state=Invitation.State.SENDING, claimed_by__startswith=f"{worker} ")
+    taken = list(live.filter(held).values_list("pk", flat=True))
+    # Only rows still held at the moment of the UPDATE: a worker may claim one in between
+    # (queuing it anyway is harmless).
+    live.filter(held, pk__in=taken).update(state=Invitation.State.QUEUED, claim="")
+    stuck = invitations_stuck(now=now)
+    if worker:
+        stuck |= Q(state=Invitation.State.QUEUED, next_attempt_at__isnull=False)
+    due = dict.fromkeys(taken, 0)
+    for pk, at in live.filter(stuck).values_list("pk", "next_attempt_at"):
+        due.setdefault(pk, max(0, math.ceil((at - now).total_seconds())) if at else 0)
+    return sorted(due.items())
 
 
 # Closing, cancelling, extending -----------------------------------------------------------------
@@ -507,15 +687,25 @@ def reminders_send(*, invitation_ids: list[int]) -> int:
             )
         )
     )
-    sent = 0
-    with mailers.default as connection:
-        for message in invitation_emails(invitations, reminder=True):
-            try:
-                connection.send_messages([message])
-                sent += 1
-            except Exception:  # logged by Celery's caller; the rest still go out
-                logger.exception("reminder to %s failed", message.to)
-    return sent
+    done = []
+
+    def failed(invitation, failure):
+        logger.warning("reminder for invitation %s failed: %s", invitation.pk, failure)
+
+    def unreachable(rest, failure):
+        logger.warning("reminders for %d invitation(s) not sent: %s", len(rest), failure)
+
+    todo = []
+    for invitation, message in _build_emails(invitations, reminder=True):
+        if not isinstance(message, Exception):
+            todo.append((invitation, message))
+    connection = mailers.default
+    try:
+        _send_each(connection, todo, sent=done.append, failed=failed, unreachable=unreachable)
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+    return len(done)
 
 
 def _escalate(poll: Poll, now) -> int:

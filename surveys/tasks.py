@@ -1,25 +1,34 @@
 """Celery adapters: each task calls a service with ids. acks_late (settings): a task whose
 worker dies runs again, and the claim in the service keeps it from sending twice."""
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
 from django.db import transaction
 
 from . import services
 
-MAX_RETRIES = 5
+logger = logging.getLogger(__name__)
 
 
-# soft_time_limit: well inside the sweep's 15-minute stale-claim cut-off.
-@shared_task(bind=True, max_retries=MAX_RETRIES, soft_time_limit=600)
+# soft_time_limit: a chunk of DELIVERY_CHUNK emails takes seconds; a hung server is cut off well
+# before the visibility timeout could re-deliver the task to a second worker.
+@shared_task(bind=True, max_retries=None, soft_time_limit=600)
 def deliver_invitations(self, invitation_ids: list[int]) -> None:
-    retry = services.invitations_deliver(invitation_ids=invitation_ids)
-    if not retry:
-        return
-    if self.request.retries >= MAX_RETRIES:
-        services.invitations_give_up(invitation_ids=retry)
-        return
-    # Back off: 30 s, 1, 2, 4, 8 minutes.
-    raise self.retry(args=[retry], countdown=30 * 2**self.request.retries)
+    """Deliver a chunk; then, while some of it waits for a retry, run again when the earliest is
+    due. Attempts and back-off are counted per invitation (services.MAX_ATTEMPTS), so the task
+    itself needs no retry budget: it ends when nothing of its chunk is left queued."""
+    request = self.request
+    outcome = services.invitations_deliver(
+        invitation_ids=invitation_ids,
+        claimed_by=f"{request.hostname or 'local'} {request.id or ''}",
+        task_id=request.id or "",
+        # The embedded default has no broker to wait through: retries are run at once.
+        backoff=not request.is_eager,
+    )
+    if outcome.pending:
+        raise self.retry(args=[outcome.pending], countdown=outcome.countdown())
 
 
 def queue(task, *args) -> None:
@@ -35,17 +44,46 @@ def queue(task, *args) -> None:
         task.delay_on_commit(*args)
 
 
-def queue_delivery(invitation_ids: list[int]) -> None:
+def queue_delivery(invitation_ids: list[int], *, countdown: int = 0) -> None:
     """Hand invitations to a worker once the current transaction commits."""
-    queue(deliver_invitations, invitation_ids)
+    if countdown and not deliver_invitations.app.conf.task_always_eager:
+        transaction.on_commit(
+            lambda: deliver_invitations.apply_async(args=[invitation_ids], countdown=countdown)
+        )
+    else:
+        queue(deliver_invitations, invitation_ids)
+
+
+def queue_stuck(stuck: list[tuple[int, int]]) -> int:
+    """Queue [(invitation id, seconds until due)] in chunks, each when its earliest is due."""
+    stuck = sorted(stuck, key=lambda row: (row[1], row[0]))
+    for start in range(0, len(stuck), services.DELIVERY_CHUNK):
+        rows = stuck[start : start + services.DELIVERY_CHUNK]
+        queue_delivery([pk for pk, _ in rows], countdown=min(due for _, due in rows))
+    return len(stuck)
 
 
 @shared_task
 def requeue_stuck_invitations() -> int:
-    ids = services.invitations_requeue_stuck()
-    for start in range(0, len(ids), services.DELIVERY_CHUNK):
-        queue_delivery(ids[start : start + services.DELIVERY_CHUNK])
-    return len(ids)
+    """The beat sweep (every minute): what no worker is moving goes back to the workers."""
+    return queue_stuck(services.invitations_requeue_stuck())
+
+
+@worker_ready.connect
+def take_back_after_a_crash(sender=None, **kwargs) -> None:
+    """A worker starting under a name takes back what its dead predecessor (the same name,
+    killed mid-chunk) held, and the retries that may have waited in it: within seconds of a
+    restart, with or without beat. A duplicate task is harmless (the claim sends once)."""
+    worker = getattr(sender, "hostname", "") or ""
+    if not worker:
+        return
+    try:
+        count = queue_stuck(services.invitations_requeue_stuck(worker=worker))
+    except Exception:  # a worker must start even if the database is briefly away
+        logger.exception("could not take back undelivered invitations at start-up")
+        return
+    if count:
+        logger.warning("took back %d undelivered invitation(s) at start-up", count)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)

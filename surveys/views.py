@@ -18,6 +18,7 @@ from .models import Invitation, Poll, Reply
 def _delivery_counts(poll: Poll) -> dict:
     counts = poll.invitations.aggregate(
         total=Count("pk"),
+        stuck=Count("pk", filter=services.invitations_stuck()),
         **{state: Count("pk", filter=Q(state=state)) for state in Invitation.State.values},
     )
     counts["done"] = counts["total"] > 0 and counts["queued"] + counts["sending"] == 0
@@ -111,6 +112,7 @@ def poll_detail(request, poll_id: int):
         "can_manage": permissions.can_manage_polls(request.user),
         "counts": _delivery_counts(poll),
         "extend_form": ExtendForm(initial={"deadline": poll.deadline}),
+        "max_attempts": services.MAX_ATTEMPTS,
     }
     if poll.state == Poll.State.DRAFT:
         context.update(_recipient_context(list(selectors.poll_recipients(poll=poll))))
@@ -119,6 +121,7 @@ def poll_detail(request, poll_id: int):
         context["invitations"] = (
             poll.invitations.select_related("agency", "contact")
             .annotate(
+                stuck=Q(services.invitations_stuck()),
                 reply_decision=Subquery(replies.values("decision")[:1]),
                 reply_officers=Subquery(replies.values("officers")[:1]),
                 reply_flagged=Subquery(replies.values("travel_flagged")[:1]),
@@ -236,14 +239,7 @@ def _invitation_for(request, token: str):
     limit, window = settings.REPLY_LINK_RATE_LIMIT, settings.REPLY_LINK_RATE_WINDOW
     if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
         return None, render(request, "surveys/reply_gone.html", {"reason": "limited"}, status=429)
-    invitation = (
-        Invitation.objects.select_related(
-            "poll__created_by", "poll__requesting_agency", "agency", "contact"
-        )
-        .filter(token_hash=Invitation.hash_token(token))
-        .order_by()
-        .first()
-    )
+    invitation = selectors.invitation_by_token(token)
     if invitation is None:
         ratelimit.hit(request, "reply-link", window=window)
         return None, _gone(request, "unknown")

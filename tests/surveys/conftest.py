@@ -1,5 +1,6 @@
 """A real SMTP server on 127.0.0.1 for the delivery tests (PollFactory is in factories.py)."""
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -26,10 +27,18 @@ class SinkHandler:
         self._fail_count = 0
         self._fail_reply = ""
         self._refused: dict[str, str] = {}
+        self._dropped: dict[str, str] = {}  # address -> "rcpt" or "data"
+        self._failing: dict[str, list] = {}  # address -> [times left, reply]
+        self._held: dict[str, threading.Event] = {}  # address -> released
+        self.holding = threading.Event()  # set while a held message waits in DATA
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self._lock:
             refusal = self._refused.get(address.lower())
+            drop = self._dropped.get(address.lower())
+        if drop == "rcpt":
+            server.transport.close()  # hang up without an answer
+            return "421 closing"
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
@@ -40,7 +49,25 @@ class SinkHandler:
             rcpt_tos=list(envelope.rcpt_tos),
             message=email.message_from_bytes(envelope.content, policy=email.policy.default),
         )
+        address = envelope.rcpt_tos[0].lower() if envelope.rcpt_tos else ""
         with self._lock:
+            released = self._held.get(address)
+        if released is not None and not released.is_set():
+            # A slow server: the message waits in DATA until the test releases it.
+            self.holding.set()
+            while not released.is_set():
+                await asyncio.sleep(0.05)
+        with self._lock:
+            if self._dropped.get(address) == "data":
+                # Stored, then the connection drops before the client hears "250".
+                self.messages.append(received)
+                server.transport.close()
+                return "421 closing"
+            failing = self._failing.get(address)
+            if failing and failing[0]:
+                failing[0] -= 1
+                self.rejected.append(received)
+                return failing[1]
             if self._fail_count:
                 self._fail_count -= 1
                 self.rejected.append(received)
@@ -74,6 +101,30 @@ class SmtpSink:
         """Always answer RCPT TO:<address> with code_text, e.g. "550 5.1.1 no such user"."""
         with self._handler._lock:
             self._handler._refused[address.lower()] = code_text
+
+    def drop(self, address: str, at: str) -> None:
+        """Always hang up on <address>: at "rcpt" (before the message), or after "data" (the
+        message is stored, then the connection drops before the client hears it was)."""
+        assert at in ("rcpt", "data")
+        with self._handler._lock:
+            self._handler._dropped[address.lower()] = at
+
+    def fail_for(self, address: str, n: int, code_text: str) -> None:
+        """Answer the next n messages to <address> with code_text, then accept."""
+        with self._handler._lock:
+            self._handler._failing[address.lower()] = [n, code_text]
+
+    def hold(self, address: str) -> threading.Event:
+        """Keep the message to <address> waiting in DATA until the returned event is set;
+        `sink.holding` is set once it waits."""
+        released = threading.Event()
+        with self._handler._lock:
+            self._handler._held[address.lower()] = released
+        return released
+
+    @property
+    def holding(self) -> threading.Event:
+        return self._handler.holding
 
     def to(self, address: str) -> list[Received]:
         return [r for r in self.messages if address in r.rcpt_tos]

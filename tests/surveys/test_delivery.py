@@ -6,6 +6,7 @@ run the task in the test. Retries are driven deterministically, never by waiting
 
 import datetime
 import re
+from collections import Counter
 
 import pytest
 from celery.exceptions import Retry
@@ -49,10 +50,16 @@ def queued_poll(n: int = 1, **kwargs) -> list[Invitation]:
     return list(Invitation.objects.filter(poll=poll).order_by("pk"))
 
 
+def deliver(invitation_ids: list[int], **kwargs) -> list[int]:
+    """One pass of the service; returns what is left queued for a retry."""
+    return services.invitations_deliver(invitation_ids=invitation_ids, **kwargs).pending
+
+
 def deliver_until_done(invitation_ids: list[int], *, max_rounds: int = 10) -> int:
-    """Call the service the way Celery retries would, until nothing is left to retry."""
+    """Call the service the way Celery retries would (each retry when it is due), until nothing
+    is left to retry."""
     for rounds in range(1, max_rounds + 1):
-        invitation_ids = services.invitations_deliver(invitation_ids=invitation_ids)
+        invitation_ids = deliver(invitation_ids, backoff=False)
         if not invitation_ids:
             return rounds
     raise AssertionError(f"still retrying after {max_rounds} rounds: {invitation_ids}")
@@ -210,12 +217,17 @@ def test_first_451_is_returned_for_retry_and_queued(smtp_sink):
     [invitation] = queued_poll()
     smtp_sink.fail_next(1, "451 4.3.0 try later")
 
-    retry = services.invitations_deliver(invitation_ids=[invitation.pk])
+    retry = deliver([invitation.pk])
 
     assert retry == [invitation.pk]
     invitation.refresh_from_db()
     assert invitation.state == Invitation.State.QUEUED
     assert "451" in invitation.failure_reason
+    assert invitation.attempts == 1 and invitation.next_attempt_at is not None
+    # Not due yet: a task run again at once takes nothing and leaves it queued.
+    assert deliver([invitation.pk]) == [invitation.pk]
+    invitation.refresh_from_db()
+    assert invitation.attempts == 1
     assert smtp_sink.messages == []
 
 
@@ -251,11 +263,57 @@ def test_a_550_address_fails_and_the_others_are_sent(smtp_sink, django_capture_o
     )
 
 
+def test_bad_recipients_cost_only_themselves(smtp_sink, django_capture_on_commit_callbacks):
+    """A chunk of 100 with 5 bad recipients: servers that hang up after DATA (twice) or at
+    RCPT, a 451 that clears, a 550. The other 95 go out on the first pass over reconnected
+    connections; each bad one ends with its own reason after its own attempts."""
+    agencies = agencies_with_contacts(100)
+    emails = [a.contacts.get().email for a in agencies]
+    after_data, at_rcpt, busy, unknown, after_data_2 = (emails[i] for i in (0, 17, 50, 51, 99))
+    smtp_sink.drop(after_data, "data")
+    smtp_sink.drop(after_data_2, "data")
+    smtp_sink.drop(at_rcpt, "rcpt")
+    smtp_sink.fail_for(busy, 1, "451 4.7.1 greylisted, try later")
+    smtp_sink.refuse(unknown, "550 5.1.1 no such user")
+    poll = PollFactory(target_agencies=agencies)
+    services.poll_send(poll=poll)  # not committed: the test drives the task
+    ids = list(Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", flat=True))
+    assert len(ids) == services.DELIVERY_CHUNK
+
+    pending = deliver(ids)
+
+    good = set(emails) - {after_data, at_rcpt, busy, unknown, after_data_2}
+    received = {r for m in smtp_sink.messages for r in m.rcpt_tos}
+    assert good <= received and len(good) == 95
+    assert Invitation.objects.filter(state=Invitation.State.SENT).count() == 95
+    by_email = {i.email: i for i in Invitation.objects.all()}
+    assert sorted(pending) == sorted(by_email[e].pk for e in (after_data, at_rcpt, busy,
+                                                              after_data_2))  # fmt: skip
+    assert by_email[unknown].state == Invitation.State.FAILED
+    assert by_email[unknown].failure_reason.startswith("550") and by_email[unknown].attempts == 1
+
+    countdowns = run_task_like_a_worker(pending)
+
+    # From the second attempt on (the first pass above was the first): 1, 2, 4, 8 minutes.
+    assert countdowns == list(services.RETRY_BACKOFF[1:])
+    by_email = {i.email: i for i in Invitation.objects.all()}
+    assert (by_email[busy].state, by_email[busy].attempts) == (Invitation.State.SENT, 2)
+    for address in (after_data, at_rcpt, after_data_2):
+        invitation = by_email[address]
+        assert invitation.state == Invitation.State.FAILED, address
+        assert invitation.attempts == services.MAX_ATTEMPTS
+        assert "Connection unexpectedly closed" in invitation.failure_reason
+    assert Invitation.objects.filter(state=Invitation.State.SENT).count() == 96
+    # Nobody healthy was emailed twice.
+    counts = Counter(r for m in smtp_sink.messages for r in m.rcpt_tos)
+    assert all(counts[e] == 1 for e in good | {busy})
+
+
 def test_server_down_puts_invitations_back_for_retry(smtp_sink):
     invitations = queued_poll(2)
     smtp_sink.stop()
 
-    retry = services.invitations_deliver(invitation_ids=[i.pk for i in invitations])
+    retry = deliver([i.pk for i in invitations])
 
     assert sorted(retry) == [i.pk for i in invitations]
     for invitation in invitations:
@@ -274,48 +332,80 @@ def test_server_down_the_task_gives_up_after_max_retries(smtp_sink):
     assert countdowns == [30, 60, 120, 240, 480]
     invitation.refresh_from_db()
     assert invitation.state == Invitation.State.FAILED
-    assert invitation.attempts == tasks.MAX_RETRIES + 1
+    assert invitation.attempts == services.MAX_ATTEMPTS
     assert invitation.failure_reason
     assert invitation.sent_at is None
 
 
-def test_give_up_fails_only_what_is_still_queued(smtp_sink):
-    down, sent = queued_poll(2)
-    services.invitations_deliver(invitation_ids=[sent.pk])
+def test_each_invitation_has_its_own_attempts(smtp_sink):
+    """Attempts and back-off belong to the invitation, not to the task that carried it: one
+    that failed before is given up after its own last attempt, while a fresh one in the same
+    chunk starts its count."""
+    old, fresh = queued_poll(2)
+    Invitation.objects.filter(pk=old.pk).update(attempts=services.MAX_ATTEMPTS - 1)
     smtp_sink.stop()
-    assert services.invitations_deliver(invitation_ids=[down.pk]) == [down.pk]
 
-    services.invitations_give_up(invitation_ids=[down.pk, sent.pk])
+    assert deliver([old.pk, fresh.pk]) == [fresh.pk]
 
-    down.refresh_from_db()
-    sent.refresh_from_db()
-    assert down.state == Invitation.State.FAILED
-    assert sent.state == Invitation.State.SENT
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (old.state, old.attempts) == (Invitation.State.FAILED, services.MAX_ATTEMPTS)
+    assert old.failure_reason and old.next_attempt_at is None
+    assert (fresh.state, fresh.attempts) == (Invitation.State.QUEUED, 1)
+    assert fresh.next_attempt_at is not None
 
 
-def test_requeue_stuck_frees_old_claims_only(smtp_sink):
+def test_requeue_stuck_frees_stale_claims_only(smtp_sink):
     stuck, busy = queued_poll(2)
     for invitation in (stuck, busy):
         assert services.invitation_claim(invitation_id=invitation.pk)
     now = timezone.now()
-    Invitation.objects.filter(pk=stuck.pk).update(claimed_at=now - datetime.timedelta(minutes=20))
-    Invitation.objects.filter(pk=busy.pk).update(claimed_at=now - datetime.timedelta(minutes=1))
+    Invitation.objects.filter(pk=stuck.pk).update(claimed_at=now - datetime.timedelta(minutes=3))
+    Invitation.objects.filter(pk=busy.pk).update(claimed_at=now - datetime.timedelta(seconds=30))
 
-    ids = services.invitations_requeue_stuck()
+    stuck_rows = services.invitations_requeue_stuck()
 
-    assert ids == [stuck.pk]
+    assert stuck_rows == [(stuck.pk, 0)]
     stuck.refresh_from_db()
     busy.refresh_from_db()
     assert stuck.state == Invitation.State.QUEUED
     assert busy.state == Invitation.State.SENDING
 
-    tasks.deliver_invitations(ids)
+    tasks.deliver_invitations([stuck.pk])
 
     [received] = smtp_sink.messages
     assert received.rcpt_tos == [stuck.email]
     stuck.refresh_from_db()
     assert stuck.state == Invitation.State.SENT
-    assert stuck.attempts == 2
+    assert stuck.attempts == 1  # the dead worker never got to try it
+
+
+def test_a_restarted_worker_takes_back_what_its_predecessor_held(smtp_sink):
+    """A worker killed mid-chunk, restarted under the same name: its claims are taken back at
+    once (however fresh), and another worker's are left alone."""
+    mine, other = queued_poll(2)
+    services.invitations_claim(invitation_ids=[mine.pk], claimed_by="celery@a task-1")
+    services.invitations_claim(invitation_ids=[other.pk], claimed_by="celery@b task-2")
+
+    assert services.invitations_requeue_stuck(worker="celery@a") == [(mine.pk, 0)]
+
+    assert Invitation.objects.get(pk=mine.pk).state == Invitation.State.QUEUED
+    assert Invitation.objects.get(pk=other.pk).state == Invitation.State.SENDING
+
+
+def test_a_redelivered_task_takes_back_its_own_dead_claim(smtp_sink):
+    """acks_late: the same task (same id) delivered again after its worker died takes back the
+    rows it held; a different task does not."""
+    [invitation] = queued_poll()
+    services.invitations_claim(invitation_ids=[invitation.pk], claimed_by="celery@a task-1")
+
+    assert deliver([invitation.pk], task_id="task-2") == []
+    assert smtp_sink.messages == []
+    assert Invitation.objects.get(pk=invitation.pk).state == Invitation.State.SENDING
+
+    assert deliver([invitation.pk], claimed_by="celery@a task-1", task_id="task-1") == []
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [[invitation.email]]
+    assert Invitation.objects.get(pk=invitation.pk).state == Invitation.State.SENT
 
 
 def test_a_451_while_sending_eagerly_does_not_break_send(
@@ -336,13 +426,13 @@ def test_a_451_while_sending_eagerly_does_not_break_send(
 def test_sweep_picks_up_a_queued_invitation_whose_retry_was_lost(smtp_sink):
     [invitation] = queued_poll()
     smtp_sink.fail_next(1, "451 4.3.0 try later")
-    assert services.invitations_deliver(invitation_ids=[invitation.pk]) == [invitation.pk]
+    assert deliver([invitation.pk]) == [invitation.pk]
     assert services.invitations_requeue_stuck() == []  # its retry is still due
     Invitation.objects.filter(pk=invitation.pk).update(
-        claimed_at=timezone.now() - datetime.timedelta(minutes=20)
+        next_attempt_at=timezone.now() - datetime.timedelta(minutes=3)
     )
-    assert services.invitations_requeue_stuck() == [invitation.pk]
-    assert services.invitations_deliver(invitation_ids=[invitation.pk]) == []
+    assert services.invitations_requeue_stuck() == [(invitation.pk, 0)]
+    assert deliver([invitation.pk]) == []
     assert len(smtp_sink.messages) == 1
 
 
@@ -389,7 +479,8 @@ def test_a_made_up_token_is_not_found(client):
     assert "This link is not valid" in response.text
 
 
-def test_a_link_from_a_superseded_attempt_is_not_found(client, smtp_sink):
+def test_a_link_from_an_earlier_attempt_still_works(client, smtp_sink):
+    """A 451 may follow a message the server kept: the link it carried must not die."""
     [invitation] = queued_poll()
     smtp_sink.fail_next(1, "451 4.3.0 try later")
     deliver_until_done([invitation.pk])
@@ -398,27 +489,29 @@ def test_a_link_from_a_superseded_attempt_is_not_found(client, smtp_sink):
     [delivered] = smtp_sink.messages
     old, new = reply_path(first_attempt.message), reply_path(delivered.message)
     assert old != new
-    assert client.get(old).status_code == 404
+    assert client.get(old).status_code == 200
     assert client.get(new).status_code == 200
 
 
-def test_a_redelivered_email_replaces_the_earlier_link(client, smtp_sink):
-    """A worker sent the email, then died before marking it sent: the contact gets two."""
+def test_a_redelivered_email_keeps_the_earlier_link_working(client, smtp_sink):
+    """A worker sent the email, then died before marking it sent: the contact gets two, and
+    both links answer for the agency until the poll ends."""
     [invitation] = queued_poll()
-    services.invitations_deliver(invitation_ids=[invitation.pk])
+    deliver([invitation.pk])
     Invitation.objects.filter(pk=invitation.pk).update(
         state=Invitation.State.SENDING,
-        claimed_at=timezone.now() - datetime.timedelta(minutes=20),
+        claimed_at=timezone.now() - datetime.timedelta(minutes=3),
     )
 
-    tasks.deliver_invitations(services.invitations_requeue_stuck())
+    tasks.deliver_invitations([pk for pk, _ in services.invitations_requeue_stuck()])
 
     first, second = smtp_sink.messages
     assert first.rcpt_tos == second.rcpt_tos == [invitation.email]
-    old = client.get(reply_path(first.message))
-    assert old.status_code == 404
-    assert "replaced by a newer email" in old.text
-    assert client.get(reply_path(second.message)).status_code == 200
+    for message in (first, second):
+        page = client.get(reply_path(message.message))
+        assert page.status_code == 200 and invitation.agency.name in page.text
+    Poll.objects.filter(pk=invitation.poll_id).update(state=Poll.State.CLOSED)
+    assert client.get(reply_path(first.message)).status_code == 410
 
 
 def test_the_link_is_closed_once_the_deadline_passes(

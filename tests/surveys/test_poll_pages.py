@@ -89,6 +89,35 @@ def test_progress_keeps_polling_while_invitations_wait(
     assert 'hx-trigger="every 2s"' in page.text
 
 
+def test_the_poll_page_shows_stuck_invitations_and_retry_times(
+    client, coordinator, north, django_capture_on_commit_callbacks, clock
+):
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_regions=[north.pk]))
+    poll = Poll.objects.get()
+    with django_capture_on_commit_callbacks(execute=False):  # delivery not run yet
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    dead, retrying, fresh = Invitation.objects.filter(poll=poll).order_by("pk")
+    now = timezone.now()
+    Invitation.objects.filter(pk=dead.pk).update(
+        state="sending", claimed_by="celery@gone t1", claimed_at=now - timedelta(minutes=3)
+    )
+    Invitation.objects.filter(pk=retrying.pk).update(
+        attempts=2, next_attempt_at=now + timedelta(minutes=1), failure_reason="451 greylisted"
+    )
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk]))
+    assert page.context["counts"]["stuck"] == 1
+    assert "1 invitation stuck" in page.text and "Celery workers and beat" in page.text
+    assert page.text.count("⚑ stuck") == 1
+    assert "attempt 3 of 6 at" in page.text and "451 greylisted" in page.text
+    # Two minutes later the retry time has long passed too: both are stuck.
+    clock.shift(timedelta(minutes=4))
+    assert (
+        client.get(reverse("surveys:poll-detail", args=[poll.pk])).context["counts"]["stuck"] == 2
+    )
+    assert fresh.state == "queued"
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
