@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from .models import Agency, Contact, Region, SpecialTeam, TeamType, TeamTypeLevel
+from .models import (
+    MAX_SWORN_OFFICERS,
+    Agency,
+    Contact,
+    Region,
+    SpecialTeam,
+    TeamType,
+    TeamTypeLevel,
+)
 
 RECORD_TYPES = ("agency", "team", "contact")
 REQUIRED_COLUMNS = ("record", "key", "agency", "name")
@@ -63,6 +71,14 @@ COLUMN_HELP = (
     ("active", "all", "true or false (blank: true)"),
 )
 KEY_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
+# Bounds on numbers, well beyond any real agency or team and well inside the columns' range:
+# a typo of a few extra digits is an error on its line, not a database failure.
+MAX_TEAM_MEMBERS = SpecialTeam.MAX_MEMBERS
+MAX_LEVEL = 9
+# The longest value the parser reads; longer ones are an error on their line (the columns' own
+# limits are much shorter and checked per column).
+MAX_FIELD_CHARS = 1_000_000
+csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
 TRUE_WORDS = {"", "true", "yes", "y", "1"}
 FALSE_WORDS = {"false", "no", "n", "0"}
 
@@ -111,9 +127,13 @@ class _Row:
     """One CSV row with helpers that collect every problem instead of stopping at the first."""
 
     def __init__(self, record: str, values: dict[str, str]):
-        self.values = values
         self.limits = MAX_LENGTHS.get(record, {})
         self.problems: list[str] = []
+        # PostgreSQL cannot store a NUL character in text: say where it is, write nothing.
+        for column, value in values.items():
+            if "\x00" in value:
+                self.problems.append(f"{column} contains a NUL character (byte 0): remove it")
+        self.values = {column: value.replace("\x00", "") for column, value in values.items()}
 
     def text(self, column: str, *, required: bool = False) -> str:
         value = self.values.get(column, "")
@@ -125,14 +145,18 @@ class _Row:
         return value
 
     def key(self, column: str) -> str:
+        """A stable key: case does not matter (AURORA-PD and aurora-pd are one key), so keys are
+        kept in lower case."""
         value = self.text(column, required=True)
         if value and not KEY_RE.match(value):
             self.problems.append(
                 f"{column} {value!r} must be 1-64 letters, digits, hyphens or underscores"
             )
-        return value
+        return value.lower()
 
-    def integer(self, column: str, *, default: int | None, minimum: int) -> int | None:
+    def integer(
+        self, column: str, *, default: int | None, minimum: int, maximum: int
+    ) -> int | None:
         raw = self.values.get(column, "")
         if raw == "":
             if default is None:
@@ -146,6 +170,9 @@ class _Row:
         if value < minimum:
             what = "negative" if minimum == 0 else f"less than {minimum}"
             self.problems.append(f"{column} {value} is {what}")
+        elif value > maximum:
+            self.problems.append(f"{column} {value} is more than {maximum:,}")
+            return None
         return value
 
     def coordinate(self, column: str, limit: float) -> float | None:
@@ -199,7 +226,9 @@ def read_csv_text(data: bytes) -> str:
 def _records(text: str | Iterable[str]):
     """Yield (first line number, row dict) for each non-blank row, after checking the header."""
     stream = io.StringIO(text, newline="") if isinstance(text, str) else text
-    reader = csv.reader(stream)
+    # strict: a quote left open is an error at the end of the file, not a silent swallow of
+    # every row after it; each error is reported on its line and reading goes on.
+    reader = csv.reader(stream, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -228,8 +257,9 @@ def _records(text: str | Iterable[str]):
         except StopIteration:
             return
         except csv.Error as exc:
-            yield last_line + 1, exc
-            return
+            first_line, last_line = last_line + 1, reader.line_num
+            yield first_line, ValueError(_csv_problem(exc, first_line))
+            continue
         first_line, last_line = last_line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
@@ -237,6 +267,18 @@ def _records(text: str | Iterable[str]):
             yield first_line, ValueError(f"{len(row)} values but the header has {len(names)}")
             continue
         yield first_line, {n: v.strip() for n, v in zip(names, row, strict=False) if n}
+
+
+def _csv_problem(exc: csv.Error, line: int) -> str:
+    text = str(exc)
+    if "unexpected end of data" in text:
+        return (
+            f"unterminated quote starting on line {line}: a quoted value never ends, so the "
+            "rest of the file was read as one value (close the quote, or remove it)"
+        )
+    if "field larger than field limit" in text:
+        return f"a value is longer than {MAX_FIELD_CHARS:,} characters"
+    return text
 
 
 class _Lookups:
@@ -320,8 +362,8 @@ def _agency(row: _Row, line: int, parsed: ParsedRegistry, db: _Lookups) -> None:
     region_id = db.regions.get(region_name.lower())
     if region_name and region_id is None:
         row.problems.append(f"unknown region {region_name!r}")
-    sworn = row.integer("sworn_officers", default=0, minimum=0)
-    home = row.integer("min_home_staffing", default=0, minimum=0)
+    sworn = row.integer("sworn_officers", default=0, minimum=0, maximum=MAX_SWORN_OFFICERS)
+    home = row.integer("min_home_staffing", default=0, minimum=0, maximum=MAX_SWORN_OFFICERS)
     if sworn is not None and home is not None and 0 <= sworn < home:
         row.problems.append(f"min_home_staffing {home} is more than sworn_officers {sworn}")
     fields = {
@@ -364,10 +406,14 @@ def _team(row: _Row, line: int, parsed: ParsedRegistry, db: _Lookups) -> None:
     team_type_id = db.team_types.get(type_name.lower())
     if type_name and team_type_id is None:
         row.problems.append(f"unknown team type {type_name!r}")
-    level = row.integer("level", default=0, minimum=1) if row.values.get("level") else None
+    level = (
+        row.integer("level", default=0, minimum=1, maximum=MAX_LEVEL)
+        if row.values.get("level")
+        else None
+    )
     if level and team_type_id and (team_type_id, level) not in db.levels:
         row.problems.append(f"team type {type_name!r} has no Type {level}")
-    members = row.integer("members", default=None, minimum=1)
+    members = row.integer("members", default=None, minimum=1, maximum=MAX_TEAM_MEMBERS)
     memberships = _memberships(row, agency, members, parsed, db)
     if code in parsed.teams:
         first = parsed.lines[("team", code)]
@@ -403,6 +449,7 @@ def _memberships(row: _Row, host: str, members, parsed, db) -> dict[str, int]:
     result: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in raw.split(";"))):
         code, sep, count = (s.strip() for s in part.partition(":"))
+        code = code.lower()  # keys are case-insensitive
         if not sep or not code:
             row.problems.append(f"member_agencies entry {part!r} must look like CODE:officers")
             continue
@@ -413,6 +460,11 @@ def _memberships(row: _Row, host: str, members, parsed, db) -> dict[str, int]:
             continue
         if officers < 1:
             row.problems.append(f"member agency {code!r} must contribute at least 1 officer")
+        elif officers > MAX_TEAM_MEMBERS:
+            row.problems.append(
+                f"member agency {code!r}: {officers} officers is more than {MAX_TEAM_MEMBERS:,}"
+            )
+            continue
         if code == host:
             row.problems.append(f"the host agency {code!r} cannot also be a member agency")
         elif not _known_agency(code, parsed, db):

@@ -20,6 +20,10 @@ class Region(models.Model):
         return self.name
 
 
+# The largest US force (NYPD) has about 34,000 sworn officers: a figure beyond this is a typo.
+MAX_SWORN_OFFICERS = 100_000
+
+
 class Agency(models.Model):
     class Kind(models.TextChoices):
         MUNICIPAL = "municipal", "Municipal police"
@@ -42,7 +46,9 @@ class Agency(models.Model):
     latitude = models.FloatField(validators=[MinValueValidator(-90), MaxValueValidator(90)])
     longitude = models.FloatField(validators=[MinValueValidator(-180), MaxValueValidator(180)])
     sworn_officers = models.PositiveIntegerField(
-        default=0, help_text="Sworn officers employed by the agency."
+        default=0,
+        validators=[MaxValueValidator(MAX_SWORN_OFFICERS)],
+        help_text="Sworn officers employed by the agency.",
     )
     min_home_staffing = models.PositiveIntegerField(
         "minimum home staffing",
@@ -58,6 +64,12 @@ class Agency(models.Model):
         verbose_name_plural = "agencies"
         constraints = [
             models.UniqueConstraint(fields=["code"], name="agency_code_unique"),
+            # Keys are identifiers in which case does not matter (kept in lower case).
+            models.UniqueConstraint(
+                Lower("code"),
+                name="agency_code_ci_unique",
+                violation_error_message="An agency with this key already exists.",
+            ),
             models.UniqueConstraint(Lower("name"), name="agency_name_ci_unique"),
             models.CheckConstraint(
                 condition=Q(latitude__gte=-90, latitude__lte=90)
@@ -67,6 +79,11 @@ class Agency(models.Model):
             models.CheckConstraint(
                 condition=Q(sworn_officers__gte=0) & Q(min_home_staffing__gte=0),
                 name="agency_counts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(sworn_officers__lte=MAX_SWORN_OFFICERS),
+                name="agency_sworn_officers_bounded",
+                violation_error_message=f"At most {MAX_SWORN_OFFICERS:,} sworn officers.",
             ),
             models.CheckConstraint(
                 condition=Q(min_home_staffing__lte=F("sworn_officers")),
@@ -83,8 +100,15 @@ class Agency(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        self.code = (self.code or "").lower()
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self) -> str:
         return reverse("agencies:agency-detail", args=[self.pk])
+
+    def clean(self):
+        self.code = (self.code or "").lower()
 
     @property
     def deployable_officers(self) -> int:
@@ -140,6 +164,8 @@ class SpecialTeam(models.Model):
     host supplies the rest.
     """
 
+    MAX_MEMBERS = 2_000  # a state's combined mobile field force, many times over
+
     code = models.SlugField(max_length=64, help_text="Stable identifier used by imports.")
     name = models.CharField(max_length=200)
     agency = models.ForeignKey(
@@ -150,9 +176,15 @@ class SpecialTeam(models.Model):
     )
     team_type = models.ForeignKey(TeamType, on_delete=models.PROTECT, related_name="teams")
     level = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="NIMS type (1 is the most capable); blank if untyped."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(9)],
+        help_text="NIMS type (1 is the most capable); blank if untyped.",
     )
-    members = models.PositiveIntegerField(help_text="Officers on the team, all agencies together.")
+    members = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_MEMBERS)],
+        help_text="Officers on the team, all agencies together.",
+    )
     commander_name = models.CharField(max_length=150, blank=True)
     commander_phone = models.CharField(max_length=40, blank=True)
     notes = models.TextField(blank=True)
@@ -168,12 +200,22 @@ class SpecialTeam(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["code"], name="specialteam_code_unique"),
             models.UniqueConstraint(
+                Lower("code"),
+                name="specialteam_code_ci_unique",
+                violation_error_message="A team with this key already exists.",
+            ),
+            models.UniqueConstraint(
                 "agency", Lower("name"), name="specialteam_agency_name_ci_unique"
             ),
             models.CheckConstraint(
                 condition=Q(members__gte=1),
                 name="specialteam_has_members",
                 violation_error_message="A team has at least one member.",
+            ),
+            models.CheckConstraint(
+                condition=Q(members__lte=2_000),
+                name="specialteam_members_bounded",
+                violation_error_message="At most 2,000 members.",
             ),
             models.CheckConstraint(
                 condition=Q(level__isnull=True) | Q(level__gte=1), name="specialteam_level_positive"
@@ -187,6 +229,13 @@ class SpecialTeam(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        self.code = (self.code or "").lower()
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        self.code = (self.code or "").lower()
 
     @property
     def level_label(self) -> str:

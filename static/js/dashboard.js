@@ -64,6 +64,7 @@
     if (!node || !window.L || node.dataset.ready) return;
     node.dataset.ready = "1";
     var map = L.map(node, { preferCanvas: true, scrollWheelZoom: false });
+    node.leafletMap = map; // reachable from the console and the browser tests (canvas markers)
     if (node.dataset.tiles) {
       L.tileLayer(node.dataset.tiles, { maxZoom: 18, attribution: node.dataset.attribution }).addTo(map);
     }
@@ -93,7 +94,7 @@
             .forEach(function (p) {
               var marker = L.circleMarker([p[2], p[3]], style(p[4], p[5]));
               marker.bindPopup(popup(p, node.dataset.historyUrl));
-              marker.bindTooltip(p[1]);
+              marker.bindTooltip(el("span", p[1])); // a DOM node: the name is text, never HTML
               layer.addLayer(marker);
               bounds.extend([p[2], p[3]]);
             });

@@ -436,3 +436,153 @@ def test_a_database_error_mid_import_writes_nothing_and_says_so(client, contacts
     assert "contacts are read-only today" in page
     assert registry_counts() == {"Agency": 0, "SpecialTeam": 0, "TeamMembership": 0, "Contact": 0}
     assert not AuditEvent.objects.filter(action__startswith="registry.").exists()
+
+
+# Input holes: keys that differ in case, numbers out of range, NUL bytes, broken quoting -------
+
+
+def test_keys_that_differ_only_in_case_are_one_key(region, tmp_path):
+    first = services.registry_import(text=csv_text(agency_row("adupcase-x", "Adupcase PD")))
+    assert first.ok and Agency.objects.get().code == "adupcase-x"
+    # The same key in capitals updates that agency; it does not create a second one.
+    again = services.registry_import(
+        text=csv_text(agency_row("ADUPCASE-X", "Adupcase PD", sworn_officers="120"))
+    )
+    assert again.ok, again.errors
+    assert again.updated["agency"] == 1 and again.created["agency"] == 0
+    assert list(Agency.objects.values_list("code", "sworn_officers")) == [("adupcase-x", 120)]
+    # Within one file: reported as the duplicate it is, and teams refer to it in any case.
+    both = csv_text(
+        agency_row("case-y", "Case Y PD"),
+        agency_row("CASE-Y", "Case Y Police"),
+        team_row("Case-Y-SRT", "CASE-y", "Case Y SRT"),
+        contact_row("Case-Y", "Cam Case", "cam@casey.example", contact_role="primary"),
+    )
+    result = services.registry_import(text=both)
+    assert [str(e) for e in result.errors] == [
+        "line 3: duplicate agency key 'case-y' (first on line 2)"
+    ]
+    ok = services.registry_import(
+        text=csv_text(
+            agency_row("case-y", "Case Y PD"),
+            team_row("Case-Y-SRT", "CASE-y", "Case Y SRT"),
+            contact_row("Case-Y", "Cam Case", "cam@casey.example", contact_role="primary"),
+        )
+    )
+    assert ok.ok, ok.errors
+    team = SpecialTeam.objects.get()
+    assert (team.code, team.agency.code) == ("case-y-srt", "case-y")
+
+
+def test_an_agency_key_in_other_capitals_is_refused_in_the_admin(client, region):
+    from django.urls import reverse
+
+    from readiness.models import User
+    from tests.factories import UserFactory
+
+    AgencyFactory(code="adupcase-x", name="Adupcase PD", region=region)
+    client.force_login(UserFactory(role=User.Role.COORDINATOR, is_staff=True))
+    response = client.post(
+        reverse("admin:agencies_agency_add"),
+        {
+            "code": "ADUPCASE-X",
+            "name": "Another PD",
+            "kind": "municipal",
+            "region": region.pk,
+            "latitude": 41.8,
+            "longitude": -88.1,
+            "sworn_officers": 10,
+            "min_home_staffing": 2,
+            "active": "on",
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "An agency with this key already exists" in response.text
+    assert Agency.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            agency_row("big", "Big PD", sworn_officers="99999999999"),
+            "line 2: sworn_officers 99999999999 is more than 100,000",
+        ),
+        (
+            agency_row("big", "Big PD", min_home_staffing="3000000000"),
+            "line 2: min_home_staffing 3000000000 is more than 100,000",
+        ),
+        (
+            team_row("huge", "aurora", "Huge SRT", members="2000000000"),
+            "line 2: members 2000000000 is more than 2,000",
+        ),
+        (
+            team_row("huge", "aurora", "Huge SRT", level="40000"),
+            "line 2: level 40000 is more than 9",
+        ),
+    ],
+)
+def test_numbers_beyond_their_range_are_line_errors(imported, row, message):
+    before = registry_counts()
+    result = services.registry_import(text=csv_text(row))
+    assert [str(e) for e in result.errors] == [message]
+    assert registry_counts() == before
+
+
+def test_a_nul_byte_is_a_line_error_on_the_page_and_the_command(client, region, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from readiness.models import User
+    from tests.factories import UserFactory
+
+    text = csv_text(
+        agency_row("aurora", "Aurora PD"), agency_row("nul", "Nul\x00 PD", city="Nul\x00ville")
+    )
+    client.force_login(UserFactory(role=User.Role.COORDINATOR))
+    upload = SimpleUploadedFile("registry.csv", text.encode(), "text/csv")
+    response = client.post(reverse("agencies:registry-import"), {"file": upload})
+    assert response.status_code == 422
+    assert "name contains a NUL character (byte 0)" in response.text
+    assert "city contains a NUL character" in response.text
+    assert not Agency.objects.exists()
+
+    path = tmp_path / "registry.csv"
+    path.write_text(text, encoding="utf-8")
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 error"):
+        call_command("import_registry", str(path), stderr=err)
+    assert f"{path}: line 3: name contains a NUL character" in err.getvalue()
+    assert not Agency.objects.exists()
+
+
+def test_a_huge_value_is_an_error_on_its_line_and_later_errors_still_show(region):
+    text = csv_text(
+        agency_row("aurora", "Aurora PD", address="x" * 200_000),
+        agency_row("elgin", "Elgin PD", region="Region 9"),
+    )
+    result = services.registry_import(text=text)
+    assert [str(e) for e in result.errors] == [
+        "line 2: address is longer than 300 characters",
+        "line 3: unknown region 'Region 9'",
+    ]
+    past_the_parser = csv_text(agency_row("aurora", "Aurora PD", address="x" * 1_200_000),
+                               agency_row("elgin", "Elgin PD", region="Region 9"))  # fmt: skip
+    errors = [str(e) for e in services.registry_import(text=past_the_parser).errors]
+    assert errors == [
+        "line 2: not valid CSV: a value is longer than 1,000,000 characters",
+        "line 3: unknown region 'Region 9'",
+    ]
+
+
+def test_an_unterminated_quote_is_named_with_its_line(region):
+    good = csv_text(agency_row("aurora", "Aurora PD"), agency_row("elgin", "Elgin PD"))
+    lines = good.splitlines(keepends=True)
+    lines[2] = lines[2].replace("Elgin PD", '"Elgin PD')  # opened, never closed
+    lines.append(csv_text(agency_row("batavia", "Batavia PD")).splitlines(keepends=True)[1])
+    result = services.registry_import(text="".join(lines))
+    assert len(result.errors) == 1
+    assert str(result.errors[0]).startswith(
+        "line 3: not valid CSV: unterminated quote starting on line 3"
+    )
+    assert not Agency.objects.exists()

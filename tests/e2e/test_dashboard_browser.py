@@ -57,7 +57,9 @@ def test_the_dashboard_updates_without_a_reload(live_server, browser, artifacts,
     )
     invitations, teams = [], []
     for i, (lat, lon) in enumerate([(41.76, -88.32), (41.52, -88.08), (42.04, -87.69)]):
-        agency = AgencyFactory(name=f"Suburb {i} PD", region=region, latitude=lat, longitude=lon)
+        # The third name carries markup: the map must show it as text, never run it.
+        name = "Suburb 2 <img src=x id=pwned> PD" if i == 2 else f"Suburb {i} PD"
+        agency = AgencyFactory(name=name, region=region, latitude=lat, longitude=lon)
         teams.append(SpecialTeamFactory(agency=agency, team_type=swat, members=24))
         invitations.append(open_invitation(agency=agency, poll=poll)[0])
     answer(invitations[0], teams[0], 6, 15, 60)  # there at 1 h 15 min
@@ -71,6 +73,15 @@ def test_the_dashboard_updates_without_a_reload(live_server, browser, artifacts,
     expect(available).to_have_text("6", use_inner_text=True)
     expect(replied).to_have_text(re.compile(r"^1 "), use_inner_text=True)
     expect(page.locator("#map")).to_have_attribute("data-points", "3")
+    # Markers are drawn on a canvas: open every tooltip through the map itself.
+    page.evaluate(
+        """() => document.getElementById("map").leafletMap.eachLayer(
+            (layer) => layer.getTooltip && layer.getTooltip() && layer.openTooltip())"""
+    )
+    tooltips = page.locator(".leaflet-tooltip")
+    expect(tooltips).to_have_count(3)
+    assert "Suburb 2 <img src=x id=pwned> PD" in tooltips.all_inner_texts()
+    expect(page.locator("#pwned")).to_have_count(0)
     page.evaluate("window.stillThisPage = true")
 
     answer(invitations[1], teams[1], 9, 10, 30)  # arrives while the official watches: 40 min

@@ -26,7 +26,7 @@ class Command(BaseCommand):
             raise CommandError(f"No coordinator with the email {by}.")
         found = None
         if agency:
-            found = Agency.objects.filter(code=agency).first()
+            found = Agency.objects.filter(code=agency.lower()).first()
             if found is None:
                 raise CommandError(f"No agency with the code {agency}.")
         if role == User.Role.COMMANDER and found is None:
