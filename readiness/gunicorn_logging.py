@@ -1,0 +1,16 @@
+"""gunicorn's access log, with the secret part of reply and account links masked (see
+readiness.log_filters). Loaded by gunicorn.conf.py, so every gunicorn started from the project
+directory (the Dockerfile, docker-compose, the benches) uses it."""
+
+from gunicorn.glogging import Logger
+
+from .log_filters import mask_secrets
+
+
+class MaskingLogger(Logger):
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {
+            key: mask_secrets(value) if isinstance(value, str) else value
+            for key, value in atoms.items()
+        }

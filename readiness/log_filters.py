@@ -1,0 +1,34 @@
+"""Secrets never reach a log: reply links, account invitation links, password reset and email
+confirmation keys are masked in every log line (Django's, runserver's and gunicorn's access log).
+Only their hashes are stored; a log must not undo that."""
+
+import logging
+import re
+
+# The secret part of each secret-bearing path, wherever it appears in a line (the request line,
+# the path, a Referer header). "done" and "key/done" are pages, not secrets.
+SECRET_PATHS = re.compile(
+    r"(?P<prefix>/r/|/accounts/invitation/[^/\s\"?]+/|/accounts/password/reset/key/"
+    r"|/accounts/confirm-email/)(?P<secret>(?!done/)[^/\s\"?#]+)"
+)
+MASK = "[hidden]"
+
+
+def mask_secrets(text: str) -> str:
+    return SECRET_PATHS.sub(lambda m: m["prefix"] + MASK, text)
+
+
+class MaskSecrets(logging.Filter):
+    """A handler filter: the record's message is rendered and masked once, here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logged as it is
+            return True
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_text:
+            record.exc_text = mask_secrets(record.exc_text)
+        return True
