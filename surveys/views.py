@@ -234,13 +234,17 @@ def _gone(request, reason: str, poll=None, invitation=None):
 def _invitation_for(request, token: str):
     """(invitation, None) for a live link, or (None, response) saying why it cannot be used.
 
-    Unknown links count against the client's address: guessing is rate limited.
+    Guessing is rate limited: unknown links count against the client's address, and past the
+    limit an unknown link is refused without saying whether it exists. A valid link always
+    works: responders behind one carrier NAT or an agency's proxy share an address, and one
+    mistyped link must not lock the others out.
     """
     limit, window = settings.REPLY_LINK_RATE_LIMIT, settings.REPLY_LINK_RATE_WINDOW
-    if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
-        return None, render(request, "surveys/reply_gone.html", {"reason": "limited"}, status=429)
     invitation = selectors.invitation_by_token(token)
     if invitation is None:
+        if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
+            context = {"reason": "limited"}
+            return None, render(request, "surveys/reply_gone.html", context, status=429)
         ratelimit.hit(request, "reply-link", window=window)
         return None, _gone(request, "unknown")
     reason = services.reply_refusal(invitation.poll, invitation)
