@@ -61,7 +61,11 @@ def agency_detail(request, agency_id: int):
     return render(
         request,
         "agencies/agency_detail.html",
-        {"agency": agency, "link_agencies": permissions.can_view_all_agencies(request.user)},
+        {
+            "agency": agency,
+            "link_agencies": permissions.can_view_all_agencies(request.user),
+            "show_contacts": permissions.can_view_contacts(request.user, agency),
+        },
     )
 
 

@@ -115,6 +115,7 @@ def poll_dashboard(request, poll_id: int):
             "silent_page": _query(request, silent_page=None),
             "declines_page": _query(request, declines_page=None),
         },
+        "show_contacts": permissions.can_view_contacts(request.user),
         "map_tiles_url": settings.MAP_TILES_URL,
         "map_tiles_attribution": settings.MAP_TILES_ATTRIBUTION,
         "now": now,

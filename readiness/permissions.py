@@ -94,9 +94,14 @@ def can_import_registry(user) -> bool:
     return is_coordinator(user)
 
 
-def can_view_contacts(user) -> bool:
-    """Contact details (names, emails, phones of people to ask) are for coordinators."""
-    return is_coordinator(user)
+def can_view_contacts(user, agency=None) -> bool:
+    """Contact details (names, emails and phones of the people asked) are for coordinators, and
+    for a commander about their own agency. One rule for every page, list and endpoint:
+    officials, and everyone about other agencies, see that a contact is on file, not who."""
+    if is_coordinator(user):
+        return True
+    agency_id = getattr(agency, "pk", agency)
+    return bool(agency_id and can_answer_for_agency(user) and user.agency_id == agency_id)
 
 
 def can_manage_api_tokens(user) -> bool:

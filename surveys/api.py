@@ -398,7 +398,12 @@ class InvitationReplySerializer(serializers.Serializer):
 
 class InvitationSerializer(serializers.ModelSerializer):
     agency = RefSerializer(read_only=True)
-    contact = RefSerializer(read_only=True)
+    contact = RefSerializer(
+        read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
+    )
+    email = serializers.EmailField(
+        read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
+    )
     reply = serializers.SerializerMethodField()
 
     class Meta:
@@ -410,6 +415,16 @@ class InvitationSerializer(serializers.ModelSerializer):
             "stand_down_sent_at", "created_at", "reply",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, invitation):
+        data = super().to_representation(invitation)
+        request = self.context.get("request")
+        if request is not None and not permissions.can_view_contacts(
+            request.user, invitation.agency_id
+        ):
+            # One rule for contact details: officials see that someone was asked, not who.
+            data["contact"] = data["email"] = None
+        return data
 
     @extend_schema_field(InvitationReplySerializer(allow_null=True))
     def get_reply(self, invitation) -> dict | None:

@@ -330,3 +330,9 @@ class ReplyVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reply} v{self.number}"
+
+    @property
+    def author_name(self) -> str:
+        """The author without their address, for those who may not see contact details."""
+        name = self.author.rsplit(" <", 1)[0].strip() if self.author_email else self.author
+        return name or "someone by the emailed link"

@@ -113,6 +113,7 @@ def poll_detail(request, poll_id: int):
         "counts": _delivery_counts(poll),
         "extend_form": ExtendForm(initial={"deadline": poll.deadline}),
         "max_attempts": services.MAX_ATTEMPTS,
+        "show_contacts": permissions.can_view_contacts(request.user),
     }
     if poll.state == Poll.State.DRAFT:
         context.update(_recipient_context(list(selectors.poll_recipients(poll=poll))))
@@ -393,7 +394,9 @@ def reply_history(request, poll_id: int, agency_id: int):
         poll_id=poll_id, agency_id=agency_id,
     )  # fmt: skip
     versions = reply.versions.select_related("user", "invitation").order_by("-number")
-    context = {"reply": reply, "poll": reply.poll, "agency": reply.agency, "versions": versions}
+    show_contacts = permissions.can_view_contacts(request.user)
+    context = {"reply": reply, "poll": reply.poll, "agency": reply.agency, "versions": versions,
+               "show_contacts": show_contacts, "hide_contacts": not show_contacts}  # fmt: skip
     return render(request, "surveys/reply_history.html", context)
 
 

@@ -5,6 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from agencies.models import Agency, Contact
+from readiness.models import User
 from tests.factories import (
     AgencyFactory,
     ContactFactory,
@@ -12,6 +13,7 @@ from tests.factories import (
     SpecialTeamFactory,
     TeamMembershipFactory,
     TeamTypeFactory,
+    UserFactory,
 )
 
 LIST = reverse("agencies:agency-list")
@@ -133,6 +135,9 @@ def test_agency_page_shows_teams_members_contacts_and_location(client, official)
     assert "Host &lt;SRT&gt;" in page  # user text is escaped
     assert "Type 2" in page and "24" in page
     assert "Member PD" in page and "(4)" in page
+    assert "Pat Primary" not in page and "2 contacts on file" in page  # officials: counts only
+    client.force_login(UserFactory(role=User.Role.COORDINATOR))
+    page = client.get(host.get_absolute_url()).text
     assert page.index("Pat Primary") < page.index("Alex Alternate")  # primary listed first
     assert "41.7606, -88.3201" in page
     member_page = client.get(member.get_absolute_url()).text
