@@ -1,8 +1,9 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
+from django.core.exceptions import ValidationError
 
-from . import permissions
+from . import audit, permissions
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -10,6 +11,16 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request) -> bool:
         return False
+
+    def pre_authenticate(self, request, **credentials) -> None:
+        """A sign-in refused by the rate limit never reaches authenticate(), so Django sends no
+        "failed" signal: audit the refusal here (the address tried, never the password)."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            tried = str(credentials.get("email") or credentials.get("username") or "")[:254]
+            audit.record("auth.sign_in_rate_limited", request=request, actor_email=tried)
+            raise
 
 
 class MFAAdapter(DefaultMFAAdapter):

@@ -9,6 +9,7 @@ from . import dashboard_views, views
 # sign-ins through allauth instead.
 admin.site.login = secure_admin_login(admin.site.login)
 
+handler400 = "readiness.views.bad_request"
 handler404 = "readiness.views.not_found"
 handler500 = "readiness.views.server_error"
 

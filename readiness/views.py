@@ -1,10 +1,16 @@
 import datetime
 
 from allauth.mfa.models import Authenticator
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
@@ -232,6 +238,22 @@ def _api_error(request, status: int, code: str, detail: str):
     from .api import error_body
 
     return JsonResponse(error_body(status, code, detail), status=status)
+
+
+def bad_request(request, exception):
+    """A request Django refused before any view (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, too
+    many fields, a malformed upload): the app's own page, or the API's error body; 413 for a
+    body that is too large."""
+    too_big = isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent)
+    status = 413 if too_big else 400
+    limit_mb = round(settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1_048_576, 1)
+    if request.path.startswith("/api/"):
+        if too_big:
+            detail = f"The request body is larger than {limit_mb} MB or has too many fields."
+            return _api_error(request, status, "request_too_large", detail)
+        return _api_error(request, status, "bad_request", "The request could not be read.")
+    context = {"too_big": too_big, "limit_mb": limit_mb}
+    return render(request, "400.html", context, status=status)
 
 
 def not_found(request, exception):

@@ -66,6 +66,12 @@ def test_failed_sign_ins_are_rate_limited(client, db):
     assert response.status_code in (200, 429)
     assert "Too many failed login attempts" in response.text
     assert client.get(AGENCIES).status_code == 302
+    # The refusal is in the audit trail, with the address tried (never a password).
+    from readiness.models import AuditEvent
+
+    refused = AuditEvent.objects.filter(action="auth.sign_in_rate_limited")
+    assert list(refused.values_list("actor_email", flat=True)) == ["chris@readiness.example"]
+    assert PASSWORD not in str(refused.get().changes)
 
 
 def test_there_is_no_open_sign_up(client, db):

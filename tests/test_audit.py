@@ -138,6 +138,21 @@ def test_postgres_refuses_updates_and_deletes(postgres):
     assert AuditEvent.objects.get(pk=event.pk).action == "auth.sign_in"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_postgres_refuses_truncate_outside_the_test_runners_flush(postgres):
+    from django.db import connection
+
+    event = AuditEvent.objects.create(action="auth.sign_in")
+    with connection.cursor() as cursor:
+        cursor.execute("SET readiness.audit_truncate = ''")  # as the app's own sessions
+        try:
+            with transaction.atomic(), pytest.raises(DatabaseError, match="TRUNCATE refused"):
+                cursor.execute(f"TRUNCATE {AuditEvent._meta.db_table}")
+        finally:
+            cursor.execute("SET readiness.audit_truncate = 'allow'")  # the flush after the test
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
 def test_two_factor_setup_and_failures_are_recorded(client, db, django_capture_on_commit_callbacks):
     from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
 
