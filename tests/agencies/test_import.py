@@ -589,3 +589,21 @@ def test_an_unterminated_quote_is_named_with_its_line(region):
         "line 3: not valid CSV: unterminated quote starting on line 3"
     )
     assert not Agency.objects.exists()
+
+
+def test_team_sizes_and_sworn_figures_are_bounded_in_the_admin_and_the_database(region):
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    from tests.factories import SpecialTeamFactory
+
+    team = SpecialTeamFactory(members=20)
+    team.members = 2_000_000_000
+    with pytest.raises(ValidationError, match="less than or equal to 2000"):
+        team.full_clean()  # what the admin's form runs
+    with transaction.atomic(), pytest.raises(IntegrityError):
+        SpecialTeam.objects.filter(pk=team.pk).update(members=2_000_000_000)
+    agency = team.agency
+    agency.sworn_officers = 99_999_999
+    with pytest.raises(ValidationError, match="less than or equal to 100000"):
+        agency.full_clean()

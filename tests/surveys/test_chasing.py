@@ -58,9 +58,15 @@ def test_reminders_only_to_the_silent_on_schedule(poll, smtp_sink, chase):
     assert chase(poll.deadline - 22 * HOUR)["reminded"] == 0  # not twice
     assert chase(poll.deadline - 3 * HOUR)["reminded"] == 2  # the 4-hour reminder
     assert to(smtp_sink, "Reminder:") == sorted(silent * 2)
-    # A reminder carries a fresh link; the earlier one is replaced.
-    latest = [m for m in smtp_sink.messages if m.rcpt_tos[0] == silent[0]][-1]
-    assert "REMINDER" in latest.message.get_body(("plain",)).get_content()
+    # A reminder carries a fresh link, and the link in the first email still works.
+    theirs = [m for m in smtp_sink.messages if m.rcpt_tos[0] == silent[0]]
+    assert "REMINDER" in theirs[-1].message.get_body(("plain",)).get_content()
+    links = {reply_path(m.message) for m in theirs}
+    assert len(links) == 3  # the invitation and two reminders
+    from django.test import Client
+
+    for link in links:
+        assert Client().get(link).status_code == 200
 
 
 def test_remind_the_silent_now(
