@@ -1,9 +1,13 @@
+import hashlib
+
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
 from . import audit, permissions
+from .ratelimit import client_ip
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -19,7 +23,11 @@ class AccountAdapter(DefaultAccountAdapter):
             super().pre_authenticate(request, **credentials)
         except ValidationError:
             tried = str(credentials.get("email") or credentials.get("username") or "")[:254]
-            audit.record("auth.sign_in_rate_limited", request=request, actor_email=tried)
+            # Once per address tried and client per minute: a flood of refused attempts must
+            # not flood the append-only trail.
+            key = f"audit:rate-limited:{client_ip(request)}:{tried.lower()}"
+            if cache.add(hashlib.sha256(key.encode()).hexdigest(), 1, timeout=60):
+                audit.record("auth.sign_in_rate_limited", request=request, actor_email=tried)
             raise
 
 

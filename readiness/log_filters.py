@@ -7,9 +7,11 @@ import re
 
 # The secret part of each secret-bearing path, wherever it appears in a line (the request line,
 # the path, a Referer header). "done" and "key/done" are pages, not secrets.
+SLASH = r"(?:/|%2[fF])"
 SECRET_PATHS = re.compile(
-    r"(?P<prefix>/r/|/accounts/invitation/[^/\s\"?]+/|/accounts/password/reset/key/"
-    r"|/accounts/confirm-email/)(?P<secret>(?!done/)[^/\s\"?#]+)"
+    rf"(?P<prefix>{SLASH}r{SLASH}|{SLASH}accounts{SLASH}invitation{SLASH}[^/\s\"?%]+{SLASH}"
+    rf"|{SLASH}accounts{SLASH}password{SLASH}reset{SLASH}key{SLASH}"
+    rf"|{SLASH}accounts{SLASH}confirm-email{SLASH})(?P<secret>(?!done(?:/|%2[fF]))[^/\s\"?#%]+)"
 )
 MASK = "[hidden]"
 
@@ -29,6 +31,9 @@ class MaskSecrets(logging.Filter):
         masked = mask_secrets(message)
         if masked != message:
             record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            # Formatted here, masked, and kept: the handler's formatter then uses this text.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = mask_secrets(record.exc_text)
         return True

@@ -231,7 +231,7 @@ if EMAIL_HOST:
                 "password": env_str("EMAIL_HOST_PASSWORD", ""),
                 "use_tls": env_bool("EMAIL_USE_TLS", False),
                 "use_ssl": env_bool("EMAIL_USE_SSL", False),
-                "timeout": env_int("EMAIL_TIMEOUT", 30),
+                "timeout": env_int("EMAIL_TIMEOUT", 15),
             },
         }
     }

@@ -404,6 +404,9 @@ class InvitationSerializer(serializers.ModelSerializer):
     email = serializers.EmailField(
         read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
     )
+    failure_reason = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
+    )
     reply = serializers.SerializerMethodField()
 
     class Meta:
@@ -423,7 +426,8 @@ class InvitationSerializer(serializers.ModelSerializer):
             request.user, invitation.agency_id
         ):
             # One rule for contact details: officials see that someone was asked, not who.
-            data["contact"] = data["email"] = None
+            # A server's refusal usually quotes the address: it goes with the details.
+            data["contact"] = data["email"] = data["failure_reason"] = None
         return data
 
     @extend_schema_field(InvitationReplySerializer(allow_null=True))

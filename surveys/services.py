@@ -11,10 +11,22 @@ import smtplib
 import socket
 import uuid
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, Subquery
+from django.db.models import (
+    Case,
+    DateTimeField,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -134,10 +146,18 @@ MAX_ATTEMPTS = 6
 RETRY_BACKOFF = (30, 60, 120, 240, 480)  # seconds after the 1st, 2nd, ... failed attempt
 # A worker refreshes its claim at least this often while it goes through a chunk; a claim not
 # refreshed for STALE_CLAIM belongs to a worker that died, and the sweep takes it back.
+# The longest a live worker goes without refreshing is one SMTP connection set up plus one
+# message (about six socket operations, each up to EMAIL_TIMEOUT): STALE_CLAIM stays above that.
 CLAIM_HEARTBEAT = timezone.timedelta(seconds=15)
-STALE_CLAIM = timezone.timedelta(minutes=2)
+STALE_CLAIM = timezone.timedelta(
+    seconds=max(120, 7 * settings.MAILERS["default"].get("OPTIONS", {}).get("timeout", 15))
+)
 # Queued and never picked up: its task may be waiting behind a large poll's.
 NEVER_CLAIMED = timezone.timedelta(minutes=15)
+
+
+def _open_polls():
+    return Poll.objects.filter(state=Poll.State.OPEN).values("pk")
 
 
 def invitation_claim(*, invitation_id: int) -> bool:
@@ -164,8 +184,11 @@ def invitations_claim(
         takeable &= Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     if task_id:
         takeable |= Q(state=Invitation.State.SENDING, claimed_by__endswith=f" {task_id}")
+    # poll__in a subquery, not a join: PostgreSQL then re-checks every condition on a row
+    # another claimer updated meanwhile (a join would make Django UPDATE ... WHERE id IN (...),
+    # and two claimers could both win the same row).
     Invitation.objects.filter(
-        takeable, pk__in=invitation_ids, poll__state=Poll.State.OPEN, revoked_at__isnull=True
+        takeable, pk__in=invitation_ids, poll__in=_open_polls(), revoked_at__isnull=True
     ).update(
         state=Invitation.State.SENDING, claim=claim, claimed_by=claimed_by[:300], claimed_at=now
     )
@@ -306,36 +329,50 @@ class _Chunk:
             self.mine.update(claimed_at=now)
             self.beat = now
 
+    def begin(self, pk: int) -> bool:
+        """About to hand it to the server: count the attempt (a worker killed now has tried
+        it) and make sure the claim still holds (a worker stalled past STALE_CLAIM has lost it
+        to the sweep, and must not send it)."""
+        return bool(self.mine.filter(pk=pk).update(claimed_at=timezone.now(),
+                                                   attempts=F("attempts") + 1))  # fmt: skip
+
     def sent(self, pk: int) -> None:
         self.mine.filter(pk=pk).update(
-            state=Invitation.State.SENT, sent_at=timezone.now(), attempts=F("attempts") + 1,
-            failure_reason="", next_attempt_at=None, claim="",
+            state=Invitation.State.SENT, sent_at=timezone.now(), failure_reason="",
+            next_attempt_at=None, claim="",
         )  # fmt: skip
 
     def failed(self, pk: int, reason: str) -> None:
         self.mine.filter(pk=pk).update(
-            state=Invitation.State.FAILED, attempts=F("attempts") + 1,
-            failure_reason=reason[:500], next_attempt_at=None, claim="",
+            state=Invitation.State.FAILED, failure_reason=reason[:500], next_attempt_at=None,
+            claim="",
         )  # fmt: skip
 
     def transient(self, pks: list[int], reason: str) -> None:
         """Tried and not taken, for a reason that may pass: back in the queue with its own
-        back-off, or failed for good once it has had its attempts."""
+        back-off, or failed for good once it has had its attempts. One statement."""
         now = timezone.now()
-        rows = self.mine.filter(pk__in=pks)
-        rows.filter(attempts__gte=MAX_ATTEMPTS - 1).update(
-            state=Invitation.State.FAILED, attempts=F("attempts") + 1,
-            failure_reason=reason[:500], next_attempt_at=None, claim="",
-        )  # fmt: skip
-        for attempts, seconds in enumerate(RETRY_BACKOFF):
-            rows.filter(attempts=attempts).update(
-                state=Invitation.State.QUEUED, attempts=F("attempts") + 1,
-                failure_reason=reason[:500], claim="",
-                next_attempt_at=now + timezone.timedelta(seconds=seconds),
-            )  # fmt: skip
+        due = [
+            When(attempts=tried, then=Value(now + timezone.timedelta(seconds=seconds)))
+            for tried, seconds in enumerate(RETRY_BACKOFF, start=1)
+        ]
+        self.mine.filter(pk__in=pks).update(
+            state=Case(
+                When(attempts__gte=MAX_ATTEMPTS, then=Value(Invitation.State.FAILED)),
+                default=Value(Invitation.State.QUEUED),
+            ),
+            next_attempt_at=Case(*due, default=None, output_field=DateTimeField()),
+            failure_reason=reason[:500],
+            claim="",
+        )
+
+    def unreachable(self, pks: list[int], reason: str) -> None:
+        """The server could not be reached: each of these was tried, and goes back."""
+        self.mine.filter(pk__in=pks).update(attempts=F("attempts") + 1)
+        self.transient(pks, reason)
 
     def release(self) -> None:
-        """Not tried (a crash before its turn): back in the queue, no attempt counted."""
+        """Not tried (a crash before its turn): back in the queue."""
         self.mine.update(state=Invitation.State.QUEUED, claim="")
 
 
@@ -358,7 +395,13 @@ def invitations_deliver(
     if claimed:
         _deliver_claimed(claim, claimed)
     left = Invitation.objects.filter(pk__in=invitation_ids, state=Invitation.State.QUEUED)
-    left = left.filter(poll__state=Poll.State.OPEN, revoked_at__isnull=True)
+    # Queued on a poll that closed, or with its link withdrawn, meanwhile: never to be sent.
+    left.exclude(poll__in=_open_polls()).update(
+        state=Invitation.State.FAILED, failure_reason="not sent: the poll ended first"
+    )
+    left.filter(revoked_at__isnull=False).update(
+        state=Invitation.State.FAILED, failure_reason="not sent: the link was withdrawn"
+    )
     rows = list(left.values_list("pk", "next_attempt_at"))
     due = [at for _, at in rows if at is not None]
     return DeliveryOutcome(pending=sorted(pk for pk, _ in rows), next_at=min(due) if due else None)
@@ -397,18 +440,22 @@ def _send_all(connection, chunk: _Chunk, todo: list) -> None:
 
     _send_each(
         connection, todo,
+        begin=lambda invitation: chunk.begin(invitation.pk),
         sent=lambda invitation: chunk.sent(invitation.pk),
         failed=failed,
-        unreachable=lambda rest, failure: chunk.transient([i.pk for i in rest], str(failure)),
+        unreachable=lambda rest, failure: chunk.unreachable([i.pk for i in rest], str(failure)),
         before_each=chunk.heartbeat,
     )  # fmt: skip
 
 
-def _send_each(connection, todo: list, *, sent, failed, unreachable, before_each=None) -> None:
+def _send_each(
+    connection, todo: list, *, sent, failed, unreachable, begin=None, before_each=None
+) -> None:
     """Send [(item, message)] one by one over `connection`, reporting each outcome. A failure
     costs only its own item: when a recipient's server drops the connection, reconnect and go
     on with the rest. Only a server that cannot be reached at all stops the round, and
-    `unreachable` gets every item still waiting (each was tried)."""
+    `unreachable` gets every item still waiting (each was tried). `begin(item)` false: the item
+    is no longer ours to send (skipped)."""
     opened = False
     for index, (item, message) in enumerate(todo):
         if before_each:
@@ -416,15 +463,25 @@ def _send_each(connection, todo: list, *, sent, failed, unreachable, before_each
         if not opened:
             try:
                 connection.open()
+            except SoftTimeLimitExceeded:
+                raise
             except (smtplib.SMTPException, OSError) as exc:
                 unreachable([i for i, _ in todo[index:]], classify_smtp_error(exc))
                 return
             opened = True
+        if begin and not begin(item):
+            continue
         try:
             connection.send_messages([message])
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: the caller releases what was not finished
         except Exception as exc:
             failed(item, classify_smtp_error(exc))
-            if isinstance(exc, smtplib.SMTPServerDisconnected | OSError) or _dead(connection):
+            dropped = isinstance(exc, smtplib.SMTPServerDisconnected) or (
+                isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
+            )
+            if dropped or _dead(connection):
+                # This recipient's server hung up: reconnect for the rest.
                 with contextlib.suppress(Exception):
                     connection.close()
                 opened = False
@@ -473,17 +530,29 @@ def invitations_requeue_stuck(*, worker: str = "", now=None) -> list[tuple[int, 
     its own time). A duplicate task is harmless: the claim sends each invitation once.
     """
     now = now or timezone.now()
-    live = Invitation.objects.filter(poll__state=Poll.State.OPEN, revoked_at__isnull=True)
+    # Filtered without a join, so the UPDATEs below re-check their conditions on rows a worker
+    # changed meanwhile (a fresh heartbeat, a new claim): only what is still held is taken.
+    live = Invitation.objects.filter(poll__in=_open_polls(), revoked_at__isnull=True)
     held = Q(state=Invitation.State.SENDING, claimed_at__lt=now - STALE_CLAIM)
     if worker:
+        # Celery requires unique worker names: one starting under this name has no work yet,
+        # so whatever this name holds was its dead predecessor's.
         held |= Q(state=Invitation.State.SENDING, claimed_by__startswith=f"{worker} ")
+    # A message whose sending killed its worker every time is not tried for ever.
+    live.filter(held, attempts__gte=MAX_ATTEMPTS).update(
+        state=Invitation.State.FAILED, claim="", next_attempt_at=None,
+        failure_reason=f"not sent: the worker sending it stopped, {MAX_ATTEMPTS} times",
+    )  # fmt: skip
     taken = list(live.filter(held).values_list("pk", flat=True))
-    # Only rows still held at the moment of the UPDATE: a worker may claim one in between
-    # (queuing it anyway is harmless).
     live.filter(held, pk__in=taken).update(state=Invitation.State.QUEUED, claim="")
     stuck = invitations_stuck(now=now)
     if worker:
-        stuck |= Q(state=Invitation.State.QUEUED, next_attempt_at__isnull=False)
+        # Retries that may have been waiting in the dead worker (it claimed them last).
+        stuck |= Q(
+            state=Invitation.State.QUEUED,
+            next_attempt_at__isnull=False,
+            claimed_by__startswith=f"{worker} ",
+        )
     due = dict.fromkeys(taken, 0)
     for pk, at in live.filter(stuck).values_list("pk", "next_attempt_at"):
         due.setdefault(pk, max(0, math.ceil((at - now).total_seconds())) if at else 0)

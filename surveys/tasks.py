@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 # soft_time_limit: a chunk of DELIVERY_CHUNK emails takes seconds; a hung server is cut off well
 # before the visibility timeout could re-deliver the task to a second worker.
-@shared_task(bind=True, max_retries=None, soft_time_limit=600)
+@shared_task(bind=True, max_retries=None, soft_time_limit=600, time_limit=660)
 def deliver_invitations(self, invitation_ids: list[int]) -> None:
     """Deliver a chunk; then, while some of it waits for a retry, run again when the earliest is
     due. Attempts and back-off are counted per invitation (services.MAX_ATTEMPTS), so the task

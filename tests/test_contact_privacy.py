@@ -27,7 +27,11 @@ def asked():
     invitation.refresh_from_db()
     silent, _ = open_invitation(poll=invitation.poll)
     ContactFactory(agency=silent.agency, email="quiet.chief@elgin.example", phone=PHONE)
-    silent.__class__.objects.filter(pk=silent.pk).update(email="quiet.chief@elgin.example")
+    silent.__class__.objects.filter(pk=silent.pk).update(
+        email="quiet.chief@elgin.example",
+        state="failed",
+        failure_reason="550 5.1.1 <quiet.chief@elgin.example>: no such user",
+    )
     team = SpecialTeamFactory(agency=invitation.agency, members=10)
     services.reply_submit(
         poll=invitation.poll, agency=invitation.agency,
@@ -59,7 +63,8 @@ def test_officials_see_that_contacts_exist_not_who(client, asked):
     agency_page = client.get(pages(asked)["agency"]).text
     assert "1 contact on file" in agency_page and "Dana Secret" not in agency_page
     api = client.get(reverse("api:invitation-list"), {"poll": asked.poll_id}).json()["results"]
-    assert len(api) == 2 and {(r["email"], r["contact"]) for r in api} == {(None, None)}
+    assert len(api) == 2
+    assert {(r["email"], r["contact"], r["failure_reason"]) for r in api} == {(None, None, None)}
     assert client.get(reverse("api:contact-list")).status_code == 403
 
 

@@ -82,3 +82,14 @@ def test_reply_links_are_masked_in_gunicorns_access_log(postgres, tmp_path):
     assert token not in text, text
     assert "GET /r/[hidden]/ HTTP/1.1" in text and "GET /r/[hidden]/done/ HTTP/1.1" in text
     assert f"{url}/r/[hidden]/" in text  # the Referer too
+
+
+def test_tracebacks_and_encoded_paths_are_masked_too(console):
+    log = logging.getLogger("readiness.test")
+    try:
+        raise ValueError("could not open /r/secret-token-in-a-traceback/")
+    except ValueError:
+        log.exception("while handling GET %s", "%2Fr%2Fencoded-secret-token%2F")
+    text = console.getvalue()
+    assert "secret-token-in-a-traceback" not in text and "encoded-secret-token" not in text
+    assert "ValueError: could not open /r/[hidden]/" in text and "%2Fr%2F[hidden]%2F" in text

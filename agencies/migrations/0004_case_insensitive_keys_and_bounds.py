@@ -16,9 +16,10 @@ def lower_case_keys(apps, schema_editor):
         for pk, code in rows:
             if code == code.lower():
                 continue
-            lower = code.lower()
-            if lower in taken:
-                lower = f"{lower[:50]}-{pk}"
+            lower, n = code.lower(), 0
+            while lower in taken:
+                n += 1
+                lower = f"{code.lower()[:50]}-{pk}" + (f"-{n}" if n > 1 else "")
             taken.add(lower)
             model.objects.filter(pk=pk).update(code=lower)
     Agency = apps.get_model("agencies", "Agency")

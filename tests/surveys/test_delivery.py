@@ -523,3 +523,63 @@ def test_the_link_is_closed_once_the_deadline_passes(
     Poll.objects.filter(pk=poll.pk).update(deadline=timezone.now() - datetime.timedelta(seconds=1))
     response = client.get(path)  # before the beat job has closed it
     assert response.status_code == 410 and "closed" in response.text
+
+
+# Claims under pressure ---------------------------------------------------------------------------
+
+
+def test_a_worker_that_lost_its_claim_sends_nothing_more(smtp_sink):
+    """A worker stalled past the stale-claim cut-off: the sweep gave its rows to another worker,
+    which sent them. When the stalled one goes on, it finds the claim gone and sends nothing."""
+    invitations = queued_poll(3)
+    ids = [i.pk for i in invitations]
+    stalled_claim, won = services.invitations_claim(invitation_ids=ids, claimed_by="celery@a t1")
+    assert sorted(won) == ids
+    Invitation.objects.update(claimed_at=timezone.now() - services.STALE_CLAIM * 2)
+    assert [pk for pk, _ in services.invitations_requeue_stuck()] == ids
+    assert deliver(ids, claimed_by="celery@b t2", task_id="t2") == []
+    assert len(smtp_sink.messages) == 3
+
+    services._deliver_claimed(stalled_claim, won)  # the stalled worker wakes up
+
+    assert len(smtp_sink.messages) == 3
+    assert set(Invitation.objects.values_list("state", "attempts")) == {("sent", 1)}
+
+
+def test_claims_update_the_row_they_checked():
+    """The claim's UPDATE filters the invitation table itself (the poll by a subquery), so on
+    PostgreSQL a row another worker claimed meanwhile is re-checked, not taken twice."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    [invitation] = queued_poll()
+    with CaptureQueriesContext(connection) as queries:
+        services.invitations_claim(invitation_ids=[invitation.pk])
+    [update] = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    assert "JOIN" not in update.upper()
+    assert '"surveys_invitation"."state"' in update  # re-checked, not hidden in a subquery
+
+
+def test_queued_invitations_of_a_poll_that_ended_are_failed_not_stuck(smtp_sink):
+    [invitation] = queued_poll()
+    smtp_sink.fail_next(1, "451 4.3.0 try later")
+    assert deliver([invitation.pk]) == [invitation.pk]
+    Poll.objects.filter(pk=invitation.poll_id).update(state=Poll.State.CLOSED)
+
+    assert deliver([invitation.pk]) == []
+
+    invitation.refresh_from_db()
+    assert invitation.state == Invitation.State.FAILED
+    assert invitation.failure_reason == "not sent: the poll ended first"
+
+
+def test_a_message_that_kills_its_worker_every_time_is_given_up(smtp_sink):
+    [invitation] = queued_poll()
+    Invitation.objects.filter(pk=invitation.pk).update(
+        state=Invitation.State.SENDING, attempts=services.MAX_ATTEMPTS,
+        claimed_at=timezone.now() - services.STALE_CLAIM * 2,
+    )  # fmt: skip
+    assert services.invitations_requeue_stuck() == []
+    invitation.refresh_from_db()
+    assert invitation.state == Invitation.State.FAILED
+    assert "stopped" in invitation.failure_reason
