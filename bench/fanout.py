@@ -18,7 +18,7 @@ counts what each recipient receives; this process and the workers mail to it.
 Measured in one run:
   raw      one connection of mailers.default sending N/4 (at least 500) plain EmailMessages to
            the sink with send_messages(): `raw_send_per_s`, the baseline of `ratio`
-  fan-out  services.poll_send() of a poll to N agencies, until every invitation is sent, with
+  fan-out  compose.poll_send() of a poll to N agencies, until every invitation is sent, with
            --workers Celery workers (--pool=solo) started and answering beforehand:
            `invitations_per_s`, and `ratio` = invitations_per_s / raw_send_per_s
 
@@ -387,7 +387,7 @@ def run(args: argparse.Namespace, database: BenchDatabase, sink: CountingHandler
     from django.db import connection
 
     from readiness.celery import app
-    from surveys import services
+    from surveys import compose, delivery
     from surveys.models import Invitation
 
     app.conf.task_always_eager = False  # through the broker, whatever the environment says
@@ -421,13 +421,13 @@ def run(args: argparse.Namespace, database: BenchDatabase, sink: CountingHandler
         )
 
         start = time.perf_counter()
-        created = services.poll_send(poll=poll)  # creates, commits, then queues the tasks
+        created = compose.poll_send(poll=poll)  # creates, commits, then queues the tasks
         send_seconds = time.perf_counter() - start
         if created != n:
             raise SystemExit(f"poll_send created {created} invitations, expected {n}")
         print(
             f"poll_send: {created:,} invitations created and "
-            f"{-(-created // services.DELIVERY_CHUNK)} tasks queued in {send_seconds:.2f}s"
+            f"{-(-created // delivery.DELIVERY_CHUNK)} tasks queued in {send_seconds:.2f}s"
         )
 
         deadline = start + args.timeout

@@ -1,7 +1,7 @@
 """Polls, invitations and replies through the API, with each poll's readiness figures.
 
 Input is validated by the same forms as the pages (PollForm, ReplySubmission) and saved by the
-same services, so the API and the pages cannot disagree about what is valid."""
+same flows, so the API and the pages cannot disagree about what is valid."""
 
 from collections.abc import Mapping
 
@@ -29,7 +29,7 @@ from readiness import permissions
 from readiness.api import Conflict, DateTimeFilter, IdFilter, IdsFilter, id_out_of_range
 from readiness.api_views import ReadinessSummarySerializer, poll_readiness
 
-from . import selectors, services
+from . import chasing, compose, replies, selectors
 from .forms import CUSTOM, ExtendForm, PollForm, ReplySubmission
 from .models import Invitation, Poll, Reply, ReplyLine
 
@@ -149,14 +149,12 @@ class PollWriteSerializer(serializers.ModelSerializer):
         return {"form": form}
 
     def create(self, validated_data):
-        return services.poll_create(form=validated_data["form"], request=self.context["request"])
+        return compose.poll_create(form=validated_data["form"], request=self.context["request"])
 
     def update(self, instance, validated_data):
         try:
-            return services.poll_update(
-                form=validated_data["form"], request=self.context["request"]
-            )
-        except services.PollNotDraft:
+            return compose.poll_update(form=validated_data["form"], request=self.context["request"])
+        except compose.PollNotDraft:
             raise Conflict(
                 "Only a draft can be edited; this poll has been sent.", "not_draft"
             ) from None
@@ -305,10 +303,10 @@ class PollViewSet(
         """Send a draft: one invitation per targeted agency, delivered by the workers."""
         poll = self.get_object()
         try:
-            count = services.poll_send(poll=poll, request=request)
-        except services.PollNotDraft:
+            count = compose.poll_send(poll=poll, request=request)
+        except compose.PollNotDraft:
             raise Conflict("This poll has already been sent.", "not_draft") from None
-        except services.PollNotSendable as exc:
+        except compose.PollNotSendable as exc:
             raise Conflict(str(exc), "not_sendable") from None
         return Response({"invitations": count, "poll": self._fresh(poll)}, status=202)
 
@@ -316,7 +314,7 @@ class PollViewSet(
         poll = self.get_object()
         try:
             result = service(poll=poll, request=request)
-        except services.PollNotOpen:
+        except chasing.PollNotOpen:
             raise Conflict(refused, "not_open") from None
         return poll, result
 
@@ -324,9 +322,7 @@ class PollViewSet(
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         """Close an open poll now: reply links stop working."""
-        poll, _ = self._open_action(
-            request, services.poll_close, "Only an open poll can be closed."
-        )
+        poll, _ = self._open_action(request, chasing.poll_close, "Only an open poll can be closed.")
         return Response(self._fresh(poll))
 
     @extend_schema(request=None)
@@ -334,7 +330,7 @@ class PollViewSet(
     def cancel(self, request, pk=None):
         """Cancel an open poll; everyone asked is told to stand down."""
         poll, _ = self._open_action(
-            request, services.poll_cancel, "Only an open poll can be cancelled."
+            request, chasing.poll_cancel, "Only an open poll can be cancelled."
         )
         return Response(self._fresh(poll))
 
@@ -343,7 +339,7 @@ class PollViewSet(
     def remind(self, request, pk=None):
         """Remind every contact whose agency has not answered (not twice within ten minutes)."""
         _, count = self._open_action(
-            request, services.poll_remind_silent, "Only an open poll's silent agencies can be "
+            request, chasing.poll_remind_silent, "Only an open poll's silent agencies can be "
             "reminded."
         )  # fmt: skip
         return Response({"reminded": count})
@@ -358,8 +354,8 @@ class PollViewSet(
         if not form.is_valid():
             raise exceptions.ValidationError(form_errors(form))
         try:
-            services.poll_extend(poll=poll, deadline=form.cleaned_data["deadline"], request=request)
-        except services.PollNotOpen:
+            chasing.poll_extend(poll=poll, deadline=form.cleaned_data["deadline"], request=request)
+        except chasing.PollNotOpen:
             raise Conflict("Only an open poll's deadline can be extended.", "not_open") from None
         except ValueError as exc:
             raise exceptions.ValidationError({"deadline": [str(exc)]}) from None
@@ -714,7 +710,7 @@ class ReplyViewSet(
 
     def _submit(self, request, data: Mapping, invitation: Invitation) -> Response:
         poll, agency = invitation.poll, invitation.agency
-        reason = services.reply_refusal(poll)
+        reason = replies.reply_refusal(poll)
         if reason:
             raise Conflict(f"This poll no longer takes answers ({reason}).", reason)
         reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines").first()
@@ -730,17 +726,17 @@ class ReplyViewSet(
         token_user = request.auth is not None  # a service account has no mailbox to confirm to
         url = reverse("surveys:my-agency-reply", args=[poll.pk])
         try:
-            version = services.reply_submit(
+            version = replies.reply_submit(
                 poll=poll, agency=agency, answer=submission.answer(),
                 lines=submission.line_data(), base_version=submission.form.cleaned_data["version"],
                 user=request.user, request=request, confirm_url=settings.SITE_URL + url,
                 confirm=not token_user,
             )  # fmt: skip
-        except services.ReplyRefused as exc:
+        except replies.ReplyRefused as exc:
             raise Conflict(
                 f"This poll no longer takes answers ({exc.reason}).", exc.reason
             ) from None
-        except services.ReplyConflict as exc:
+        except replies.ReplyConflict as exc:
             current = self.get_queryset().get(pk=exc.current.pk)
             raise Conflict(
                 "Someone saved a newer answer since version "

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, TeamType
 
-from . import selectors, services
+from . import replies, selectors
 from .geo import travel_minutes
 from .models import Invitation, Poll, Reply
 
@@ -105,7 +105,7 @@ def load_demo_poll(*, coordinator, keep_unanswered: Agency) -> tuple[Poll, int, 
                     "deploy_hours": rng.choice([8, 12, 24, 48]),
                     "officers_qualified": round(officers * rng.uniform(0.6, 1)),
                 })  # fmt: skip
-        services.reply_submit(
+        replies.reply_submit(
             poll=poll, agency=invitation.agency, answer=answer, lines=lines, base_version=0,
             invitation=invitation, confirm=False,
             now=poll.sent_at + timedelta(minutes=rng.randint(5, 350)),

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from readiness import permissions, ratelimit
 
-from . import selectors, services
+from . import chasing, compose, delivery, replies, selectors
 from .forms import ExtendForm, PollForm, ReplySubmission, targets_from
 from .models import Invitation, Poll, Reply
 
@@ -18,7 +18,7 @@ from .models import Invitation, Poll, Reply
 def _delivery_counts(poll: Poll) -> dict:
     counts = poll.invitations.aggregate(
         total=Count("pk"),
-        stuck=Count("pk", filter=services.invitations_stuck()),
+        stuck=Count("pk", filter=delivery.invitations_stuck()),
         **{state: Count("pk", filter=Q(state=state)) for state in Invitation.State.values},
     )
     counts["done"] = counts["total"] > 0 and counts["queued"] + counts["sending"] == 0
@@ -51,7 +51,7 @@ def poll_list(request):
 def poll_create(request):
     form = PollForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        poll = services.poll_create(form=form, request=request)
+        poll = compose.poll_create(form=form, request=request)
         messages.success(request, "Draft saved. Check the recipients, then send.")
         return redirect("surveys:poll-detail", poll.pk)
     status = 422 if request.method == "POST" else 200
@@ -90,8 +90,8 @@ def poll_edit(request, poll_id: int):
     form = PollForm(request.POST or None, instance=poll)
     if request.method == "POST" and form.is_valid():
         try:
-            poll = services.poll_update(form=form, request=request)
-        except services.PollNotDraft:
+            poll = compose.poll_update(form=form, request=request)
+        except compose.PollNotDraft:
             messages.error(request, "This poll was sent meanwhile; it can no longer be edited.")
             return redirect("surveys:poll-detail", poll.pk)
         messages.success(request, "Draft updated.")
@@ -112,7 +112,7 @@ def poll_detail(request, poll_id: int):
         "can_manage": permissions.can_manage_polls(request.user),
         "counts": _delivery_counts(poll),
         "extend_form": ExtendForm(initial={"deadline": poll.deadline}),
-        "max_attempts": services.MAX_ATTEMPTS,
+        "max_attempts": delivery.MAX_ATTEMPTS,
         "show_contacts": permissions.can_view_contacts(request.user),
     }
     if poll.state == Poll.State.DRAFT:
@@ -122,7 +122,7 @@ def poll_detail(request, poll_id: int):
         context["invitations"] = (
             poll.invitations.select_related("agency", "contact")
             .annotate(
-                stuck=Q(services.invitations_stuck()),
+                stuck=Q(delivery.invitations_stuck()),
                 reply_decision=Subquery(replies.values("decision")[:1]),
                 reply_officers=Subquery(replies.values("officers")[:1]),
                 reply_flagged=Subquery(replies.values("travel_flagged")[:1]),
@@ -140,10 +140,10 @@ def poll_detail(request, poll_id: int):
 def poll_send(request, poll_id: int):
     poll = get_object_or_404(Poll, pk=poll_id)
     try:
-        count = services.poll_send(poll=poll, request=request)
-    except services.PollNotDraft:
+        count = compose.poll_send(poll=poll, request=request)
+    except compose.PollNotDraft:
         messages.info(request, "This poll has already been sent.")
-    except services.PollNotSendable as exc:
+    except compose.PollNotSendable as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Sending to {count} agenc{'y' if count == 1 else 'ies'}.")
@@ -155,7 +155,7 @@ def _open_poll_action(request, poll_id: int, action, *, done: str, refused: str)
     poll = get_object_or_404(Poll, pk=poll_id)
     try:
         result = action(poll=poll, request=request)
-    except services.PollNotOpen:
+    except chasing.PollNotOpen:
         messages.error(request, refused)
     else:
         messages.success(request, done.format(result=result))
@@ -166,7 +166,7 @@ def _open_poll_action(request, poll_id: int, action, *, done: str, refused: str)
 @permissions.require(permissions.can_manage_polls)
 def poll_close(request, poll_id: int):
     return _open_poll_action(
-        request, poll_id, services.poll_close,
+        request, poll_id, chasing.poll_close,
         done="Poll closed: reply links no longer work.",
         refused="Only an open poll can be closed.",
     )  # fmt: skip
@@ -176,7 +176,7 @@ def poll_close(request, poll_id: int):
 @permissions.require(permissions.can_manage_polls)
 def poll_cancel(request, poll_id: int):
     return _open_poll_action(
-        request, poll_id, services.poll_cancel,
+        request, poll_id, chasing.poll_cancel,
         done="Poll cancelled: everyone asked is told to stand down.",
         refused="Only an open poll can be cancelled.",
     )  # fmt: skip
@@ -186,7 +186,7 @@ def poll_cancel(request, poll_id: int):
 @permissions.require(permissions.can_manage_polls)
 def poll_remind(request, poll_id: int):
     return _open_poll_action(
-        request, poll_id, services.poll_remind_silent,
+        request, poll_id, chasing.poll_remind_silent,
         done="Reminder sent to {result} contact(s) whose agency has not answered.",
         refused="Only an open poll's silent agencies can be reminded.",
     )  # fmt: skip
@@ -201,8 +201,8 @@ def poll_extend(request, poll_id: int):
         messages.error(request, "Give the new deadline as a date and time.")
         return redirect("surveys:poll-detail", poll.pk)
     try:
-        services.poll_extend(poll=poll, deadline=form.cleaned_data["deadline"], request=request)
-    except services.PollNotOpen:
+        chasing.poll_extend(poll=poll, deadline=form.cleaned_data["deadline"], request=request)
+    except chasing.PollNotOpen:
         messages.error(request, "Only an open poll's deadline can be extended.")
     except ValueError as exc:
         messages.error(request, str(exc))
@@ -217,7 +217,7 @@ def invitation_revoke(request, poll_id: int, invitation_id: int):
     invitation = get_object_or_404(
         Invitation.objects.select_related("agency"), pk=invitation_id, poll_id=poll_id
     )
-    if services.invitation_revoke(invitation=invitation, request=request):
+    if chasing.invitation_revoke(invitation=invitation, request=request):
         messages.success(request, f"The link sent to {invitation.email} no longer works.")
     return redirect("surveys:poll-detail", poll_id)
 
@@ -248,7 +248,7 @@ def _invitation_for(request, token: str):
             return None, render(request, "surveys/reply_gone.html", context, status=429)
         ratelimit.hit(request, "reply-link", window=window)
         return None, _gone(request, "unknown")
-    reason = services.reply_refusal(invitation.poll, invitation)
+    reason = replies.reply_refusal(invitation.poll, invitation)
     if reason:
         return None, _gone(request, reason, invitation.poll, invitation)
     return invitation, None
@@ -269,16 +269,16 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
         status = 422
         if submission.is_valid():
             try:
-                services.reply_submit(
+                replies.reply_submit(
                     poll=poll, agency=agency, answer=submission.answer(),
                     lines=submission.line_data(),
                     base_version=submission.form.cleaned_data["version"],
                     invitation=invitation if link else None,
                     user=request.user, request=request, confirm_url=confirm_url,
                 )  # fmt: skip
-            except services.ReplyRefused as exc:
+            except replies.ReplyRefused as exc:
                 return _gone(request, exc.reason, poll, invitation)
-            except services.ReplyConflict as exc:
+            except replies.ReplyConflict as exc:
                 # Keep what they typed, show what is stored now, and let them submit again.
                 conflict, status = exc.current, 409
                 data = request.POST.copy()
@@ -361,7 +361,7 @@ def my_agency_reply(request, poll_id: int):
     invitation = _my_invitation(request, poll_id)
     poll = invitation.poll
     url = reverse("surveys:my-agency-reply", args=[poll.pk])
-    reason = services.reply_refusal(poll)
+    reason = replies.reply_refusal(poll)
     if reason:
         if request.method == "POST":
             return _gone(request, reason, poll)
@@ -379,7 +379,7 @@ def my_agency_reply(request, poll_id: int):
 def my_agency_reply_done(request, poll_id: int):
     invitation = _my_invitation(request, poll_id)
     poll = invitation.poll
-    open_ = not services.reply_refusal(poll)
+    open_ = not replies.reply_refusal(poll)
     change_url = reverse("surveys:my-agency-reply", args=[poll.pk]) if open_ else ""
     return _reply_done(request, poll=poll, agency=invitation.agency, change_url=change_url)
 

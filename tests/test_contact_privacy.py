@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from agencies.models import Contact
 from readiness.models import User
-from surveys import services
+from surveys import replies
 from tests.factories import ContactFactory, SpecialTeamFactory, UserFactory
 from tests.surveys.factories import open_invitation
 
@@ -33,7 +33,7 @@ def asked():
         failure_reason="550 5.1.1 <quiet.chief@elgin.example>: no such user",
     )
     team = SpecialTeamFactory(agency=invitation.agency, members=10)
-    services.reply_submit(
+    replies.reply_submit(
         poll=invitation.poll, agency=invitation.agency,
         answer={"decision": "available", "authorised_by_name": "Dana Secret"},
         lines=[{"team": team, "estimate": 30, "officers": 4, "depart_minutes": 10,

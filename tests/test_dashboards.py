@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from agencies.models import TeamType
 from readiness import dashboards
-from surveys import services
+from surveys import replies
 from surveys.models import Invitation, Poll, Reply
 
 from .factories import AgencyFactory, ContactFactory, RegionFactory, SpecialTeamFactory
@@ -28,7 +28,7 @@ MIN = datetime.timedelta(minutes=1)
 
 def answer(invitation, decision, lines=(), *, base=0, at, conditions=(), text="", reason=""):
     """Save an answer through the service the reply form uses, at a given moment."""
-    return services.reply_submit(
+    return replies.reply_submit(
         poll=invitation.poll,
         agency=invitation.agency,
         answer={

@@ -6,7 +6,7 @@ from django.core import mail
 from django.urls import reverse
 
 from readiness.models import AuditEvent, User
-from surveys import services
+from surveys import chasing
 from surveys.models import Reply, ReplyLine, ReplyVersion
 from tests.factories import SpecialTeamFactory, TeamTypeFactory, UserFactory
 from tests.surveys.factories import open_invitation
@@ -207,7 +207,7 @@ def test_the_same_answer_sent_twice_is_saved_once(client, setup):
 def test_a_closed_or_cancelled_poll_refuses_answers_and_saves_nothing(client, setup, end, rf):
     request = rf.post("/")
     request.user = setup["poll"].created_by
-    getattr(services, f"poll_{end}")(poll=setup["poll"], request=request)
+    getattr(chasing, f"poll_{end}")(poll=setup["poll"], request=request)
     client.force_login(setup["commander"])
     body = as_json(setup, page_answer(setup))
     response = client.post(reverse("api:reply-list"), body, "application/json")

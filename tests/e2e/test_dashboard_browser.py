@@ -7,7 +7,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from readiness.models import User
-from surveys import services
+from surveys import replies
 from surveys.models import Poll
 from tests.e2e.conftest import new_page
 from tests.e2e.test_registry_browser import fits_the_screen, sign_in
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def answer(invitation, team, officers: int, depart: int, travel: int):
-    services.reply_submit(
+    replies.reply_submit(
         poll=invitation.poll,
         agency=invitation.agency,
         answer={"decision": "available", "authorised_by_name": "Pat Chief"},

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from agencies.models import Contact
 from readiness.models import User
-from surveys import services
+from surveys import compose
 from surveys.models import Reply, ReplyVersion
 from tests.e2e.conftest import new_page
 from tests.e2e.test_registry_browser import fits_the_screen
@@ -46,7 +46,7 @@ def test_commander_answers_from_the_email_on_a_phone(
         requirements=["Current SWAT certification"],
     )
     poll.target_team_types.set([swat])
-    services.poll_send(poll=poll)  # commits: the eager task delivers to the SMTP sink
+    compose.poll_send(poll=poll)  # commits: the eager task delivers to the SMTP sink
 
     [invitation] = smtp_sink.to(contact.email)
     link = re.search(

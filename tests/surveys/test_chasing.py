@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from agencies.models import Contact
 from readiness.models import AuditEvent
-from surveys import services
+from surveys import chasing, delivery
 from surveys.models import Invitation, Poll
 from tests.factories import ContactFactory
 
@@ -26,7 +26,7 @@ def chase(django_capture_on_commit_callbacks):
 
     def run(at):
         with django_capture_on_commit_callbacks(execute=True):
-            return services.polls_chase(now=at)
+            return chasing.polls_chase(now=at)
 
     return run
 
@@ -161,7 +161,7 @@ def test_cancel_withdraws_invitations_not_yet_sent(
     client.force_login(coordinator)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("surveys:poll-cancel", args=[invitations[0].poll_id]))
-    services.invitations_deliver(invitation_ids=[i.pk for i in invitations])
+    delivery.invitations_deliver(invitation_ids=[i.pk for i in invitations])
     assert smtp_sink.messages == []  # neither the invitation nor a stand-down: never asked
     assert set(Invitation.objects.values_list("state", flat=True)) == {Invitation.State.FAILED}
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agencies.models import Contact
-from surveys import services, tasks
+from surveys import compose, delivery, tasks
 from surveys.models import Invitation, Poll
 
 from ..factories import AgencyFactory, ContactFactory
@@ -39,20 +39,20 @@ def agencies_with_contacts(n: int) -> list:
 
 def send(poll: Poll, capture) -> list[Invitation]:
     with capture(execute=True):
-        services.poll_send(poll=poll)
+        compose.poll_send(poll=poll)
     return list(Invitation.objects.filter(poll=poll).order_by("pk"))
 
 
 def queued_poll(n: int = 1, **kwargs) -> list[Invitation]:
     """A sent poll whose delivery task has not run yet (no on_commit capture)."""
     poll = PollFactory(target_agencies=agencies_with_contacts(n), **kwargs)
-    services.poll_send(poll=poll)  # the test transaction never commits: nothing is queued
+    compose.poll_send(poll=poll)  # the test transaction never commits: nothing is queued
     return list(Invitation.objects.filter(poll=poll).order_by("pk"))
 
 
 def deliver(invitation_ids: list[int], **kwargs) -> list[int]:
     """One pass of the service; returns what is left queued for a retry."""
-    return services.invitations_deliver(invitation_ids=invitation_ids, **kwargs).pending
+    return delivery.invitations_deliver(invitation_ids=invitation_ids, **kwargs).pending
 
 
 def deliver_until_done(invitation_ids: list[int], *, max_rounds: int = 10) -> int:
@@ -186,9 +186,9 @@ def test_pressing_send_twice_sends_once(smtp_sink, django_capture_on_commit_call
 
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
-        pytest.raises(services.PollNotDraft),
+        pytest.raises(compose.PollNotDraft),
     ):
-        services.poll_send(poll=poll)
+        compose.poll_send(poll=poll)
 
     assert callbacks == []
     assert Invitation.objects.filter(poll=poll).count() == 2
@@ -276,9 +276,9 @@ def test_bad_recipients_cost_only_themselves(smtp_sink, django_capture_on_commit
     smtp_sink.fail_for(busy, 1, "451 4.7.1 greylisted, try later")
     smtp_sink.refuse(unknown, "550 5.1.1 no such user")
     poll = PollFactory(target_agencies=agencies)
-    services.poll_send(poll=poll)  # not committed: the test drives the task
+    compose.poll_send(poll=poll)  # not committed: the test drives the task
     ids = list(Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", flat=True))
-    assert len(ids) == services.DELIVERY_CHUNK
+    assert len(ids) == delivery.DELIVERY_CHUNK
 
     pending = deliver(ids)
 
@@ -295,13 +295,13 @@ def test_bad_recipients_cost_only_themselves(smtp_sink, django_capture_on_commit
     countdowns = run_task_like_a_worker(pending)
 
     # From the second attempt on (the first pass above was the first): 1, 2, 4, 8 minutes.
-    assert countdowns == list(services.RETRY_BACKOFF[1:])
+    assert countdowns == list(delivery.RETRY_BACKOFF[1:])
     by_email = {i.email: i for i in Invitation.objects.all()}
     assert (by_email[busy].state, by_email[busy].attempts) == (Invitation.State.SENT, 2)
     for address in (after_data, at_rcpt, after_data_2):
         invitation = by_email[address]
         assert invitation.state == Invitation.State.FAILED, address
-        assert invitation.attempts == services.MAX_ATTEMPTS
+        assert invitation.attempts == delivery.MAX_ATTEMPTS
         assert "Connection unexpectedly closed" in invitation.failure_reason
     assert Invitation.objects.filter(state=Invitation.State.SENT).count() == 96
     # Nobody healthy was emailed twice.
@@ -332,7 +332,7 @@ def test_server_down_the_task_gives_up_after_max_retries(smtp_sink):
     assert countdowns == [30, 60, 120, 240, 480]
     invitation.refresh_from_db()
     assert invitation.state == Invitation.State.FAILED
-    assert invitation.attempts == services.MAX_ATTEMPTS
+    assert invitation.attempts == delivery.MAX_ATTEMPTS
     assert invitation.failure_reason
     assert invitation.sent_at is None
 
@@ -342,14 +342,14 @@ def test_each_invitation_has_its_own_attempts(smtp_sink):
     that failed before is given up after its own last attempt, while a fresh one in the same
     chunk starts its count."""
     old, fresh = queued_poll(2)
-    Invitation.objects.filter(pk=old.pk).update(attempts=services.MAX_ATTEMPTS - 1)
+    Invitation.objects.filter(pk=old.pk).update(attempts=delivery.MAX_ATTEMPTS - 1)
     smtp_sink.stop()
 
     assert deliver([old.pk, fresh.pk]) == [fresh.pk]
 
     old.refresh_from_db()
     fresh.refresh_from_db()
-    assert (old.state, old.attempts) == (Invitation.State.FAILED, services.MAX_ATTEMPTS)
+    assert (old.state, old.attempts) == (Invitation.State.FAILED, delivery.MAX_ATTEMPTS)
     assert old.failure_reason and old.next_attempt_at is None
     assert (fresh.state, fresh.attempts) == (Invitation.State.QUEUED, 1)
     assert fresh.next_attempt_at is not None
@@ -358,12 +358,12 @@ def test_each_invitation_has_its_own_attempts(smtp_sink):
 def test_requeue_stuck_frees_stale_claims_only(smtp_sink):
     stuck, busy = queued_poll(2)
     for invitation in (stuck, busy):
-        assert services.invitation_claim(invitation_id=invitation.pk)
+        assert delivery.invitation_claim(invitation_id=invitation.pk)
     now = timezone.now()
     Invitation.objects.filter(pk=stuck.pk).update(claimed_at=now - datetime.timedelta(minutes=3))
     Invitation.objects.filter(pk=busy.pk).update(claimed_at=now - datetime.timedelta(seconds=30))
 
-    stuck_rows = services.invitations_requeue_stuck()
+    stuck_rows = delivery.invitations_requeue_stuck()
 
     assert stuck_rows == [(stuck.pk, 0)]
     stuck.refresh_from_db()
@@ -384,10 +384,10 @@ def test_a_restarted_worker_takes_back_what_its_predecessor_held(smtp_sink):
     """A worker killed mid-chunk, restarted under the same name: its claims are taken back at
     once (however fresh), and another worker's are left alone."""
     mine, other = queued_poll(2)
-    services.invitations_claim(invitation_ids=[mine.pk], claimed_by="celery@a task-1")
-    services.invitations_claim(invitation_ids=[other.pk], claimed_by="celery@b task-2")
+    delivery.invitations_claim(invitation_ids=[mine.pk], claimed_by="celery@a task-1")
+    delivery.invitations_claim(invitation_ids=[other.pk], claimed_by="celery@b task-2")
 
-    assert services.invitations_requeue_stuck(worker="celery@a") == [(mine.pk, 0)]
+    assert delivery.invitations_requeue_stuck(worker="celery@a") == [(mine.pk, 0)]
 
     assert Invitation.objects.get(pk=mine.pk).state == Invitation.State.QUEUED
     assert Invitation.objects.get(pk=other.pk).state == Invitation.State.SENDING
@@ -397,7 +397,7 @@ def test_a_redelivered_task_takes_back_its_own_dead_claim(smtp_sink):
     """acks_late: the same task (same id) delivered again after its worker died takes back the
     rows it held; a different task does not."""
     [invitation] = queued_poll()
-    services.invitations_claim(invitation_ids=[invitation.pk], claimed_by="celery@a task-1")
+    delivery.invitations_claim(invitation_ids=[invitation.pk], claimed_by="celery@a task-1")
 
     assert deliver([invitation.pk], task_id="task-2") == []
     assert smtp_sink.messages == []
@@ -427,11 +427,11 @@ def test_sweep_picks_up_a_queued_invitation_whose_retry_was_lost(smtp_sink):
     [invitation] = queued_poll()
     smtp_sink.fail_next(1, "451 4.3.0 try later")
     assert deliver([invitation.pk]) == [invitation.pk]
-    assert services.invitations_requeue_stuck() == []  # its retry is still due
+    assert delivery.invitations_requeue_stuck() == []  # its retry is still due
     Invitation.objects.filter(pk=invitation.pk).update(
         next_attempt_at=timezone.now() - datetime.timedelta(minutes=3)
     )
-    assert services.invitations_requeue_stuck() == [(invitation.pk, 0)]
+    assert delivery.invitations_requeue_stuck() == [(invitation.pk, 0)]
     assert deliver([invitation.pk]) == []
     assert len(smtp_sink.messages) == 1
 
@@ -503,7 +503,7 @@ def test_a_redelivered_email_keeps_the_earlier_link_working(client, smtp_sink):
         claimed_at=timezone.now() - datetime.timedelta(minutes=3),
     )
 
-    tasks.deliver_invitations([pk for pk, _ in services.invitations_requeue_stuck()])
+    tasks.deliver_invitations([pk for pk, _ in delivery.invitations_requeue_stuck()])
 
     first, second = smtp_sink.messages
     assert first.rcpt_tos == second.rcpt_tos == [invitation.email]
@@ -533,14 +533,14 @@ def test_a_worker_that_lost_its_claim_sends_nothing_more(smtp_sink):
     which sent them. When the stalled one goes on, it finds the claim gone and sends nothing."""
     invitations = queued_poll(3)
     ids = [i.pk for i in invitations]
-    stalled_claim, won = services.invitations_claim(invitation_ids=ids, claimed_by="celery@a t1")
+    stalled_claim, won = delivery.invitations_claim(invitation_ids=ids, claimed_by="celery@a t1")
     assert sorted(won) == ids
-    Invitation.objects.update(claimed_at=timezone.now() - services.STALE_CLAIM * 2)
-    assert [pk for pk, _ in services.invitations_requeue_stuck()] == ids
+    Invitation.objects.update(claimed_at=timezone.now() - delivery.STALE_CLAIM * 2)
+    assert [pk for pk, _ in delivery.invitations_requeue_stuck()] == ids
     assert deliver(ids, claimed_by="celery@b t2", task_id="t2") == []
     assert len(smtp_sink.messages) == 3
 
-    services._deliver_claimed(stalled_claim, won)  # the stalled worker wakes up
+    delivery._deliver_claimed(stalled_claim, won)  # the stalled worker wakes up
 
     assert len(smtp_sink.messages) == 3
     assert set(Invitation.objects.values_list("state", "attempts")) == {("sent", 1)}
@@ -554,7 +554,7 @@ def test_claims_update_the_row_they_checked():
 
     [invitation] = queued_poll()
     with CaptureQueriesContext(connection) as queries:
-        services.invitations_claim(invitation_ids=[invitation.pk])
+        delivery.invitations_claim(invitation_ids=[invitation.pk])
     [update] = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
     assert "JOIN" not in update.upper()
     assert '"surveys_invitation"."state"' in update  # re-checked, not hidden in a subquery
@@ -576,10 +576,10 @@ def test_queued_invitations_of_a_poll_that_ended_are_failed_not_stuck(smtp_sink)
 def test_a_message_that_kills_its_worker_every_time_is_given_up(smtp_sink):
     [invitation] = queued_poll()
     Invitation.objects.filter(pk=invitation.pk).update(
-        state=Invitation.State.SENDING, attempts=services.MAX_ATTEMPTS,
-        claimed_at=timezone.now() - services.STALE_CLAIM * 2,
+        state=Invitation.State.SENDING, attempts=delivery.MAX_ATTEMPTS,
+        claimed_at=timezone.now() - delivery.STALE_CLAIM * 2,
     )  # fmt: skip
-    assert services.invitations_requeue_stuck() == []
+    assert delivery.invitations_requeue_stuck() == []
     invitation.refresh_from_db()
     assert invitation.state == Invitation.State.FAILED
     assert "stopped" in invitation.failure_reason

@@ -5,7 +5,7 @@ the message in flight)."""
 
 import pytest
 
-from surveys import services
+from surveys import delivery
 from surveys.models import Invitation
 
 from .test_delivery import queued_poll
@@ -19,6 +19,6 @@ def test_chunk_delivery_queries_stay_bounded(smtp_sink, django_assert_max_num_qu
     # claim + read claimed, invitations, teams, primary contacts, token hashes and links, once
     # per poll its targets (to list the targeted teams), what is left; and two per email
     with django_assert_max_num_queries(14 + 2 * size):
-        assert services.invitations_deliver(invitation_ids=ids).pending == []
+        assert delivery.invitations_deliver(invitation_ids=ids).pending == []
     assert Invitation.objects.filter(state=Invitation.State.SENT).count() == size
     assert len(smtp_sink.messages) == size

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readiness.models import AuditEvent
-from surveys import services
+from surveys import chasing, replies
 from surveys.models import Poll, Reply, ReplyVersion
 
 from ..factories import SpecialTeamFactory
@@ -124,15 +124,15 @@ def test_the_sender_gets_a_digest_not_a_message_per_answer(
     assert smtp_sink.to(coordinator.email) == []  # nothing per answer
     now = timezone.now() + datetime.timedelta(seconds=1)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.polls_chase(now=now)["digests"] == 1
-        assert services.polls_chase(now=now + datetime.timedelta(minutes=5))["digests"] == 0
+        assert chasing.polls_chase(now=now)["digests"] == 1
+        assert chasing.polls_chase(now=now + datetime.timedelta(minutes=5))["digests"] == 0
     [digest] = smtp_sink.to(coordinator.email)
     body = digest.message.get_content()
     assert "2 new or changed answers" in body and "8 officers (changed, version 2)" in body
     # Nothing new since: no digest even after the interval.
     with django_capture_on_commit_callbacks(execute=True):
         later = now + datetime.timedelta(minutes=20)
-        assert services.polls_chase(now=later)["digests"] == 0
+        assert chasing.polls_chase(now=later)["digests"] == 0
 
 
 @pytest.mark.services
@@ -150,12 +150,12 @@ def test_two_first_answers_at_once_save_one_and_report_a_conflict(postgres, agen
     def submit(officers):
         try:
             barrier.wait()
-            services.reply_submit(
+            replies.reply_submit(
                 poll=invitation.poll, agency=agency, answer=answer, base_version=0,
                 lines=[{**lines[0], "officers": officers}], invitation=invitation,
             )  # fmt: skip
             outcomes.append(("saved", officers))
-        except services.ReplyConflict as exc:
+        except replies.ReplyConflict as exc:
             outcomes.append(("conflict", exc.current.officers))
         finally:
             connection.close()

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readiness.models import AuditEvent
-from surveys import services
+from surveys import chasing, replies
 from surveys.models import Invitation, Poll, Reply, ReplyLine, ReplyVersion
 
 from ..factories import SpecialTeamFactory, TeamTypeFactory
@@ -363,7 +363,7 @@ def test_dead_links_say_what_happened_and_save_nothing(client, setup, spoil, sta
 
 def test_an_answer_given_before_closing_stays_and_cannot_change(client, setup):
     assert post(client, setup, answer(setup)).status_code == 302
-    services.poll_close(poll=setup["poll"])
+    chasing.poll_close(poll=setup["poll"])
     srt = setup["teams"]["srt"].pk
     response = post(client, setup, answer(setup, version=1, **{f"team-{srt}-officers": 1}))
     assert response.status_code == 410
@@ -373,7 +373,7 @@ def test_an_answer_given_before_closing_stays_and_cannot_change(client, setup):
 
 def test_closing_while_the_form_is_open_refuses_the_save(client, setup, monkeypatch):
     """The poll closes between the page's check and the save: the service refuses it."""
-    real = services.reply_refusal
+    real = replies.reply_refusal
     calls = []
 
     def closes_after_first_check(poll, invitation=None, **kw):
@@ -383,7 +383,7 @@ def test_closing_while_the_form_is_open_refuses_the_save(client, setup, monkeypa
             poll.state = "closed"
         return real(poll, invitation, **kw)
 
-    monkeypatch.setattr(services, "reply_refusal", closes_after_first_check)
+    monkeypatch.setattr(replies, "reply_refusal", closes_after_first_check)
     response = post(client, setup, answer(setup))
     assert response.status_code == 410 and Reply.objects.count() == 0
 

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from agencies.models import Agency, Contact
-from surveys import selectors, services
+from surveys import compose, selectors
 from surveys.geo import distance_km, travel_minutes
 from surveys.models import Invitation, Poll
 from tests.factories import (
@@ -127,14 +127,14 @@ def test_agencies_without_a_usable_contact_are_previewed_but_not_invited(illinoi
     poll.target_regions.add(illinois["north"])
     preview = {a.name: a.primary_contacts for a in selectors.poll_recipients(poll=poll)}
     assert preview["Evanston PD"] == [] and preview["Alternate Only PD"] == []
-    assert services.poll_send(poll=poll) == 1
+    assert compose.poll_send(poll=poll) == 1
     assert list(Invitation.objects.values_list("agency__name", flat=True)) == ["Will County SO"]
 
 
 def test_send_stores_distance_and_estimate_once(illinois, django_capture_on_commit_callbacks):
     poll = make_poll(target_radius_km=60)
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.poll_send(poll=poll) == 2
+        assert compose.poll_send(poll=poll) == 2
     assert len(callbacks) == 1  # one delivery task for this small poll, queued after commit
     invitation = Invitation.objects.get(agency__name="Evanston PD")
     assert invitation.state == Invitation.State.QUEUED
@@ -144,8 +144,8 @@ def test_send_stores_distance_and_estimate_once(illinois, django_capture_on_comm
     assert invitation.travel_minutes == travel_minutes(invitation.distance_km)
     poll.refresh_from_db()
     assert poll.state == Poll.State.OPEN and poll.sent_at is not None
-    with pytest.raises(services.PollNotDraft):
-        services.poll_send(poll=poll)
+    with pytest.raises(compose.PollNotDraft):
+        compose.poll_send(poll=poll)
     assert Invitation.objects.count() == 2
 
 
@@ -156,7 +156,7 @@ def test_large_polls_are_queued_in_chunks(db, django_capture_on_commit_callbacks
     poll = make_poll()
     poll.target_regions.add(region)
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.poll_send(poll=poll) == 250
+        assert compose.poll_send(poll=poll) == 250
     assert len(callbacks) == 3  # 100 + 100 + 50
 
 

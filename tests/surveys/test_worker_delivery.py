@@ -13,7 +13,7 @@ import pytest
 from django.db.models import Count
 
 from readiness.celery import app as celery_app
-from surveys import services
+from surveys import compose
 from surveys.models import Invitation
 from tests.test_services import ROOT, worker_env
 
@@ -85,7 +85,7 @@ def wait_until(condition, *, seconds: float = 60) -> bool:
 @pytest.mark.django_db(transaction=True)
 def test_worker_delivers_each_invitation_once(worker, smtp_sink):
     poll = PollFactory(target_agencies=agencies_with_contacts(12))
-    assert services.poll_send(poll=poll) == 12  # commits, then queues through Redis
+    assert compose.poll_send(poll=poll) == 12  # commits, then queues through Redis
 
     def all_sent():
         return Invitation.objects.filter(poll=poll, state=Invitation.State.SENT).count() == 12
@@ -109,7 +109,7 @@ def test_a_worker_killed_mid_chunk_resumes_after_a_restart_without_beat(workers,
     agencies = agencies_with_contacts(30)
     poll = PollFactory(target_agencies=agencies)
     first = workers.start()
-    assert services.poll_send(poll=poll) == 30  # one chunk, through Redis
+    assert compose.poll_send(poll=poll) == 30  # one chunk, through Redis
     emails = list(
         Invitation.objects.filter(poll=poll).order_by("pk").values_list("email", flat=True)
     )

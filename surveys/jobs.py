@@ -1,0 +1,22 @@
+"""Hand work to Celery once the current transaction commits: the one way the flows queue
+tasks. Flows name a task; they never import surveys.tasks (which imports them), so the import
+graph runs one way: tasks -> flows -> jobs.
+
+With the embedded default (no broker), the task runs in the process after the commit, and a
+failure is logged instead of failing the request that already committed its work (the sweep
+re-queues undelivered invitations)."""
+
+from celery import current_app
+from django.db import transaction
+
+
+def after_commit(task_name: str, *args, countdown: int = 0) -> None:
+    """Run the task `task_name` (e.g. "surveys.tasks.send_reminders") with `args` on a worker
+    once the current transaction commits, `countdown` seconds later."""
+    task = current_app.tasks[task_name]
+    if task.app.conf.task_always_eager:
+        transaction.on_commit(lambda: task.apply(args=list(args), throw=False))
+    elif countdown:
+        transaction.on_commit(lambda: task.apply_async(args=list(args), countdown=countdown))
+    else:
+        transaction.on_commit(lambda: task.apply_async(args=list(args)))

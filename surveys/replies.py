@@ -1,0 +1,328 @@
+"""Replies: an agency's answer by any channel (the link's form, a signed-in commander's page, the
+API), with its versions, conflicts, audit and confirmation, and the sender's digest of new
+answers. Every channel's answer goes through reply_submit. It must not render pages or know
+how the answer arrived beyond the invitation or user that gave it."""
+
+import copy
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, mailers
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, Subquery
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from readiness import audit
+
+from . import jobs
+from .models import Invitation, Poll, Reply, ReplyLine, ReplyVersion
+
+logger = logging.getLogger(__name__)
+
+
+class ReplyRefused(Exception):
+    """The link or poll no longer takes answers; `reason` says why (closed, cancelled, revoked)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ReplyConflict(Exception):
+    """Someone saved a newer version since the form was opened; `current` is that reply."""
+
+    def __init__(self, current):
+        super().__init__("conflict")
+        self.current = current
+
+
+def reply_refusal(poll: Poll, invitation: Invitation | None = None, *, now=None) -> str:
+    """Why answers are not taken now ("" when they are): revoked link, cancelled or closed."""
+    now = now or timezone.now()
+    if invitation is not None and invitation.revoked_at:
+        return "revoked"
+    if poll.state == Poll.State.CANCELLED:
+        return "cancelled"
+    if poll.state == Poll.State.CLOSED or (poll.state == Poll.State.OPEN and poll.deadline <= now):
+        return "closed"  # past the deadline counts even before the beat job closes the poll
+    if poll.state != Poll.State.OPEN:
+        return "closed"
+    return ""
+
+
+LINE_FIELDS = ("officers", "vehicles", "depart_minutes", "travel_minutes", "arrival_minutes",
+               "deploy_hours", "officers_qualified")  # fmt: skip
+
+
+def reply_snapshot(reply: Reply, lines) -> dict:
+    """The whole answer as plain data, as stored with each version."""
+    return {
+        "decision": reply.decision,
+        "authorised_by_name": reply.authorised_by_name,
+        "authorised_by_rank": reply.authorised_by_rank,
+        "conditions": list(reply.conditions),
+        "conditions_text": reply.conditions_text,
+        "decline_reason": reply.decline_reason,
+        "note": reply.note,
+        "officers": reply.officers,
+        "lines": [
+            {
+                "team_id": line.team_id,
+                "team": line.team.name,
+                **{f: getattr(line, f) for f in LINE_FIELDS},
+            }
+            for line in lines
+        ],
+    }
+
+
+def _readable(snapshot: dict) -> dict:
+    """A snapshot with labels people read, one key per team figure: what history diffs."""
+    if not snapshot:
+        return {}
+    labels = dict(Reply.Condition.choices)
+    readable = {
+        "Decision": dict(Reply.Decision.choices).get(snapshot["decision"], snapshot["decision"]),
+        "Authorised by": ", ".join(
+            p for p in (snapshot["authorised_by_rank"], snapshot["authorised_by_name"]) if p
+        ),
+        "Conditions": "; ".join(labels.get(c, c) for c in snapshot["conditions"]),
+        "Conditions in own words": snapshot["conditions_text"],
+        "Decline reason": snapshot["decline_reason"],
+        "Note": snapshot["note"],
+    }
+    names = {
+        "officers": "officers", "vehicles": "vehicles", "depart_minutes": "leave after (min)",
+        "travel_minutes": "travel (min)", "arrival_minutes": "arrive after (min)",
+        "deploy_hours": "can stay (h)", "officers_qualified": "meeting requirements",
+    }  # fmt: skip
+    for line in snapshot["lines"]:
+        for field, name in names.items():
+            if line.get(field) is not None:
+                readable[f"{line['team']}: {name}"] = line[field]
+    return {k: v for k, v in readable.items() if v not in ("", None)}
+
+
+def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> Poll:
+    """The poll, read so that closing or cancelling it waits for this reply to commit, with
+    `link_revoked_at` of the invitation used (None without one).
+
+    On PostgreSQL a FOR SHARE lock: replies do not block each other, but the FOR UPDATE of
+    close/cancel does. SQLite serialises writers anyway.
+    """
+    if connection.vendor == "postgresql":
+        return Poll.objects.raw(
+            "SELECT p.*, i.revoked_at AS link_revoked_at FROM surveys_poll p "
+            "LEFT JOIN surveys_invitation i ON i.id = %s WHERE p.id = %s FOR SHARE OF p",
+            [invitation_id, poll_id],
+        )[0]
+    revoked = Invitation.objects.filter(pk=invitation_id).values("revoked_at")
+    return Poll.objects.annotate(link_revoked_at=Subquery(revoked)).get(pk=poll_id)
+
+
+def reply_submit(
+    *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
+    invitation: Invitation | None = None, user=None, request=None, confirm_url: str = "",
+    confirm: bool = True, now=None,
+) -> ReplyVersion | None:  # fmt: skip
+    """Save an agency's answer and its team lines in one transaction, as a new version.
+
+    `answer` and `lines` come validated from ReplySubmission (or the API's equivalent).
+    `base_version` is the version the form was built from (0 for none): if the stored reply has
+    moved on, ReplyConflict is raised and nothing is saved. An unchanged answer saves nothing and
+    returns None. A confirmation email to the author is queued after commit (unless `confirm` is
+    false: demo data). `now` is injectable for demo data and tests.
+    """
+    with transaction.atomic():
+        now = now or timezone.now()
+        locked = _lock_poll_for_reply(poll.pk, invitation.pk if invitation else None)
+        if invitation is not None:
+            invitation.revoked_at = locked.link_revoked_at
+        reason = reply_refusal(locked, invitation, now=now)
+        if reason:
+            raise ReplyRefused(reason)
+        stored = (
+            Reply.objects.select_for_update()
+            .filter(poll=poll, agency=agency)
+            .prefetch_related("lines__team")
+            .first()
+        )
+        before = reply_snapshot(stored, stored.lines.all()) if stored else {}
+        created = stored is None
+        reply = Reply(poll=poll, agency=agency, created_at=now, version=0)
+        if stored:
+            reply = copy.copy(stored)  # `stored` stays as it is, for a conflict to show
+        new_lines = [_line(poll, line) for line in lines]
+        _apply(reply, answer, new_lines)
+        after = reply_snapshot(reply, new_lines)
+        if (stored.version if stored else 0) != base_version:
+            if stored and _readable(before) == _readable(after):
+                return None  # the same answer again (a double click, a retried request)
+            raise ReplyConflict(stored)
+        changes = audit.diff(_readable(before), _readable(after))
+        if not created and not changes:
+            return None
+        reply.version += 1
+        reply.updated_at = now
+        reply.updated_by = user if user is not None and user.is_authenticated else None
+        reply.updated_via = invitation
+        if created:
+            try:
+                with transaction.atomic():
+                    reply.save(force_insert=True)
+            except IntegrityError:
+                # Someone else's first answer for this agency committed a moment ago.
+                winner = Reply.objects.prefetch_related("lines__team").get(poll=poll, agency=agency)
+                if _readable(reply_snapshot(winner, winner.lines.all())) == _readable(after):
+                    return None
+                raise ReplyConflict(winner) from None
+        else:
+            reply.save()
+            ReplyLine.objects.filter(reply=reply).delete()
+        for line in new_lines:
+            line.reply = reply
+        ReplyLine.objects.bulk_create(new_lines)
+        if reply.updated_by:
+            author, email = reply.updated_by.get_full_name(), reply.updated_by.email
+        else:
+            author, email = invitation.contact.name, invitation.email
+        version = ReplyVersion.objects.create(
+            reply=reply,
+            poll=poll,
+            number=reply.version,
+            created_at=now,
+            user=reply.updated_by,
+            invitation=invitation,
+            author=f"{author} <{email}>"[:300],
+            author_email=email,
+            data=after,
+            changes=changes,
+        )
+        Invitation.objects.filter(poll=poll, agency=agency, replied_at__isnull=True).update(
+            replied_at=now
+        )
+        audit.record(
+            "reply.create" if created else "reply.update",
+            request=request, obj=reply, actor_email=email,
+            changes={"version": reply.version, **changes},
+        )  # fmt: skip
+        if confirm:
+            jobs.after_commit("surveys.tasks.send_reply_confirmation", version.pk, confirm_url)
+    return version
+
+
+def _apply(reply: Reply, answer: dict, lines: list[ReplyLine]) -> None:
+    """Set a reply's fields and its totals over the team lines."""
+    for field in ("decision", "authorised_by_name", "authorised_by_rank", "conditions",
+                  "conditions_text", "decline_reason", "note"):  # fmt: skip
+        setattr(reply, field, answer.get(field) or ([] if field == "conditions" else ""))
+    answering = [line for line in lines if line.officers]
+    reply.officers = sum(line.officers for line in answering)
+    reply.earliest_arrival_minutes = min((line.arrival_minutes for line in answering), default=None)
+    reply.travel_flagged = any(line.travel_flagged for line in answering)
+
+
+def _line(poll: Poll, data: dict) -> ReplyLine:
+    depart, travel = data.get("depart_minutes"), data.get("travel_minutes")
+    arrival = depart + travel if depart is not None and travel is not None else None
+    estimate = data["estimate"]
+    flagged = bool(
+        data["officers"]
+        and travel is not None
+        and travel < estimate * settings.REPLY_TRAVEL_FLAG_RATIO
+        and estimate - travel >= settings.REPLY_TRAVEL_FLAG_MIN_MINUTES
+    )
+    return ReplyLine(
+        poll=poll,
+        team=data["team"],
+        officers=data["officers"],
+        vehicles=data.get("vehicles"),
+        depart_minutes=depart,
+        travel_minutes=travel,
+        arrival_minutes=arrival,
+        deploy_hours=data.get("deploy_hours"),
+        officers_qualified=data.get("officers_qualified") if poll.requirements else None,
+        estimated_travel_minutes=estimate,
+        travel_flagged=flagged,
+    )
+
+
+def reply_send_confirmation(*, version_id: int, url: str) -> bool:
+    """Tell whoever saved a version what was recorded (text email, with the link to change it)."""
+    version = ReplyVersion.objects.select_related("reply__poll__created_by", "reply__agency").get(
+        pk=version_id
+    )
+    reply = version.reply
+    context = {
+        "version": version,
+        "reply": reply,
+        "poll": reply.poll,
+        "agency": reply.agency,
+        "answer": version.data,
+        "readable": _readable(version.data),
+        "url": url,
+        "deadline": timezone.localtime(reply.poll.deadline),
+    }
+    subject = f"Answer recorded: {reply.poll.title} ({reply.agency.name})"
+    mailers.default.send_messages(
+        [
+            EmailMultiAlternatives(
+                subject=" ".join(subject.split()),
+                body=render_to_string("surveys/email/reply_confirmation.txt", context),
+                to=[version.author_email],
+            )
+        ]
+    )
+    return True
+
+
+def claim_digests(now) -> list[tuple[int, str, str]]:
+    """Open polls whose sender asked for a digest, with answers since the last one, at most
+    one every REPLY_DIGEST_MINUTES. Claimed by a conditional UPDATE: each window is sent once."""
+    gap = timezone.timedelta(minutes=settings.REPLY_DIGEST_MINUTES)
+    due = Poll.objects.filter(state=Poll.State.OPEN, reply_digest=True).filter(
+        Q(digest_sent_at__isnull=True) | Q(digest_sent_at__lte=now - gap)
+    )
+    claimed = []
+    for poll in due:
+        since = poll.digest_sent_at or poll.sent_at
+        if not poll.reply_versions.filter(created_at__gt=since, created_at__lte=now).exists():
+            continue
+        if Poll.objects.filter(pk=poll.pk, digest_sent_at=poll.digest_sent_at).update(
+            digest_sent_at=now
+        ):
+            claimed.append((poll.pk, since.isoformat(), now.isoformat()))
+    return claimed
+
+
+def reply_send_digest(*, poll_id: int, since: str, until: str) -> int:
+    """One email to the poll's sender listing the answers saved in (since, until]."""
+    poll = Poll.objects.select_related("created_by").get(pk=poll_id)
+    versions = list(
+        poll.reply_versions.filter(created_at__gt=since, created_at__lte=until)
+        .select_related("reply__agency")
+        .order_by("created_at")
+    )
+    if not versions:
+        return 0
+    body = render_to_string(
+        "surveys/email/reply_digest.txt",
+        {
+            "poll": poll,
+            "versions": versions,
+            "answered": poll.replies.count(),
+            "asked": poll.invitations.values("agency").distinct().count(),
+            "url": settings.SITE_URL + reverse("surveys:poll-detail", args=[poll.pk]),
+        },
+    )
+    subject = f"{len(versions)} new answer(s): {poll.title}"
+    mailers.default.send_messages(
+        [
+            EmailMultiAlternatives(
+                subject=" ".join(subject.split()), body=body, to=[poll.created_by.email]
+            )
+        ]
+    )
+    return len(versions)
