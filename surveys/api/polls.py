@@ -1,0 +1,351 @@
+"""Polls through the API: compose (the compose form's rules), edit drafts, send, remind, extend,
+close, cancel; lists with filters and constant query counts."""
+
+from collections.abc import Mapping
+
+import django_filters
+from django import forms
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils.datastructures import MultiValueDict
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import exceptions, mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agencies.api import RefSerializer
+from agencies.models import Agency, TeamType
+from readiness import permissions
+from readiness.api import Conflict, DateTimeFilter, id_out_of_range
+from readiness.api_views import ReadinessSummarySerializer, poll_readiness
+
+from .. import chasing, compose
+from ..forms import CUSTOM, ExtendForm, PollForm
+from ..models import Invitation, Poll, Reply
+from .common import form_errors, json_object, plain_text
+
+POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_kinds",
+              "target_agencies"}  # fmt: skip
+# The API's field names for the compose form's (lists where the page has a text box).
+POLL_RENAMES = {"requirements_text": "requirements", "reminders": "reminder_hours_before",
+                "destination": "destination_name"}  # fmt: skip
+INVALID_CHOICE = forms.ModelMultipleChoiceField.default_error_messages["invalid_choice"]
+
+
+def poll_form_data(data: Mapping) -> tuple[MultiValueDict, dict]:
+    """The compose form's data from the API's JSON, and errors about shapes the form cannot
+    judge (a list where one value belongs, say)."""
+    form_data, errors = MultiValueDict({"destination": [CUSTOM]}), {}
+    for key, value in data.items():
+        if key in POLL_LISTS or key in ("requirements", "reminder_hours_before"):
+            if value is None:
+                value = []
+            if not isinstance(value, list) or any(isinstance(v, list | dict) for v in value):
+                errors[key] = ["Give a list of values."]
+                continue
+            if key == "requirements":
+                form_data["requirements_text"] = "\n".join(plain_text(v) for v in value)
+            elif key == "reminder_hours_before":
+                form_data["reminders"] = ", ".join(plain_text(v) for v in value)
+            elif wrong := [v for v in value if key != "target_kinds" and id_out_of_range(v)]:
+                # No object's id: the form's own message, without asking the database.
+                errors[key] = [INVALID_CHOICE % {"value": wrong[0]}]
+            else:
+                form_data.setlist(key, [plain_text(v) for v in value])
+        elif key in PollWriteSerializer.Meta.fields:
+            if isinstance(value, list | dict):
+                errors[key] = ["Give a single value."]
+                continue
+            form_data[key] = plain_text(value)
+    return form_data, errors
+
+
+class PollWriteSerializer(serializers.ModelSerializer):
+    """What a coordinator sends to compose or edit a draft (the compose page's fields)."""
+
+    requesting_agency = serializers.PrimaryKeyRelatedField(
+        queryset=Agency.objects.all(), allow_null=True, required=False,
+        help_text="Required for a request for assistance.",
+    )  # fmt: skip
+    needed_team_type = serializers.PrimaryKeyRelatedField(
+        queryset=TeamType.objects.all(), allow_null=True, required=False
+    )
+    requirements = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Short texts; answers count "
+        "the officers meeting every one."
+    )  # fmt: skip
+    target_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=Agency.Kind.choices), required=False
+    )
+    reminder_hours_before = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False,
+        help_text="Hours before the deadline to remind agencies that have not answered.",
+    )  # fmt: skip
+
+    class Meta:
+        model = Poll
+        fields = [
+            "title", "purpose", "requesting_agency", "requesting_person", "situation",
+            "officers_needed", "needed_team_type", "needed_by", "requirements", "message",
+            "destination_name", "destination_latitude", "destination_longitude",
+            "target_regions", "target_team_types", "target_levels", "target_kinds",
+            "target_radius_km", "target_agencies", "deadline", "reminder_hours_before",
+            "escalate_after_hours", "reply_digest",
+        ]  # fmt: skip
+        extra_kwargs = {
+            "target_regions": {"required": False},
+            "target_team_types": {"required": False},
+            "target_levels": {"required": False},
+            "target_agencies": {"required": False},
+        }
+
+    def to_internal_value(self, data):
+        """Validation is the compose form's: same rules, same messages as the page."""
+        data = json_object(data)
+        if self.partial and self.instance is not None:
+            current = PollSerializer(self.instance).data
+            data = {**{k: current[k] for k in self.Meta.fields}, **data}
+        form_data, errors = poll_form_data(data)
+        form = PollForm(form_data, instance=self.instance)
+        if not form.is_valid() or errors:
+            raise exceptions.ValidationError({**form_errors(form, POLL_RENAMES), **errors})
+        return {"form": form}
+
+    def create(self, validated_data):
+        return compose.poll_create(form=validated_data["form"], request=self.context["request"])
+
+    def update(self, instance, validated_data):
+        try:
+            return compose.poll_update(form=validated_data["form"], request=self.context["request"])
+        except compose.PollNotDraft:
+            raise Conflict(
+                "Only a draft can be edited; this poll has been sent.", "not_draft"
+            ) from None
+
+    def to_representation(self, instance):
+        return PollSerializer(instance, context=self.context).data
+
+
+class PollSerializer(PollWriteSerializer):
+    """A poll as read: what was composed, its state, and how many agencies were asked and have
+    answered."""
+
+    agencies_asked = serializers.IntegerField(read_only=True)
+    agencies_answered = serializers.IntegerField(read_only=True)
+    created_by = RefSerializer(read_only=True, help_text="Its `name` is the person's name.")
+
+    class Meta(PollWriteSerializer.Meta):
+        fields = [
+            "id", *PollWriteSerializer.Meta.fields, "state", "agencies_asked", "agencies_answered",
+            "created_by", "created_at", "updated_at", "sent_at", "closed_at", "cancelled_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = serializers.ModelSerializer.to_representation(self, instance)
+        data["requirements"] = list(instance.requirements)
+        data["reminder_hours_before"] = list(instance.reminder_hours_before)
+        data["created_by"] = {"id": instance.created_by_id,
+                              "name": instance.created_by.get_full_name()}  # fmt: skip
+        for name in ("agencies_asked", "agencies_answered"):
+            data[name] = getattr(instance, name, None)
+            if data[name] is None:
+                data[name] = _count(instance, name)
+        return data
+
+
+def _count(poll: Poll, name: str) -> int:
+    if name == "agencies_asked":
+        return poll.invitations.values("agency").distinct().count()
+    return poll.replies.count()
+
+
+class PollFilter(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(choices=Poll.State.choices)
+    purpose = django_filters.ChoiceFilter(choices=Poll.Purpose.choices)
+    situation = django_filters.ChoiceFilter(choices=Poll.Situation.choices)
+    updated_since = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_since = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Poll
+        fields = ["state", "purpose", "situation", "updated_since", "created_since"]
+
+
+class ExtendSerializer(serializers.Serializer):
+    deadline = serializers.DateTimeField(help_text="Later than the current one, in the future.")
+
+
+class SendResultSerializer(serializers.Serializer):
+    invitations = serializers.IntegerField(help_text="Invitations queued for delivery.")
+    poll = PollSerializer()
+
+
+class RemindResultSerializer(serializers.Serializer):
+    reminded = serializers.IntegerField(help_text="Contacts reminded now.")
+
+
+def _asked_count():
+    asked = (
+        Invitation.objects.filter(poll=OuterRef("pk"))
+        .order_by()
+        .values("poll")
+        .annotate(n=Count("agency", distinct=True))
+        .values("n")
+    )
+    return Coalesce(Subquery(asked, output_field=IntegerField()), Value(0))
+
+
+def _answered_count():
+    answered = (
+        Reply.objects.filter(poll=OuterRef("pk")).order_by().values("poll")
+        .annotate(n=Count("pk")).values("n")
+    )  # fmt: skip
+    return Coalesce(Subquery(answered, output_field=IntegerField()), Value(0))
+
+
+@extend_schema(responses=PollSerializer)
+class PollViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Availability polls. Coordinators compose, edit (drafts), send, remind, extend, close and
+    cancel; officials read every poll; commanders read the sent polls their agency was asked."""
+
+    rules = {
+        "read": permissions.can_view_registry,  # scoped below: commanders see their agency's
+        "write": permissions.can_manage_polls,
+        "readiness": permissions.can_view_readiness,
+    }
+    filterset_class = PollFilter
+    ordering_fields = ["created_at", "updated_at", "deadline", "sent_at", "title", "id"]
+
+    def get_queryset(self):
+        if self.action == "readiness":  # the figures need the poll's own row, nothing more
+            return permissions.scope_polls(self.request.user, Poll.objects.all())
+        polls = (
+            Poll.objects.select_related("created_by")
+            .prefetch_related(
+                "target_regions", "target_team_types", "target_levels", "target_agencies"
+            )
+            .annotate(agencies_asked=_asked_count(), agencies_answered=_answered_count())
+        )
+        return permissions.scope_polls(self.request.user, polls)
+
+    def get_serializer_class(self):
+        return (
+            PollWriteSerializer
+            if self.action in ("create", "update", "partial_update")
+            else (PollSerializer)
+        )
+
+    @extend_schema(request=PollWriteSerializer, responses={201: PollSerializer})
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
+
+    @extend_schema(request=PollWriteSerializer, responses=PollSerializer)
+    def update(self, request, *args, **kwargs):
+        poll = self.get_object()
+        if poll.state != Poll.State.DRAFT:
+            raise Conflict("Only a draft can be edited; this poll has been sent.", "not_draft")
+        return super().update(request, *args, **kwargs)
+
+    @extend_schema(request=PollWriteSerializer, responses=PollSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        return super().partial_update(request, *args, **kwargs)
+
+    def _fresh(self, poll: Poll) -> dict:
+        return PollSerializer(self.get_queryset().get(pk=poll.pk)).data
+
+    @extend_schema(request=None, responses={202: SendResultSerializer})
+    @action(detail=True, methods=["post"])
+    def send(self, request, pk=None):
+        """Send a draft: one invitation per targeted agency, delivered by the workers."""
+        poll = self.get_object()
+        try:
+            count = compose.poll_send(poll=poll, request=request)
+        except compose.PollNotDraft:
+            raise Conflict("This poll has already been sent.", "not_draft") from None
+        except compose.PollNotSendable as exc:
+            raise Conflict(str(exc), "not_sendable") from None
+        return Response({"invitations": count, "poll": self._fresh(poll)}, status=202)
+
+    def _open_action(self, request, service, refused: str):
+        poll = self.get_object()
+        try:
+            result = service(poll=poll, request=request)
+        except chasing.PollNotOpen:
+            raise Conflict(refused, "not_open") from None
+        return poll, result
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        """Close an open poll now: reply links stop working."""
+        poll, _ = self._open_action(request, chasing.poll_close, "Only an open poll can be closed.")
+        return Response(self._fresh(poll))
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel an open poll; everyone asked is told to stand down."""
+        poll, _ = self._open_action(
+            request, chasing.poll_cancel, "Only an open poll can be cancelled."
+        )
+        return Response(self._fresh(poll))
+
+    @extend_schema(request=None, responses=RemindResultSerializer)
+    @action(detail=True, methods=["post"])
+    def remind(self, request, pk=None):
+        """Remind every contact whose agency has not answered (not twice within ten minutes)."""
+        _, count = self._open_action(
+            request, chasing.poll_remind_silent, "Only an open poll's silent agencies can be "
+            "reminded."
+        )  # fmt: skip
+        return Response({"reminded": count})
+
+    @extend_schema(request=ExtendSerializer)
+    @action(detail=True, methods=["post"])
+    def extend(self, request, pk=None):
+        """Move an open poll's deadline later."""
+        poll = self.get_object()
+        data = json_object(request.data)
+        form = ExtendForm({"deadline": plain_text(data.get("deadline"))})
+        if not form.is_valid():
+            raise exceptions.ValidationError(form_errors(form))
+        try:
+            chasing.poll_extend(poll=poll, deadline=form.cleaned_data["deadline"], request=request)
+        except chasing.PollNotOpen:
+            raise Conflict("Only an open poll's deadline can be extended.", "not_open") from None
+        except ValueError as exc:
+            raise exceptions.ValidationError({"deadline": [str(exc)]}) from None
+        return Response(self._fresh(poll))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "within",
+                str,
+                description="Count officers who can be there within this many "
+                "minutes (0 to 4320), or `all`. Default: the need's deadline, else any time.",
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The ETag of an earlier answer: 304 while nothing has changed.",
+            ),
+        ],
+        responses={200: ReadinessSummarySerializer, 304: OpenApiResponse(description="Unchanged.")},
+    )
+    @action(detail=True, methods=["get"])
+    def readiness(self, request, pk=None):
+        """The poll's dashboard figures: headline, arrival curve, need, breakdowns, progress."""
+        return poll_readiness(request, self.get_object())
