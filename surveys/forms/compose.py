@@ -10,6 +10,7 @@ from django.utils import timezone
 from agencies.models import Agency, Region, TeamType, TeamTypeLevel
 
 from ..models import Poll
+from ..selectors import Targets
 
 MESSAGE_TEMPLATE = (
     "For emergency situations, not routine calls for service: would members of your special "
@@ -227,8 +228,6 @@ class ExtendForm(forms.Form):
 
 def targets_from(form: PollForm):
     """Targets from a compose form as it stands, valid or not: for the live preview."""
-    from .selectors import Targets
-
     form.is_valid()  # fills cleaned_data with whatever fields are valid
     data = form.cleaned_data
     if data.get("destination") in form.presets:
