@@ -1,11 +1,13 @@
 """The readiness figures through the API (the dashboards' own functions), and who is asking."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from surveys import api as surveys_api
 from surveys.models import Poll
 
 from . import dashboards, permissions
@@ -206,3 +208,34 @@ class MeView(APIView):
             "token": request.auth.name if request.auth is not None else None,
         }
         return Response(MeSerializer(data).data)
+
+
+# The poll's figures, on the surveys API's poll resource ------------------------------------------
+
+
+class PollViewSet(surveys_api.PollViewSet):
+    # The readiness figures are the dashboards', which sit above the surveys app: the route is
+    # wired here, on top, so that surveys never imports the dashboards.
+    __doc__ = surveys_api.PollViewSet.__doc__
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "within",
+                str,
+                description="Count officers who can be there within this many "
+                "minutes (0 to 4320), or `all`. Default: the need's deadline, else any time.",
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The ETag of an earlier answer: 304 while nothing has changed.",
+            ),
+        ],
+        responses={200: ReadinessSummarySerializer, 304: OpenApiResponse(description="Unchanged.")},
+    )
+    @action(detail=True, methods=["get"])
+    def readiness(self, request, pk=None):
+        """The poll's dashboard figures: headline, arrival curve, need, breakdowns, progress."""
+        return poll_readiness(request, self.get_object())

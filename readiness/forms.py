@@ -2,16 +2,18 @@ from django import forms
 from django.contrib.auth.forms import SetPasswordForm
 from django.db.models import Q
 
-from agencies.models import Agency
-
 from .models import User
+
+# The agency a commander acts for, as the user model names it: the core takes the registry's
+# model from its own foreign key rather than importing the registry app.
+Agency = User._meta.get_field("agency").related_model
 
 
 class PersonForm(forms.ModelForm):
     """Invite someone, or change their name, role, agency or access."""
 
     agency = forms.ModelChoiceField(
-        queryset=Agency.objects.filter(active=True).order_by("name"),
+        queryset=Agency._default_manager.filter(active=True).order_by("name"),
         required=False,
         help_text="Required for an agency commander: the agency they answer for.",
     )
@@ -29,7 +31,7 @@ class PersonForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["full_name"].required = True
         # Active agencies, plus the one the person already has even if it was retired since.
-        self.fields["agency"].queryset = Agency.objects.filter(
+        self.fields["agency"].queryset = Agency._default_manager.filter(
             Q(active=True) | Q(pk=self.instance.agency_id)
         ).order_by("name")
         if self.instance.pk:
@@ -84,7 +86,7 @@ class ApiTokenForm(forms.Form):
         "Give the least that works.",
     )
     agency = forms.ModelChoiceField(
-        queryset=Agency.objects.filter(active=True).order_by("name"),
+        queryset=Agency._default_manager.filter(active=True).order_by("name"),
         required=False,
         help_text="Required for a commander's token: the agency it answers for.",
     )

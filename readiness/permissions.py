@@ -10,7 +10,6 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
 
 from .models import User
 
@@ -121,19 +120,6 @@ def scope_to_agency(user, queryset, field: str = "agency"):
     if can_answer_for_agency(user):
         return queryset.filter(**{f"{field}_id": user.agency_id})
     return queryset.none()
-
-
-def scope_polls(user, polls):
-    """Polls the user may read: all for coordinators and officials; for a commander, the sent
-    polls their agency was asked (what "My agency's polls" lists)."""
-    if can_view_polls(user):
-        return polls
-    if can_answer_for_agency(user):
-        from surveys.models import Invitation, Poll  # surveys depends on this module
-
-        asked = Invitation.objects.filter(poll=OuterRef("pk"), agency_id=user.agency_id)
-        return polls.filter(Exists(asked)).exclude(state=Poll.State.DRAFT)
-    return polls.none()
 
 
 def require(predicate: Callable[..., bool]) -> Callable:

@@ -15,6 +15,7 @@ from django.db.models import (
 )
 
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
+from readiness import permissions
 
 from .geo import distance_km_expression
 from .models import Invitation, Poll, Reply
@@ -201,3 +202,14 @@ def invitation_by_token(token: str) -> Invitation | None:
         invitations.filter(token_hash=token_hash).first()
         or invitations.filter(links__token_hash=token_hash).first()
     )
+
+
+def polls_visible_to(user, polls):
+    """Polls the user may read: all for coordinators and officials; for a commander, the sent
+    polls their agency was asked (what "My agency's polls" lists)."""
+    if permissions.can_view_polls(user):
+        return polls
+    if permissions.can_answer_for_agency(user):
+        asked = Invitation.objects.filter(poll=OuterRef("pk"), agency_id=user.agency_id)
+        return polls.filter(Exists(asked)).exclude(state=Poll.State.DRAFT)
+    return polls.none()

@@ -9,8 +9,6 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
 )
 from rest_framework import exceptions, mixins, serializers, viewsets
@@ -21,9 +19,8 @@ from agencies.api import RefSerializer
 from agencies.models import Agency, TeamType
 from readiness import permissions
 from readiness.api import Conflict, DateTimeFilter, id_out_of_range
-from readiness.api_views import ReadinessSummarySerializer, poll_readiness
 
-from .. import chasing, compose
+from .. import chasing, compose, selectors
 from ..forms import CUSTOM, ExtendForm, PollForm
 from ..models import Invitation, Poll, Reply
 from .common import form_errors, json_object, plain_text
@@ -229,7 +226,7 @@ class PollViewSet(
 
     def get_queryset(self):
         if self.action == "readiness":  # the figures need the poll's own row, nothing more
-            return permissions.scope_polls(self.request.user, Poll.objects.all())
+            return selectors.polls_visible_to(self.request.user, Poll.objects.all())
         polls = (
             Poll.objects.select_related("created_by")
             .prefetch_related(
@@ -237,7 +234,7 @@ class PollViewSet(
             )
             .annotate(agencies_asked=_asked_count(), agencies_answered=_answered_count())
         )
-        return permissions.scope_polls(self.request.user, polls)
+        return selectors.polls_visible_to(self.request.user, polls)
 
     def get_serializer_class(self):
         return (
@@ -327,25 +324,3 @@ class PollViewSet(
         except ValueError as exc:
             raise exceptions.ValidationError({"deadline": [str(exc)]}) from None
         return Response(self._fresh(poll))
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "within",
-                str,
-                description="Count officers who can be there within this many "
-                "minutes (0 to 4320), or `all`. Default: the need's deadline, else any time.",
-            ),
-            OpenApiParameter(
-                "If-None-Match",
-                str,
-                OpenApiParameter.HEADER,
-                description="The ETag of an earlier answer: 304 while nothing has changed.",
-            ),
-        ],
-        responses={200: ReadinessSummarySerializer, 304: OpenApiResponse(description="Unchanged.")},
-    )
-    @action(detail=True, methods=["get"])
-    def readiness(self, request, pk=None):
-        """The poll's dashboard figures: headline, arrival curve, need, breakdowns, progress."""
-        return poll_readiness(request, self.get_object())

@@ -1,3 +1,7 @@
+"""The whole demo: the registry (agencies.demo), demo logins, and a demo poll with answers
+(surveys.demo). It lives in surveys, the app above the registry, so the registry never imports
+the polls."""
+
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
@@ -10,6 +14,7 @@ from agencies import demo
 from agencies.models import Agency, Contact
 from readiness import permissions
 from readiness.models import User
+from surveys.demo import load_demo_poll
 
 DEMO_PASSWORD = "readiness-demo"  # noqa: S105 (printed demo login; refused in production)
 DEMO_COMMANDER_AGENCY = "aurora-police-department"
@@ -74,8 +79,6 @@ class Command(BaseCommand):
                     Contact.objects.filter(agency=agency, role=Contact.Role.PRIMARY).update(
                         user=user
                     )
-        from surveys.demo import load_demo_poll
-
         created = load_demo_poll(
             coordinator=User.objects.get(email=DEMO_USERS[0][0]), keep_unanswered=agency
         )

@@ -8,9 +8,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from agencies import demo
-from agencies.management.commands.load_demo import DEMO_TOTP_SECRET
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness.models import User
+from surveys.management.commands.load_demo import DEMO_TOTP_SECRET
 from surveys.models import Invitation, Poll, Reply
 from tests.conftest import sign_in
 
