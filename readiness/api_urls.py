@@ -7,7 +7,8 @@ from rest_framework import routers
 from agencies import api as agencies_api
 from surveys import api as surveys_api
 
-from . import api_views, permissions
+from . import permissions
+from .dashboards import api as dashboards_api
 
 
 class Router(routers.DefaultRouter):
@@ -25,14 +26,14 @@ router.register("team-types", agencies_api.TeamTypeViewSet, basename="team-type"
 router.register("agencies", agencies_api.AgencyViewSet, basename="agency")
 router.register("teams", agencies_api.SpecialTeamViewSet, basename="team")
 router.register("contacts", agencies_api.ContactViewSet, basename="contact")
-router.register("polls", api_views.PollViewSet, basename="poll")
+router.register("polls", dashboards_api.PollViewSet, basename="poll")
 router.register("invitations", surveys_api.InvitationViewSet, basename="invitation")
 router.register("replies", surveys_api.ReplyViewSet, basename="reply")
 
 # Views outside the router, with their names: the permission matrix covers these too.
 EXTRA = [
-    path("readiness/", api_views.StandingReadinessView.as_view(), name="standing-readiness"),
-    path("me/", api_views.MeView.as_view(), name="me"),
+    path("readiness/", dashboards_api.StandingReadinessView.as_view(), name="standing-readiness"),
+    path("me/", dashboards_api.MeView.as_view(), name="me"),
 ]
 
 urlpatterns = [

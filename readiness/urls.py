@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from . import dashboard_views, views
+from . import views
 
 # The admin's own password form would skip two-factor and the sign-in rate limits: send admin
 # sign-ins through allauth instead.
@@ -30,23 +30,7 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit-log"),
     path("api-tokens/", views.api_tokens, name="api-tokens"),
     path("api-tokens/<int:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
-    path("dashboard/", dashboard_views.overview, name="dashboard"),
-    path("polls/<int:poll_id>/dashboard/", dashboard_views.poll_dashboard, name="poll-dashboard"),
-    path(
-        "polls/<int:poll_id>/dashboard/summary.json",
-        dashboard_views.poll_dashboard_summary,
-        name="poll-dashboard-summary",
-    ),
-    path(
-        "polls/<int:poll_id>/dashboard/map.json",
-        dashboard_views.poll_dashboard_map,
-        name="poll-dashboard-map",
-    ),
-    path(
-        "polls/<int:poll_id>/dashboard/replies.csv",
-        dashboard_views.poll_dashboard_csv,
-        name="poll-dashboard-csv",
-    ),
+    path("", include("readiness.dashboards.urls")),
     path("agencies/", include("agencies.urls")),
     path("", include("surveys.urls")),
     path(settings.ADMIN_PATH, admin.site.urls),

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agencies.models import TeamType
-from readiness import dashboards
+from readiness.dashboards import figures as dashboards
 from surveys import replies
 from surveys.models import Invitation, Poll, Reply
 

@@ -1,6 +1,6 @@
 from django import template
 
-from readiness.dashboards import CURVE_END, duration_label
+from readiness.dashboards.figures import CURVE_END, duration_label
 
 register = template.Library()
 

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from readiness import dashboards
+from readiness.dashboards import figures as dashboards
 from readiness.models import AuditEvent, User
 from surveys.models import Invitation, Poll, Reply
 from tests.factories import AgencyFactory, ContactFactory, RegionFactory, UserFactory

@@ -252,7 +252,7 @@ def test_changes_are_versions_with_who_when_and_what_changed(client, setup, coor
 def test_a_changed_answer_replaces_its_lines_and_keeps_no_old_one(client, setup):
     """Lines are the answer as it stands: a team dropped from the answer leaves no line behind,
     and the figures add up the new lines only."""
-    from readiness import dashboards
+    from readiness.dashboards import figures as dashboards
 
     srt, k9 = setup["teams"]["srt"].pk, setup["teams"]["k9"].pk
     first = answer(setup, **{f"team-{k9}-officers": 2, f"team-{k9}-depart_minutes": 10})

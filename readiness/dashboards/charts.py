@@ -1,13 +1,13 @@
 """Geometry for the dashboards' server-rendered SVG charts.
 
-The figures come summed from the database (readiness.dashboards); this only turns a few dozen
-points into coordinates, ticks and labels for the templates. Series differ in line pattern and
-marker shape as well as colour, and each chart has a table of its figures beside it.
+The figures come summed from the database (readiness.dashboards.figures); this only turns a
+few dozen points into coordinates, ticks and labels for the templates. Series differ in line
+pattern and marker shape as well as colour, and each chart has a table of its figures beside it.
 """
 
 import math
 
-from .dashboards import CURVE_END, Summary, duration_label
+from .figures import CURVE_END, Summary, duration_label
 
 WIDTH, HEIGHT = 640, 280  # the half-width charts; the arrival curve is wider
 LEFT, RIGHT, TOP, BOTTOM = 52, 170, 16, 40

@@ -7,12 +7,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from readiness import permissions
 from surveys import api as surveys_api
 from surveys.models import Poll
 
-from . import dashboards, permissions
+from . import figures
 
-# The summary's shape, for the schema (dashboards.Summary.as_json builds it). --------------------
+# The summary's shape, for the schema (figures.Summary.as_json builds it). --------------------
 
 
 class PollRefSerializer(serializers.Serializer):
@@ -114,19 +115,19 @@ def poll_readiness(request, poll: Poll) -> Response:
     gets 304 (and costs one small query) while nothing has changed."""
     if poll.state == Poll.State.DRAFT:
         raise exceptions.NotFound("A draft has no figures yet: it has not been sent.")
-    within, error = dashboards.parse_within(request.query_params.get("within", ""), poll)
+    within, error = figures.parse_within(request.query_params.get("within", ""), poll)
     if error:
         raise exceptions.ValidationError({"within": [error]})
     # The stamp covers answers, deliveries, chasing, the poll's state and the one clock-driven
     # figure (a reply-progress step turning); the window picks the representation. Nothing
     # else moves, so a client polling every few minutes still gets its 304s.
     now = timezone.now()
-    stamp = dashboards.poll_stamp(poll=poll, now=now)
+    stamp = figures.poll_stamp(poll=poll, now=now)
     etag = f'"{stamp}-{"all" if within is None else within}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         return Response(status=304, headers=headers)
-    summary = dashboards.poll_summary(poll=poll, within=within, now=now, stamp=stamp)
+    summary = figures.poll_summary(poll=poll, within=within, now=now, stamp=stamp)
     return Response(summary.as_json(), headers=headers)
 
 
@@ -175,7 +176,7 @@ class StandingReadinessView(APIView):
             days = 0
         if not 1 <= days <= 3650:
             raise exceptions.ValidationError({"days": ["Give whole days from 1 to 3650."]})
-        data = dashboards.standing_readiness(days=days)
+        data = figures.standing_readiness(days=days)
         return Response(StandingReadinessSerializer(data).data)
 
 
@@ -215,7 +216,7 @@ class MeView(APIView):
 
 class PollViewSet(surveys_api.PollViewSet):
     # The readiness figures are the dashboards', which sit above the surveys app: the route is
-    # wired here, on top, so that surveys never imports the dashboards.
+    # wired here, on top, so that surveys never imports the figures.
     __doc__ = surveys_api.PollViewSet.__doc__
 
     @extend_schema(

@@ -1,7 +1,7 @@
 """Dashboards: the overview of open polls and standing readiness, and each poll's dashboard.
 
 Coordinators and officials only (permissions.can_view_polls). Figures come from
-readiness.dashboards; these views parse the controls, page the lists and render.
+readiness.dashboards.figures; these views parse the controls, page the lists and render.
 """
 
 import csv
@@ -14,9 +14,10 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from readiness import permissions
 from surveys.models import Poll, Reply, ReplyLine
 
-from . import charts, dashboards, permissions
+from . import charts, figures
 
 PAGE_SIZE = 50
 
@@ -31,16 +32,16 @@ def _poll(poll_id: int) -> Poll:
 
 
 def _within(request, poll: Poll) -> tuple[int | None, str]:
-    return dashboards.parse_within(request.GET.get("within", ""), poll)
+    return figures.parse_within(request.GET.get("within", ""), poll)
 
 
 def _within_choices(poll: Poll, within: int | None) -> list[dict]:
-    minutes = set(dashboards.WITHIN_CHOICES)
-    deadline = dashboards.need_deadline_minutes(poll)
+    minutes = set(figures.WITHIN_CHOICES)
+    deadline = figures.need_deadline_minutes(poll)
     extra = {m for m in (deadline, within) if m is not None}
     choices = [{"value": "all", "label": "any time", "selected": within is None}]
     for m in sorted(minutes | extra):
-        label = dashboards.duration_label(m)
+        label = figures.duration_label(m)
         if m == deadline:
             label += " (the need's deadline)"
         choices.append({"value": str(m), "label": label, "selected": m == within})
@@ -72,23 +73,23 @@ def poll_dashboard(request, poll_id: int):
         return render(request, "readiness/poll_dashboard.html", {"poll": poll, "draft": True})
     # A live refresh that finds nothing new swaps nothing: one cheap query instead of the page.
     now = timezone.now()
-    stamp = dashboards.poll_stamp(poll=poll, now=now)
+    stamp = figures.poll_stamp(poll=poll, now=now)
     if request.htmx and request.GET.get("stamp") == stamp:
         return HttpResponse(status=204, headers={"Vary": "HX-Request"})
     within, within_error = _within(request, poll)
-    summary = dashboards.poll_summary(poll=poll, within=within, now=now, stamp=stamp)
+    summary = figures.poll_summary(poll=poll, within=within, now=now, stamp=stamp)
     sort = request.GET.get("sort", "arrival")
-    if sort.lstrip("-") not in dashboards.REPLY_SORTS:
+    if sort.lstrip("-") not in figures.REPLY_SORTS:
         sort = "arrival"
     # Page the answers on a narrow query, then fetch the page's figures: sorting 15,000 answers
     # with their lines joined would cost more than everything else on the page.
-    replies = dashboards.poll_replies(poll=poll, within=within, sort=sort)
+    replies = figures.poll_replies(poll=poll, within=within, sort=sort)
     replies = _page(request, replies.values_list("pk", flat=True), "page", summary.replied)
-    reply_rows = dashboards.reply_rows(ids=list(replies.object_list), within=within)
+    reply_rows = figures.reply_rows(ids=list(replies.object_list), within=within)
     silent_count = summary.asked - summary.replied
-    silent = dashboards.poll_silent(poll=poll)
+    silent = figures.poll_silent(poll=poll)
     silent = Paginator(silent, PAGE_SIZE).get_page(request.GET.get("silent_page"))
-    declines = _page(request, dashboards.poll_declines(poll=poll), "declines_page",
+    declines = _page(request, figures.poll_declines(poll=poll), "declines_page",
                      summary.unavailable)  # fmt: skip
     charts.bar_widths(summary.by_type, ("available", "conditional"))
     charts.bar_widths(summary.by_region, ("officers_available", "officers_conditional"))
@@ -96,7 +97,7 @@ def poll_dashboard(request, poll_id: int):
         "poll": poll,
         "summary": summary,
         "within": within,
-        "within_label": dashboards.duration_label(within),
+        "within_label": figures.duration_label(within),
         "within_error": within_error,
         "within_choices": _within_choices(poll, within),
         "arrival": charts.arrival_chart(summary),
@@ -131,7 +132,7 @@ def poll_dashboard(request, poll_id: int):
 def _sort_links(request, sort: str) -> dict:
     """Each sortable column's link (toggling direction on the current one) and aria-sort."""
     links = {}
-    for key in dashboards.REPLY_SORTS:
+    for key in figures.REPLY_SORTS:
         current = sort.lstrip("-") == key
         descending = sort.startswith("-")
         target = (key if descending else f"-{key}") if current else key
@@ -150,7 +151,7 @@ def poll_dashboard_summary(request, poll_id: int):
     within, error = _within(request, poll)
     if error:
         return JsonResponse({"error": error, "field": "within"}, status=400)
-    return JsonResponse(dashboards.poll_summary(poll=poll, within=within).as_json())
+    return JsonResponse(figures.poll_summary(poll=poll, within=within).as_json())
 
 
 @require_GET
@@ -167,7 +168,7 @@ def poll_dashboard_map(request, poll_id: int):
                 "lon": poll.destination_longitude,
             },
             "fields": ["id", "name", "lat", "lon", "decision", "officers", "arrival_minutes"],
-            "agencies": dashboards.poll_map_points(poll=poll, within=within),
+            "agencies": figures.poll_map_points(poll=poll, within=within),
         }
     )
 
@@ -250,15 +251,15 @@ def overview(request):
         days = int(request.GET.get("days", 30))
     except ValueError:
         days = 30
-    if days not in dashboards.STANDING_WINDOWS:
+    if days not in figures.STANDING_WINDOWS:
         days = 30
-    standing = dashboards.standing_readiness(days=days)
+    standing = figures.standing_readiness(days=days)
     charts.bar_widths(standing["by_region"], ("available", "conditional"))
     charts.bar_widths(standing["by_type"], ("available", "conditional"))
     context = {
-        "polls": dashboards.open_polls(),
+        "polls": figures.open_polls(),
         "standing": standing,
         "days": days,
-        "windows": dashboards.STANDING_WINDOWS,
+        "windows": figures.STANDING_WINDOWS,
     }
     return render(request, "readiness/overview.html", context)
