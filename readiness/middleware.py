@@ -33,7 +33,7 @@ class RequireMFAMiddleware:
             and not permissions.mfa_enabled(user)
         ):
             if request.path.startswith("/api/"):  # a program cannot follow a set-up page
-                from .api import error_body
+                from .api.errors import error_body
 
                 detail = "Your role requires two-factor authentication: set it up in the app first."
                 return JsonResponse(error_body(403, "mfa_required", detail), status=403)

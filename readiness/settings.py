@@ -368,15 +368,16 @@ POLL_DESTINATIONS = [
 ]
 
 # The REST API (/api/v1/): sessions for the browser, tokens for integrations; the permission
-# predicates of readiness.permissions through RolePermission; one error body (readiness.api).
+# predicates of readiness.permissions through RolePermission; one error body
+# (readiness.api.errors).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Tokens first: their WWW-Authenticate header makes a missing credential a 401.
-        "readiness.api_auth.TokenAuthentication",
+        "readiness.api.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["readiness.api_auth.RolePermission"],
-    "DEFAULT_PAGINATION_CLASS": "readiness.api.Pagination",
+    "DEFAULT_PERMISSION_CLASSES": ["readiness.api.auth.RolePermission"],
+    "DEFAULT_PAGINATION_CLASS": "readiness.api.pagination.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
@@ -385,8 +386,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env_str("API_THROTTLE_USER", "1200/minute")},
-    "EXCEPTION_HANDLER": "readiness.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "readiness.api_schema.AutoSchema",
+    "EXCEPTION_HANDLER": "readiness.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "readiness.api.schema.AutoSchema",
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

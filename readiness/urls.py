@@ -16,7 +16,7 @@ handler500 = "readiness.views.server_error"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("api/", include("readiness.api_urls")),
+    path("api/", include("readiness.api.urls")),
     path(
         "accounts/invitation/<str:uidb64>/<str:token>/",
         views.invitation_accept,

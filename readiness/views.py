@@ -235,7 +235,7 @@ def api_token_revoke(request, token_id: int):
 
 
 def _api_error(request, status: int, code: str, detail: str):
-    from .api import error_body
+    from .api.errors import error_body
 
     return JsonResponse(error_body(status, code, detail), status=status)
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("readiness", "agencies", "surveys")
 DASHBOARDS = {"readiness.templatetags.readiness_tags"}  # plus the readiness.dashboards package
 # The project package itself (it loads the Celery app), its settings and its URL wiring.
-WIRING = {"readiness", "readiness.urls", "readiness.api_urls", "readiness.settings",
+WIRING = {"readiness", "readiness.urls", "readiness.api.urls", "readiness.settings",
           "readiness.celery", "readiness.wsgi", "readiness.asgi"}  # fmt: skip
 
 

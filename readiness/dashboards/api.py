@@ -180,37 +180,6 @@ class StandingReadinessView(APIView):
         return Response(StandingReadinessSerializer(data).data)
 
 
-# Who is asking ----------------------------------------------------------------------------------
-
-
-class MeSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    email = serializers.EmailField()
-    role = serializers.CharField()
-    agency = serializers.IntegerField(allow_null=True, help_text="A commander's agency id.")
-    token = serializers.CharField(allow_null=True, help_text="The token's name, if one is used.")
-
-
-class MeView(APIView):
-    """Who the credentials belong to: role, agency and token."""
-
-    rules = {"read": permissions.can_view_registry}
-
-    @extend_schema(responses=MeSerializer)
-    def get(self, request):
-        user = request.user
-        data = {
-            "id": user.pk,
-            "name": user.get_full_name(),
-            "email": user.email,
-            "role": user.role,
-            "agency": user.agency_id,
-            "token": request.auth.name if request.auth is not None else None,
-        }
-        return Response(MeSerializer(data).data)
-
-
 # The poll's figures, on the surveys API's poll resource ------------------------------------------
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agencies.models import Agency
-from readiness.api_urls import router
+from readiness.api.urls import router
 from readiness.models import User
 from surveys.models import Reply, ReplyLine
 from tests.factories import (

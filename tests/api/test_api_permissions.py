@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readiness import services
-from readiness.api_urls import EXTRA, router
+from readiness.api.urls import EXTRA, router
 from readiness.models import User
 from surveys.models import Poll, Reply
 from tests.factories import AgencyFactory, ContactFactory, SpecialTeamFactory, UserFactory

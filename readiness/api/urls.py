@@ -5,10 +5,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework import routers
 
 from agencies import api as agencies_api
+from readiness import permissions
+from readiness.dashboards import api as dashboards_api
 from surveys import api as surveys_api
 
-from . import permissions
-from .dashboards import api as dashboards_api
+from . import me
 
 
 class Router(routers.DefaultRouter):
@@ -33,7 +34,7 @@ router.register("replies", surveys_api.ReplyViewSet, basename="reply")
 # Views outside the router, with their names: the permission matrix covers these too.
 EXTRA = [
     path("readiness/", dashboards_api.StandingReadinessView.as_view(), name="standing-readiness"),
-    path("me/", dashboards_api.MeView.as_view(), name="me"),
+    path("me/", me.MeView.as_view(), name="me"),
 ]
 
 urlpatterns = [

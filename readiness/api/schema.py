@@ -3,7 +3,7 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
-from .api import ErrorSerializer
+from .errors import ErrorSerializer
 
 ERROR_DESCRIPTIONS = {
     "400": "Invalid input or query parameters; `errors` says what, per field.",
@@ -40,7 +40,7 @@ class AutoSchema(SpectacularAutoSchema):
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
     """Tokens as the schema's bearerAuth: `Authorization: Bearer <key>`."""
 
-    target_class = "readiness.api_auth.TokenAuthentication"
+    target_class = "readiness.api.auth.TokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

@@ -1,6 +1,7 @@
 """Who is asking the API (a session or a token) and what they may do: the same predicates as
-the pages, from readiness.permissions. Kept apart from readiness.api: DRF imports these classes
-from its settings while its views module loads, so this module must not import DRF's views."""
+the pages, from readiness.permissions. Kept apart from readiness.api.errors: DRF imports these
+classes from its settings while its views module loads, so this module must not import DRF's
+views."""
 
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from . import ratelimit, services
+from readiness import ratelimit, services
 
 # Authentication ---------------------------------------------------------------------------------
 
