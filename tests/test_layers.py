@@ -143,3 +143,26 @@ def test_no_surveys_module_is_too_long():
         if "migrations" not in path.parts and (n := len(path.read_text().splitlines())) > 420
     }
     assert long == {}
+
+
+def test_every_task_the_flows_name_is_registered_in_a_fresh_process():
+    """The flows queue tasks by name; a web process that never imported surveys.tasks must
+    still know them (a NotRegistered there would fail every send)."""
+    import re
+    import subprocess
+    import sys
+
+    names = set()
+    for path in (ROOT / "surveys").rglob("*.py"):
+        names |= set(re.findall(r'"(surveys\.tasks\.\w+)"', path.read_text()))
+    assert names >= {"surveys.tasks.deliver_invitations", "surveys.tasks.send_reminders"}
+    check = (
+        "import django; django.setup(); from celery import current_app; "
+        f"missing = [n for n in {sorted(names)!r} if n not in current_app.tasks]; "
+        "print(missing); raise SystemExit(1 if missing else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "readiness.settings"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr

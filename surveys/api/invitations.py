@@ -11,7 +11,7 @@ from rest_framework import serializers, viewsets
 from agencies.api import RefSerializer
 from agencies.models import Agency, Region
 from readiness import permissions
-from readiness.api import IdFilter, IdsFilter
+from readiness.api.filters import IdFilter, IdsFilter
 
 from ..models import Invitation, Reply
 

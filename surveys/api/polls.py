@@ -18,7 +18,8 @@ from rest_framework.response import Response
 from agencies.api import RefSerializer
 from agencies.models import Agency, TeamType
 from readiness import permissions
-from readiness.api import Conflict, DateTimeFilter, id_out_of_range
+from readiness.api.errors import Conflict
+from readiness.api.filters import DateTimeFilter, id_out_of_range
 
 from .. import chasing, compose, selectors
 from ..forms import CUSTOM, ExtendForm, PollForm

@@ -18,7 +18,8 @@ from rest_framework.response import Response
 from agencies.api import RefSerializer, TeamTypeFilter, TeamTypeRefSerializer
 from agencies.models import Agency, Region, TeamType
 from readiness import permissions
-from readiness.api import Conflict, DateTimeFilter, IdFilter, IdsFilter, id_out_of_range
+from readiness.api.errors import Conflict
+from readiness.api.filters import DateTimeFilter, IdFilter, IdsFilter, id_out_of_range
 
 from .. import replies, selectors
 from ..forms import ReplySubmission
