@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, viewsets
 
 from readiness import permissions
-from readiness.api import DateTimeFilter, IdFilter, IdsFilter
+from readiness.api.filters import DateTimeFilter, IdFilter, IdsFilter
 
 from .models import (
     Agency,

@@ -14,8 +14,8 @@ by its create_data() from --seed: the agencies of 8 regions with their special t
 poll sent 8 hours ago with a delivered invitation per agency, the replies (60% available, 20%
 conditional, 20% unavailable) and their team lines. Then a copy of that poll with only its first
 10 answering agencies (their invitations, replies and lines), to count the queries of the same
-requests on few rows; and a coordinator's API token, issued by readiness.services as `manage.py
-issue_api_token` does. On PostgreSQL the tables are vacuumed and analysed afterwards.
+requests on few rows; and a coordinator's API token, issued by readiness.accounts.services as
+`manage.py issue_api_token` does. On PostgreSQL the tables are vacuumed and analysed afterwards.
 
 The server is bench/replies.py's: gunicorn, 2 gthread workers with 4 threads (--workers,
 --threads), DEBUG false, development settings (no SSL redirect), DB_CONN_MAX_AGE 60, and Redis
@@ -195,7 +195,7 @@ def issue_token(coordinator) -> tuple[object, str]:
     """A coordinator's API token, as `manage.py issue_api_token` issues one: (token, key)."""
     from django.test import RequestFactory
 
-    from readiness import services
+    from readiness.accounts import services
     from readiness.models import User
 
     request = RequestFactory().post("/api-tokens/")

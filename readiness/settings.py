@@ -99,7 +99,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "readiness.middleware.RequireMFAMiddleware",
+    "readiness.accounts.middleware.RequireMFAMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
@@ -160,7 +160,7 @@ LOGOUT_REDIRECT_URL = "account_login"
 
 # Accounts (django-allauth): sign-in by email, no open sign-up (people are invited), verified
 # email addresses, password reset by email, TOTP with recovery codes.
-ACCOUNT_ADAPTER = "readiness.accounts.AccountAdapter"
+ACCOUNT_ADAPTER = "readiness.accounts.adapters.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -173,7 +173,7 @@ ACCOUNT_RATE_LIMITS = {"login_failed": env_str("LOGIN_FAILED_RATE_LIMIT", "10/m/
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Readiness"
-MFA_ADAPTER = "readiness.accounts.MFAAdapter"
+MFA_ADAPTER = "readiness.accounts.adapters.MFAAdapter"
 # Roles that must turn on two-factor authentication before they can use the app.
 MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", ["coordinator", "official"])
 _unknown_roles = set(MFA_REQUIRED_ROLES) - {"coordinator", "commander", "official"}

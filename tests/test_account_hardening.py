@@ -87,7 +87,7 @@ def test_only_setup_pages_are_reachable_before_two_factor(client, db):
 def test_invitation_link_is_dead_once_the_person_has_signed_in(
     client, db, django_capture_on_commit_callbacks, mailoutbox
 ):
-    from readiness.services import invitation_url
+    from readiness.accounts.services import invitation_url
 
     agency = AgencyFactory()
     person = UserFactory(role=User.Role.COMMANDER, agency=agency)

@@ -10,7 +10,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from readiness import ratelimit, services
+from readiness import ratelimit
+from readiness.accounts import services
 
 # Authentication ---------------------------------------------------------------------------------
 

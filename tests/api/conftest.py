@@ -1,7 +1,7 @@
 import pytest
 from django.test import RequestFactory
 
-from readiness import services
+from readiness.accounts import services
 from readiness.models import User
 from tests.factories import UserFactory
 

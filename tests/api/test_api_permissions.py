@@ -10,7 +10,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from readiness import services
+from readiness.accounts import services
 from readiness.api.urls import EXTRA, router
 from readiness.models import User
 from surveys.models import Poll, Reply

@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from readiness.accounts.services import api_token_hash
 from readiness.models import ApiToken, AuditEvent, User
-from readiness.services import api_token_hash
 from tests.factories import AgencyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

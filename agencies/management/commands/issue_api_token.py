@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test import RequestFactory
 
 from agencies.models import Agency
-from readiness import services
+from readiness.accounts import services
 from readiness.models import User
 
 

@@ -16,8 +16,8 @@ from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
 
-from . import audit
-from .models import ApiToken, User
+from readiness import audit
+from readiness.models import ApiToken, User
 
 
 class InvitationTokenGenerator(PasswordResetTokenGenerator):

@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
 
-from . import permissions
+from readiness import permissions
 
 # What a user who still has to set up two-factor authentication may reach: setting it up, the
 # password step allauth asks for first, and signing out.
@@ -33,7 +33,7 @@ class RequireMFAMiddleware:
             and not permissions.mfa_enabled(user)
         ):
             if request.path.startswith("/api/"):  # a program cannot follow a set-up page
-                from .api.errors import error_body
+                from readiness.api.errors import error_body
 
                 detail = "Your role requires two-factor authentication: set it up in the app first."
                 return JsonResponse(error_body(403, "mfa_required", detail), status=403)

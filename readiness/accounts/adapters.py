@@ -6,12 +6,12 @@ from allauth.mfa.models import Authenticator
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 
-from . import audit, permissions
-from .ratelimit import client_ip
+from readiness import audit, permissions
+from readiness.ratelimit import client_ip
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    """No open sign-up: coordinators invite people (readiness.services.user_invite)."""
+    """No open sign-up: coordinators invite people (readiness.accounts.services.user_invite)."""
 
     def is_open_for_signup(self, request) -> bool:
         return False
