@@ -19,9 +19,8 @@ from agencies.models import TeamType
 from readiness.dashboards import figures as dashboards
 from surveys import replies
 from surveys.models import Invitation, Poll, Reply
-
-from .factories import AgencyFactory, ContactFactory, RegionFactory, SpecialTeamFactory
-from .surveys.factories import PollFactory, open_invitation
+from tests.factories import AgencyFactory, ContactFactory, RegionFactory, SpecialTeamFactory
+from tests.surveys.factories import PollFactory, open_invitation
 
 MIN = datetime.timedelta(minutes=1)
 
