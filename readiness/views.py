@@ -1,3 +1,7 @@
+"""The project's own pages: home (each role's landing page), health, the audit trail, and the
+error pages (JSON under /api/). People and tokens are in readiness.accounts; dashboards in
+readiness.dashboards."""
+
 import datetime
 
 from django.conf import settings

@@ -1,3 +1,6 @@
+"""allauth's hooks: no open sign-up, two-factor that required roles cannot switch off, and
+rate-limited sign-ins recorded in the audit trail."""
+
 import hashlib
 
 from allauth.account.adapter import DefaultAccountAdapter

@@ -1,3 +1,6 @@
+"""Two-factor policy: a signed-in person whose role requires two-factor reaches nothing but its
+set-up (and signing out) until it is on. It decides access only; it must not change accounts."""
+
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect

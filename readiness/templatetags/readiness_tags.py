@@ -1,3 +1,6 @@
+"""The dashboards' template filters (durations, arrival windows). Dashboards layer: only the
+dashboards' templates load them."""
+
 from django import template
 
 from readiness.dashboards.figures import CURVE_END, duration_label
