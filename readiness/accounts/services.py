@@ -111,7 +111,7 @@ def user_send_invitation(*, request, user: User) -> None:
         robust=True,  # an SMTP failure is logged; "resend invitation" tries again
         func=lambda: send_mail(
             subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}You are invited to Readiness",
-            message=render_to_string("readiness/email/invitation.txt", context),
+            message=render_to_string("accounts/email/invitation.txt", context),
             from_email=None,
             recipient_list=[user.email],
         ),

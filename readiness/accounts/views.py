@@ -37,7 +37,7 @@ def people(request):
         )
         .order_by("-is_active", "role", "email")
     )
-    return render(request, "readiness/people.html", {"users": users})
+    return render(request, "accounts/people.html", {"users": users})
 
 
 @require_http_methods(["GET", "POST"])
@@ -56,7 +56,7 @@ def person_invite(request):
         messages.success(request, f"Invitation sent to {user.email}.")
         return redirect("people")
     status = 422 if request.method == "POST" else 200
-    return render(request, "readiness/person_form.html", {"form": form}, status=status)
+    return render(request, "accounts/person_form.html", {"form": form}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -85,7 +85,7 @@ def person_edit(request, user_id: int):
             return redirect("people")
     status = 422 if request.method == "POST" else 200
     return render(
-        request, "readiness/person_form.html", {"form": form, "person": person}, status=status
+        request, "accounts/person_form.html", {"form": form, "person": person}, status=status
     )
 
 
@@ -114,7 +114,7 @@ def invitation_accept(request, uidb64: str, token: str):
     except (User.DoesNotExist, ValueError, TypeError, OverflowError):
         user = None
     if user is None or not services.invitation_is_valid(user, token):
-        return render(request, "readiness/invitation_invalid.html", status=400)
+        return render(request, "accounts/invitation_invalid.html", status=400)
     form = InvitationPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -122,11 +122,11 @@ def invitation_accept(request, uidb64: str, token: str):
                 request=request, user=user, token=token, password=form.cleaned_data["new_password1"]
             )
         except services.InvitationUsed:
-            return render(request, "readiness/invitation_invalid.html", status=400)
+            return render(request, "accounts/invitation_invalid.html", status=400)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome to Readiness. Your password is set.")
         return redirect("home")
-    return render(request, "readiness/invitation_accept.html", {"form": form, "person": user})
+    return render(request, "accounts/invitation_accept.html", {"form": form, "person": user})
 
 
 # API tokens -------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def api_tokens(request):
             status = 422
     tokens = ApiToken.objects.select_related("user__agency", "created_by", "revoked_by")
     context = {"form": form, "key": key, "tokens": tokens, "now": timezone.now()}
-    response = render(request, "readiness/api_tokens.html", context, status=status)
+    response = render(request, "accounts/api_tokens.html", context, status=status)
     response["Cache-Control"] = "no-store"  # the page may show a key
     return response
 

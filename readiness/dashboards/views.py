@@ -70,7 +70,7 @@ def _query(request, **changes) -> str:
 def poll_dashboard(request, poll_id: int):
     poll = _poll(poll_id)
     if poll.state == Poll.State.DRAFT:
-        return render(request, "readiness/poll_dashboard.html", {"poll": poll, "draft": True})
+        return render(request, "dashboards/poll_dashboard.html", {"poll": poll, "draft": True})
     # A live refresh that finds nothing new swaps nothing: one cheap query instead of the page.
     now = timezone.now()
     stamp = figures.poll_stamp(poll=poll, now=now)
@@ -122,9 +122,9 @@ def poll_dashboard(request, poll_id: int):
         "now": now,
     }
     if request.htmx and not request.htmx.history_restore_request:
-        response = render(request, "readiness/poll_dashboard.html#live", context)
+        response = render(request, "dashboards/poll_dashboard.html#live", context)
     else:
-        response = render(request, "readiness/poll_dashboard.html", context)
+        response = render(request, "dashboards/poll_dashboard.html", context)
     patch_vary_headers(response, ["HX-Request"])  # a cached partial must never stand for the page
     return response
 
@@ -262,4 +262,4 @@ def overview(request):
         "days": days,
         "windows": figures.STANDING_WINDOWS,
     }
-    return render(request, "readiness/overview.html", context)
+    return render(request, "dashboards/overview.html", context)
