@@ -37,3 +37,13 @@ class MaskSecrets(logging.Filter):
         if record.exc_text:
             record.exc_text = mask_secrets(record.exc_text)
         return True
+
+
+class OneLineRefusals(logging.Filter):
+    """A refused request (403) is an answer, not an error: one line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", None) == 403:
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -239,7 +239,8 @@ elif PRODUCTION:
     # Polls are delivered by email: a production app that cannot send is misconfigured.
     raise ImproperlyConfigured("EMAIL_HOST must be set when DJANGO_ENV=production")
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    # Printed to the console, each email headed by who it is for and the links it carries.
+    MAILERS = {"default": {"BACKEND": "readiness.mail.ConsoleEmailBackend"}}
 del EMAIL_HOST  # a deprecated setting name; the value lives in MAILERS
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Readiness <readiness@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
@@ -336,7 +337,11 @@ if env_bool("BEHIND_TLS_PROXY", PRODUCTION):
     ALLAUTH_TRUSTED_PROXY_COUNT = 1
 
 # The address people use to reach the app, for links in emails sent by workers (no request).
-SITE_URL = env_str("SITE_URL", "" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
+# In development it follows the address `make run` serves on (HOST and PORT), unless set.
+_DEV_HOST = env_str("HOST", "127.0.0.1")
+_DEV_HOST = "127.0.0.1" if _DEV_HOST in ("0.0.0.0", "::", "") else _DEV_HOST  # noqa: S104
+_DEV_SITE = f"http://{_DEV_HOST}:{env_str('PORT', '8000')}"
+SITE_URL = env_str("SITE_URL", "" if PRODUCTION else _DEV_SITE).rstrip("/")
 if PRODUCTION and not SITE_URL.startswith(("https://", "http://")):
     # Workers have no request to take the address from: emails would carry broken links.
     raise ImproperlyConfigured(
@@ -433,7 +438,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"secrets": {"()": "readiness.log_filters.MaskSecrets"}},
+    "filters": {
+        "secrets": {"()": "readiness.log_filters.MaskSecrets"},
+        "one_line_refusals": {"()": "readiness.log_filters.OneLineRefusals"},
+    },
     "formatters": {
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
@@ -442,7 +450,10 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["secrets"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["one_line_refusals", "secrets"],
+        },
         "django.server": {
             "class": "logging.StreamHandler",
             "formatter": "django.server",

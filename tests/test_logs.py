@@ -93,3 +93,20 @@ def test_tracebacks_and_encoded_paths_are_masked_too(console):
     text = console.getvalue()
     assert "secret-token-in-a-traceback" not in text and "encoded-secret-token" not in text
     assert "ValueError: could not open /r/[hidden]/" in text and "%2Fr%2F[hidden]%2F" in text
+
+
+@pytest.mark.django_db
+def test_a_refused_request_is_logged_once_as_one_line(client, console):
+    from readiness.models import User
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(role=User.Role.OFFICIAL))
+    assert client.get(reverse("people")).status_code == 403
+    text = console.getvalue()
+    assert text.count("Forbidden (Permission denied): /people/") == 1
+    assert "Traceback" not in text and len(text.strip().splitlines()) == 1
+
+
+def test_pages_carry_the_apps_icon(client, db):
+    page = client.get(reverse("account_login")).text
+    assert 'rel="icon" href="/static/img/favicon.svg"' in page

@@ -29,6 +29,9 @@ CLEARED = (
     "SECURE_HSTS_PRELOAD",
     "BEHIND_TLS_PROXY",
     "DEFAULT_FROM_EMAIL",
+    "HOST",
+    "PORT",
+    "SITE_URL",
 )
 PRODUCTION = {
     "DJANGO_ENV": "production",
@@ -98,11 +101,35 @@ def test_defaults_need_no_services():
     assert s["DATABASES"]["default"]["NAME"] == str(ROOT / "db.sqlite3")
     assert s["CELERY_TASK_ALWAYS_EAGER"] is True
     assert s["CELERY_BROKER_URL"] == "memory://"
-    assert mailer()["backend"] == "django.core.mail.backends.console.EmailBackend"
+    # The console, each email headed by whom it is for and its links (readiness.mail).
+    assert mailer()["backend"] == "readiness.mail.ConsoleEmailBackend"
     assert s["DEBUG"] is True
     assert s["TIME_ZONE"] == "America/Chicago"
     assert s["PRODUCTION"] is False
     assert s["SESSION_COOKIE_SECURE"] is False
+
+
+def test_links_in_development_follow_the_address_the_app_is_served_on():
+    assert load("SITE_URL")["SITE_URL"] == "http://127.0.0.1:8000"
+    assert load("SITE_URL", PORT="8101")["SITE_URL"] == "http://127.0.0.1:8101"
+    every_interface = load("SITE_URL", HOST="0.0.0.0", PORT="8101")  # noqa: S104
+    assert every_interface["SITE_URL"] == "http://127.0.0.1:8101"
+    assert load("SITE_URL", HOST="10.0.0.5", PORT="9000")["SITE_URL"] == "http://10.0.0.5:9000"
+    explicit = load("SITE_URL", PORT="8101", SITE_URL="https://demo.example/")
+    assert explicit["SITE_URL"] == "https://demo.example"
+
+
+def test_the_console_email_heads_each_message_with_its_links():
+    code = (
+        "import django; django.setup(); from django.core.mail import send_mail; "
+        "send_mail('Planning survey: Chicago', "
+        "'Answer here:\\nhttp://127.0.0.1:8101/r/abc123/\\n', None, ['chief@aurora.example'])"
+    )
+    proc = run(["-c", code], DJANGO_SETTINGS_MODULE="readiness.settings", PORT="8101")
+    assert proc.returncode == 0, proc.stderr
+    head = proc.stdout.split("\n")[:3]
+    assert head[1] == "EMAIL to chief@aurora.example: Planning survey: Chicago"
+    assert head[2] == "  link: http://127.0.0.1:8101/r/abc123/"
 
 
 def test_database_url_selects_postgresql():
