@@ -76,13 +76,22 @@ class ReplyForm(forms.Form):
         data = super().clean()
         decision = data.get("decision")
         conditions = data.get("conditions") or []
+
+        def missing(field: str) -> bool:
+            # A field that already has its own error (too long, say) is not also "missing":
+            # one clear error per field.
+            return field not in self.errors and not str(data.get(field) or "").strip()
+
         if decision in (Reply.Decision.AVAILABLE, Reply.Decision.CONDITIONAL):
-            if not data.get("authorised_by_name"):
+            if missing("authorised_by_name"):
                 self.add_error("authorised_by_name", "Name who authorises sending these officers.")
-            if not data.get("authorised_by_rank"):
+            if missing("authorised_by_rank"):
                 self.add_error("authorised_by_rank", "Give the authoriser's rank or title.")
-        if decision == Reply.Decision.CONDITIONAL and not (
-            conditions or data.get("conditions_text")
+        if (
+            decision == Reply.Decision.CONDITIONAL
+            and not conditions
+            and missing("conditions_text")
+            and "conditions" not in self.errors
         ):
             self.add_error("conditions", "Choose at least one condition, or describe it.")
         if decision == Reply.Decision.AVAILABLE and conditions:
@@ -90,9 +99,9 @@ class ReplyForm(forms.Form):
                 "conditions",
                 "You ticked conditions: choose “Available with conditions”, or clear them.",
             )
-        if Reply.Condition.OTHER in conditions and not data.get("conditions_text"):
+        if Reply.Condition.OTHER in conditions and missing("conditions_text"):
             self.add_error("conditions_text", "Describe the “Other” condition.")
-        if decision == Reply.Decision.UNAVAILABLE and not data.get("decline_reason", "").strip():
+        if decision == Reply.Decision.UNAVAILABLE and missing("decline_reason"):
             self.add_error("decline_reason", "Say why your agency cannot send officers.")
         if decision != Reply.Decision.CONDITIONAL:
             data["conditions"] = []

@@ -158,6 +158,25 @@ def test_inconsistent_answers_are_refused_with_a_reason(client, setup, overrides
     assert Reply.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field", "expected"),
+    [
+        ({"decision": "unavailable", "decline_reason": "x" * 3500}, "decline_reason",
+         "Ensure this value has at most 2000 characters (it has 3500)."),
+        ({"authorised_by_name": "n" * 500}, "authorised_by_name",
+         "Ensure this value has at most 150 characters (it has 500)."),
+        ({"decision": "conditional", "conditions": ["other"], "conditions_text": "c" * 3000},
+         "conditions_text", "Ensure this value has at most 2000 characters (it has 3000)."),
+    ],
+)  # fmt: skip
+def test_one_clear_error_per_field(client, setup, overrides, field, expected):
+    response = post(client, setup, answer(setup, **overrides))
+    assert response.status_code == 422
+    errors = response.context["submission"].form.errors
+    assert errors[field] == [expected]  # not also "say why" or "name who authorises"
+    assert not Reply.objects.exists()
+
+
 def test_available_needs_officers_on_some_team(client, setup):
     srt = setup["teams"]["srt"].pk
     response = post(client, setup, answer(setup, **{f"team-{srt}-officers": 0}))
