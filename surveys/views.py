@@ -269,7 +269,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
         status = 422
         if submission.is_valid():
             try:
-                replies.reply_submit(
+                version = replies.reply_submit(
                     poll=poll, agency=agency, answer=submission.answer(),
                     lines=submission.line_data(),
                     base_version=submission.form.cleaned_data["version"],
@@ -286,7 +286,8 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
                 submission = ReplySubmission(data, reply=conflict, **kwargs)
                 submission.is_valid()
             else:
-                return redirect(done_url)
+                # None: the same answer again; the done page says nothing changed.
+                return redirect(done_url if version else f"{done_url}?unchanged=1")
     context = {
         "poll": poll,
         "agency": agency,
@@ -307,7 +308,8 @@ def _reply_done(request, *, poll, agency, change_url: str):
         .first()
     )
     context = {"poll": poll, "agency": agency, "reply": reply, "change_url": change_url,
-               "deadline": timezone.localtime(poll.deadline)}  # fmt: skip
+               "deadline": timezone.localtime(poll.deadline),
+               "unchanged": request.GET.get("unchanged") == "1"}  # fmt: skip
     return render(request, "surveys/reply_done.html", context)
 
 

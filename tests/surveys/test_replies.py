@@ -484,6 +484,26 @@ def test_a_double_submit_of_the_same_answer_is_saved_once_without_a_conflict(cli
     assert ReplyVersion.objects.count() == 1 and Reply.objects.get().version == 1
 
 
+
+def test_an_unchanged_answer_says_nothing_changed_and_sends_nothing(
+    client, setup, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    data = answer(setup)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = post(client, setup, data)
+    assert len(mail.outbox) == 1 and "unchanged" not in first["Location"]
+    with django_capture_on_commit_callbacks(execute=True):
+        again = post(client, setup, {**data, "version": 1})
+    assert again.status_code == 302 and again["Location"].endswith("?unchanged=1")
+    done = client.get(again["Location"]).text
+    assert "Nothing changed" in done and "No new confirmation email was sent" in done
+    assert "confirmation email is on its way" not in done
+    assert "answer of <strong>available</strong>, 8 officers (version 1" in done
+    assert len(mail.outbox) == 1
+
+
 def test_every_input_has_a_visible_label_and_help_text(client, setup):
     from html.parser import HTMLParser
 
