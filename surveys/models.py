@@ -244,7 +244,8 @@ class Reply(models.Model):
 
     @property
     def authorised_by(self) -> str:
-        return ", ".join(p for p in (self.authorised_by_rank, self.authorised_by_name) if p)
+        """The person first, then their rank: "Morgan Kowalski, Chief of Police"."""
+        return ", ".join(p for p in (self.authorised_by_name, self.authorised_by_rank) if p)
 
     def condition_labels(self) -> list[str]:
         labels = dict(self.Condition.choices)

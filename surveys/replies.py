@@ -86,7 +86,7 @@ def _readable(snapshot: dict) -> dict:
     readable = {
         "Decision": dict(Reply.Decision.choices).get(snapshot["decision"], snapshot["decision"]),
         "Authorised by": ", ".join(
-            p for p in (snapshot["authorised_by_rank"], snapshot["authorised_by_name"]) if p
+            p for p in (snapshot["authorised_by_name"], snapshot["authorised_by_rank"]) if p
         ),
         "Conditions": "; ".join(labels.get(c, c) for c in snapshot["conditions"]),
         "Conditions in own words": snapshot["conditions_text"],

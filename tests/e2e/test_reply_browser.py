@@ -72,8 +72,15 @@ def test_commander_answers_from_the_email_on_a_phone(
     # A mistake first: more officers than the team has. Explained beside the field.
     srt.get_by_label("Officers available").fill("80")
     phone.get_by_role("button", name="Send answer").click()
-    expect(phone.get_by_role("alert")).to_contain_text("Nothing was saved", use_inner_text=True)
+    summary = phone.locator(".error-summary")
+    expect(summary).to_contain_text("Nothing was saved", use_inner_text=True)
     expect(srt).to_contain_text("At most 14", use_inner_text=True)
+    # Where the eye lands after the submit: focused, and inside the phone's screen.
+    expect(summary).to_be_focused()
+    box, height = summary.bounding_box(), phone.viewport_size["height"]
+    assert box is not None and 0 <= box["y"] < height and box["y"] + 40 < height, box
+    expect(summary.get_by_role("link").first).to_be_visible()
+    phone.screenshot(path=str(artifacts / "reply-form-error-phone.png"))
     srt.get_by_label("Officers available").fill("8")
     phone.get_by_role("button", name="Send answer").click()
 

@@ -102,7 +102,7 @@ def test_a_reply_is_saved_with_its_lines_and_arrival_and_confirmed_by_email(
     [mail] = smtp_sink.to(setup["invitation"].email)
     body = mail.message.get_content()
     assert setup["poll"].title in mail.message["Subject"]
-    assert "Decision: Available" in body and "Authorised by: Chief, Dana Reyes" in body
+    assert "Decision: Available" in body and "Authorised by: Dana Reyes, Chief" in body
     assert "North SRT: officers: 8" in body and "North SRT: arrive after (min): 85" in body
     assert setup["url"] in body  # the link to change it
 
