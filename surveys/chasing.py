@@ -192,6 +192,31 @@ def poll_remind_silent(*, poll: Poll, request=None) -> int:
     return len(won)
 
 
+def why_nobody_was_reminded(*, poll: Poll, now=None) -> str:
+    """When "Remind the silent now" reminded nobody: why, and when it will be possible."""
+    now = now or timezone.now()
+    silent = _silent(poll.invitations.filter(revoked_at__isnull=True))
+    agencies = silent.values("agency").distinct().count()
+    if not agencies:
+        waiting = poll.invitations.filter(revoked_at__isnull=True).exclude(
+            state=Invitation.State.SENT
+        )
+        if waiting.exists() and not poll.invitations.filter(state=Invitation.State.SENT).exists():
+            return "No invitation has been delivered yet: there is nobody to remind."
+        return "Every agency asked has answered: there is nobody to remind."
+    last = [
+        max(at for at in (inv.sent_at, inv.last_reminded_at) if at)
+        for inv in silent.only("sent_at", "last_reminded_at")
+    ]
+    possible = timezone.localtime(min(last) + MANUAL_REMINDER_GAP) if last else None
+    minutes = int(MANUAL_REMINDER_GAP.total_seconds() // 60)
+    return (
+        f"Nobody was reminded: the contacts of the {agencies} silent agenc"
+        f"{'y was' if agencies == 1 else 'ies were'} emailed less than {minutes} minutes ago."
+        + (f" Reminding is possible again from {possible:%H:%M}." if possible else "")
+    )
+
+
 def reminders_send(*, invitation_ids: list[int]) -> int:
     """Send claimed reminders one by one; one refused address does not stop the others, and
     nothing is retried wholesale (the next reminder time, or a manual one, tries again)."""

@@ -185,11 +185,19 @@ def poll_cancel(request, poll_id: int):
 @require_POST
 @permissions.require(permissions.can_manage_polls)
 def poll_remind(request, poll_id: int):
-    return _open_poll_action(
-        request, poll_id, chasing.poll_remind_silent,
-        done="Reminder sent to {result} contact(s) whose agency has not answered.",
-        refused="Only an open poll's silent agencies can be reminded.",
-    )  # fmt: skip
+    poll = get_object_or_404(Poll, pk=poll_id)
+    try:
+        reminded = chasing.poll_remind_silent(poll=poll, request=request)
+    except chasing.PollNotOpen:
+        messages.error(request, "Only an open poll's silent agencies can be reminded.")
+    else:
+        if reminded:
+            messages.success(
+                request, f"Reminder sent to {reminded} contact(s) whose agency has not answered."
+            )
+        else:
+            messages.warning(request, chasing.why_nobody_was_reminded(poll=poll))
+    return redirect("surveys:poll-detail", poll.pk)
 
 
 @require_POST

@@ -88,6 +88,24 @@ def test_remind_the_silent_now(
     assert client.get(link).status_code == 200
 
 
+def test_remind_now_says_why_nobody_was_reminded_and_when_it_can(
+    client, coordinator, poll, smtp_sink, django_capture_on_commit_callbacks, clock
+):
+    """Sent a minute ago: nobody can be reminded yet, and the page says why and from when."""
+    Invitation.objects.update(sent_at=timezone.now() - datetime.timedelta(minutes=1))
+    client.force_login(coordinator)
+    page = client.post(reverse("surveys:poll-remind", args=[poll.pk]), follow=True).text
+    possible = timezone.localtime(timezone.now() + datetime.timedelta(minutes=9))
+    assert (
+        "Nobody was reminded: the contacts of the 3 silent agencies were emailed less than" in page
+    )
+    assert f"Reminding is possible again from {possible:%H:%M}." in page
+    assert to(smtp_sink, "Reminder:") == []
+    Invitation.objects.update(replied_at=timezone.now())  # everyone answers
+    page = client.post(reverse("surveys:poll-remind", args=[poll.pk]), follow=True).text
+    assert "Every agency asked has answered: there is nobody to remind." in page
+
+
 def test_escalation_to_alternates_after_the_delay(
     smtp_sink, chase, django_capture_on_commit_callbacks
 ):

@@ -148,6 +148,12 @@ def test_planning_email_has_text_and_html_with_a_button(
     assert re.search(rf'<a href="{re.escape(url)}" style="background:[^"]*">Answer for ', html)
 
 
+def test_the_html_email_lays_out_for_a_phone(smtp_sink, django_capture_on_commit_callbacks):
+    send(PollFactory(target_agencies=agencies_with_contacts(1)), django_capture_on_commit_callbacks)
+    html = html_of(smtp_sink.messages[0].message)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+
+
 def test_request_email_says_who_requested_it(smtp_sink, django_capture_on_commit_callbacks):
     requester = AgencyFactory(name="Springfield Police Department")
     poll = PollFactory(

@@ -484,7 +484,6 @@ def test_a_double_submit_of_the_same_answer_is_saved_once_without_a_conflict(cli
     assert ReplyVersion.objects.count() == 1 and Reply.objects.get().version == 1
 
 
-
 def test_an_unchanged_answer_says_nothing_changed_and_sends_nothing(
     client, setup, django_capture_on_commit_callbacks
 ):
