@@ -7,8 +7,7 @@ from django.utils import timezone
 
 from readiness import audit
 
-from . import delivery, selectors
-from .geo import travel_minutes
+from . import delivery, geo, selectors
 from .models import Invitation, Poll
 
 
@@ -60,8 +59,8 @@ def poll_send(*, poll: Poll, request=None) -> int:
             agency=agency,
             contact=agency.primary_contacts[0],
             email=agency.primary_contacts[0].email,
-            distance_km=round(agency.distance_km, 1),
-            travel_minutes=travel_minutes(agency.distance_km),
+            distance_km=geo.km(agency.distance_km),
+            travel_minutes=geo.travel_minutes(geo.km(agency.distance_km)),
         )
         for agency in selectors.poll_recipients(poll=poll)
         if agency.primary_contacts  # the preview warns about the others

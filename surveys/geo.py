@@ -28,6 +28,12 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
 
 
+def km(distance: float) -> float:
+    """The one rounding of a distance: to 0.1 km, as an invitation stores it. The preview before
+    sending and the poll after it show this same figure (to the km), never one each."""
+    return round(distance, 1)
+
+
 def travel_minutes(distance: float) -> int:
     """Estimated minutes to drive `distance` km of straight line (see TRAVEL_* settings)."""
     return math.ceil(distance * settings.TRAVEL_ROAD_FACTOR / settings.TRAVEL_SPEED_KMH * 60)

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from readiness import permissions, ratelimit
 
-from . import chasing, compose, delivery, replies, selectors
+from . import chasing, compose, delivery, geo, replies, selectors
 from .forms import ExtendForm, PollForm, ReplySubmission, targets_from
 from .models import Invitation, Poll, Reply
 
@@ -71,6 +71,8 @@ def poll_preview(request):
 
 
 def _recipient_context(recipients: list) -> dict:
+    for agency in recipients:
+        agency.distance_km = geo.km(agency.distance_km)  # as the invitation will store it
     unreachable = [a for a in recipients if not a.primary_contacts]
     return {
         "recipients": recipients,

@@ -211,6 +211,31 @@ def test_live_preview_from_the_form_as_it_stands(client, coordinator, north):
     assert "Choose a destination" in no_place.text
 
 
+def test_the_distance_before_and_after_sending_is_the_same(
+    client, coordinator, django_capture_on_commit_callbacks
+):
+    """25.46 km from City Hall: stored as 25.5, shown as 26 km before and after sending (it
+    was 25 in the preview and 26 on the poll page)."""
+    import math
+
+    from surveys.geo import EARTH_RADIUS_KM
+
+    region = RegionFactory(name="South")
+    lat = 41.8837 - 25.46 / (EARTH_RADIUS_KM * math.pi / 180)  # due south of City Hall
+    agency = AgencyFactory(name="Blue Island PD", region=region, latitude=lat, longitude=-87.6319)
+    ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    client.force_login(coordinator)
+    preview = client.post(reverse("surveys:poll-preview"), form_data(target_regions=[region.pk]))
+    assert '<td data-label="Distance" class="num">26 km</td>' in preview.text
+    client.post(NEW, form_data(target_regions=[region.pk]))
+    poll = Poll.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk])).text
+    assert '<td data-label="Distance" class="num">26 km</td>' in page
+    assert Invitation.objects.get().distance_km == 25.5
+
+
 def test_email_lists_the_agency_teams_the_poll_targets(
     client, coordinator, mailoutbox, django_capture_on_commit_callbacks
 ):
