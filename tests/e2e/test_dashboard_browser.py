@@ -115,3 +115,28 @@ def test_overview_leads_to_the_poll_dashboard(live_server, browser):
     page.get_by_role("link", name="Open poll for Chicago").click()
     page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
     expect(page.get_by_role("heading", name=re.compile("Open poll for Chicago"))).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [390, 1366, 1920])
+def test_one_unbroken_word_never_widens_the_dashboard(live_server, browser, artifacts, width):
+    """A 2,000-character word in a decline reason (and in an agency's name) wraps: the page is
+    exactly as wide as the screen, on a phone, a laptop and an operations-centre wall."""
+    poll = PollFactory(title="Critical situations in Chicago", state=Poll.State.OPEN,
+                       sent_at=timezone.now() - timezone.timedelta(hours=1))  # fmt: skip
+    word = "x" * 2000
+    invitation, _ = open_invitation(poll=poll, agency=AgencyFactory(name="Long" + "n" * 300))
+    services_reply = {"decision": "unavailable", "decline_reason": word}
+    from surveys import replies
+
+    replies.reply_submit(
+        poll=poll, agency=invitation.agency, answer=services_reply, lines=[], base_version=0,
+        invitation=invitation, confirm=False,
+    )  # fmt: skip
+    official = UserFactory(role=User.Role.OFFICIAL, email=f"wide{width}@readiness.example")
+    page = new_page(browser, viewport={"width": width, "height": 900})
+    sign_in(page, live_server, official.email, next_url=f"/polls/{poll.pk}/dashboard/")
+    page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
+    expect(page.locator("#declines")).to_contain_text("xxxxxxxxxx", use_inner_text=True)
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    page.screenshot(path=str(artifacts / f"dashboard-long-word-{width}.png"), full_page=True)
+    assert widths[0] <= widths[1], widths
