@@ -36,7 +36,10 @@ def need_deadline_minutes(poll: Poll) -> int | None:
     """The need's deadline as minutes after the poll was sent (the call), if the poll has one."""
     if not (poll.officers_needed and poll.needed_by and poll.sent_at):
         return None
-    minutes = (poll.needed_by - poll.sent_at).total_seconds() / 60
+    # From the minute the poll was sent, as people read it: sent at 14:00:40 for 17:00 is a
+    # 3-hour need, not "2 h 59 min".
+    sent = poll.sent_at.replace(second=0, microsecond=0)
+    minutes = (poll.needed_by - sent).total_seconds() / 60
     return max(0, min(MAX_MINUTES, int(minutes)))
 
 

@@ -656,3 +656,15 @@ def test_summary_json_is_plain_json(client, coordinator):
         headline["officers_available"],
         headline["officers_conditional"],
     ) == (15, 50, 50)
+
+
+def test_the_needs_window_counts_from_the_minute_the_poll_was_sent(client, official):
+    """Sent at 14:00:40 for officers by 17:00: a 3-hour need ("within 3 h"), not 2 h 59 min."""
+    sent = timezone.now().replace(second=40, microsecond=0)
+    poll = PollFactory(state=Poll.State.OPEN, sent_at=sent, officers_needed=20,
+                       needed_by=sent.replace(second=0) + datetime.timedelta(hours=3))  # fmt: skip
+    open_invitation(poll=poll)
+    assert dashboards.need_deadline_minutes(poll) == 180
+    client.force_login(official)
+    page = client.get(reverse("poll-dashboard", args=[poll.pk]))
+    assert page.context["within"] == 180 and page.context["within_label"] == "3 h"
