@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from django.db.models import (
     Case,
     Exists,
+    F,
     OuterRef,
     Prefetch,
     Q,
@@ -13,6 +14,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.utils import timezone
 
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness import permissions
@@ -162,9 +164,12 @@ def reply_feed(*, poll: Poll, limit: int = 15):
     ]
 
 
-def agency_polls(*, agency: Agency):
-    """Polls an agency was asked, with its reply (if any): open ones first, newest first."""
+def agency_polls(*, agency: Agency, now=None):
+    """Polls an agency was asked, with its reply (if any): the ones still taking answers first,
+    the most urgent (the nearest deadline) at the top; then the others, newest first."""
+    now = now or timezone.now()
     replies = Reply.objects.filter(poll=OuterRef("pk"), agency=agency)
+    taking_answers = Q(state=Poll.State.OPEN, deadline__gt=now)
     return (
         Poll.objects.filter(Exists(Invitation.objects.filter(poll=OuterRef("pk"), agency=agency)))
         .exclude(state=Poll.State.DRAFT)
@@ -174,9 +179,10 @@ def agency_polls(*, agency: Agency):
             reply_version=Subquery(replies.values("version")[:1]),
             reply_updated_at=Subquery(replies.values("updated_at")[:1]),
             reply_officers=Subquery(replies.values("officers")[:1]),
-            is_open=Case(When(state=Poll.State.OPEN, then=Value(0)), default=Value(1)),
+            is_open=Case(When(taking_answers, then=Value(0)), default=Value(1)),
+            open_deadline=Case(When(taking_answers, then=F("deadline"))),
         )
-        .order_by("is_open", "-deadline")
+        .order_by("is_open", F("open_deadline").asc(nulls_last=True), "-deadline")
     )
 
 

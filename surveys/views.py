@@ -354,8 +354,9 @@ def reply_done(request, token: str):
 @require_GET
 @permissions.require(permissions.can_answer_for_agency)
 def my_agency(request):
-    polls = selectors.agency_polls(agency=request.user.agency)
-    return render(request, "surveys/my_agency.html", {"polls": polls, "now": timezone.now()})
+    now = timezone.now()
+    polls = selectors.agency_polls(agency=request.user.agency, now=now)
+    return render(request, "surveys/my_agency.html", {"polls": polls, "now": now})
 
 
 def _my_invitation(request, poll_id: int) -> Invitation:

@@ -55,6 +55,29 @@ def test_my_agency_lists_the_polls_it_was_asked_with_answer_state(client, comman
     assert "Not answered" in text and ">Answer</a>" in text
 
 
+def test_open_polls_are_listed_most_urgent_first_with_time_left(client, commander, agency, clock):
+    """A request for assistance due in 2 hours above a planning survey due in 2 days, above a
+    poll whose deadline passed (not yet closed by the beat job)."""
+    now = timezone.now()
+    for title, purpose, deadline in [
+        ("Survey in two days", "planning", now + datetime.timedelta(days=2)),
+        ("Past its deadline", "planning", now - datetime.timedelta(minutes=5)),
+        ("Request in two hours", "request", now + datetime.timedelta(hours=2)),
+    ]:
+        asker = {"requesting_agency": agency, "requesting_person": "Supt. Example"}
+        poll = PollFactory(
+            state=Poll.State.OPEN, title=title, purpose=purpose, deadline=deadline,
+            sent_at=now - datetime.timedelta(hours=1), **(asker if purpose == "request" else {}),
+        )  # fmt: skip
+        open_invitation(agency=agency, poll=poll)
+    client.force_login(commander)
+    text = client.get(reverse("surveys:my-agency")).text
+    order = [text.index(t) for t in ("Request in two hours", "Survey in two days",
+                                     "Past its deadline")]  # fmt: skip
+    assert order == sorted(order)
+    assert "2\N{NO-BREAK SPACE}hours left" in text and "2\N{NO-BREAK SPACE}days left" in text
+
+
 def test_a_signed_in_commander_answers_and_changes_the_answer(
     client, commander, asked, smtp_sink, django_capture_on_commit_callbacks
 ):
