@@ -3,6 +3,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
 
 
 class UserManager(BaseUserManager):
@@ -116,7 +118,13 @@ class AuditEvent(models.Model):
         """(field, "before → after") for changes; (name, value) for other recorded facts."""
 
         def shown(value) -> str:
-            return "—" if value in (None, "") else str(value)
+            if value in (None, ""):
+                return "—"
+            moment = parse_datetime(value) if isinstance(value, str) and "T" in value else None
+            if moment is not None and moment.tzinfo is not None:
+                # Stored in UTC (ISO 8601); shown in local time like every other time.
+                return date_format(timezone.localtime(moment), "Y-m-d H:i T")
+            return str(value)
 
         return [
             (name, f"{shown(value[0])} → {shown(value[1])}")

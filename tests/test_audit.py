@@ -187,3 +187,16 @@ def test_password_change_is_recorded(client, commander):
         },
     )
     assert AuditEvent.objects.filter(action="auth.password_changed", actor=commander).exists()
+
+
+def test_times_in_the_audit_trail_are_local(client, db):
+    from readiness.models import User as Person
+
+    AuditEvent.objects.create(
+        action="poll.extend", object_type="poll", object_id="1",
+        changes={"deadline": ["2026-03-12T20:00:00+00:00", "2026-03-13T02:30:00+00:00"]},
+    )  # fmt: skip
+    client.force_login(UserFactory(role=Person.Role.COORDINATOR))
+    page = client.get(reverse("audit-log")).text
+    assert "2026-03-12 15:00 CDT → 2026-03-12 21:30 CDT" in page
+    assert "+00:00" not in page
