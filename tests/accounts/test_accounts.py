@@ -36,8 +36,12 @@ def test_two_factor_step_refuses_a_wrong_code(client, db):
         reverse("account_login"), {"login": "casey@readiness.example", "password": PASSWORD}
     )
     assert response["Location"] == reverse("mfa_authenticate")
+    step = client.get(reverse("mfa_authenticate")).text
+    assert "Enter your two-factor code" in step and "Six-digit code" in step  # the app's page
+    assert 'class="topbar"' in step and "Two-Factor Authentication" not in step
     response = client.post(reverse("mfa_authenticate"), {"code": "000000"})
     assert response.status_code == 200
+    assert 'class="field-error"' in response.text and "Verify and sign in" in response.text
     assert client.get(AGENCIES).status_code == 302  # still not signed in
 
 

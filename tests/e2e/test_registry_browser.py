@@ -31,8 +31,9 @@ def sign_in(page, live_server, email: str, next_url: str = "/agencies/"):
     page.get_by_role("button", name="Sign in").click()
     # Coordinators have two-factor authentication: the second step asks for the code.
     page.wait_for_url("**/2fa/authenticate/**")
-    page.locator("input[name=code]").fill(totp_code(TOTP_SECRET))
-    page.get_by_role("button", name="Sign In").click()
+    expect(page.get_by_role("heading", name="Enter your two-factor code")).to_be_visible()
+    page.get_by_label("Six-digit code").fill(totp_code(TOTP_SECRET))
+    page.get_by_role("button", name="Verify and sign in").click()
 
 
 def test_phone_registry_walkthrough(live_server, phone, artifacts):
@@ -93,3 +94,27 @@ def test_phone_import_shows_line_errors_then_imports(live_server, phone, artifac
     phone.get_by_role("button", name="Upload and import").click()
     expect(phone.locator(".notice")).to_contain_text("Agencies: 2 created", use_inner_text=True)
     assert Agency.objects.count() == 2
+
+
+@pytest.mark.parametrize("width", [390, 1366, 1920])
+def test_sign_in_with_two_factor_in_the_apps_own_pages(live_server, browser, artifacts, width):
+    from tests.e2e.conftest import new_page
+
+    user = UserFactory(role=User.Role.COORDINATOR, email=f"coord{width}@readiness.example")
+    page = new_page(browser, viewport={"width": width, "height": 900})
+    page.goto(f"{live_server.url}/agencies/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/2fa/authenticate/**")
+    expect(page.get_by_role("heading", name="Enter your two-factor code")).to_be_visible()
+    expect(page.get_by_role("link", name="Readiness")).to_be_visible()  # the app's own bar
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"two-factor-{width}.png"), full_page=True)
+    page.get_by_label("Six-digit code").fill("000000")
+    page.get_by_role("button", name="Verify and sign in").click()
+    expect(page.locator(".field-error")).to_be_visible()
+    page.get_by_label("Six-digit code").fill(totp_code(TOTP_SECRET))
+    page.get_by_role("button", name="Verify and sign in").click()
+    page.wait_for_url("**/agencies/")
+    page.context.close()
