@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import reply_views, views
 
 app_name = "surveys"
 
@@ -26,13 +26,13 @@ urlpatterns = [
         name="reply-history",
     ),
     path("polls/<int:poll_id>/feed/", views.reply_feed, name="reply-feed"),
-    path("r/<str:token>/", views.reply, name="reply"),
-    path("r/<str:token>/done/", views.reply_done, name="reply-done"),
-    path("my-agency/", views.my_agency, name="my-agency"),
-    path("my-agency/polls/<int:poll_id>/", views.my_agency_reply, name="my-agency-reply"),
+    path("r/<str:token>/", reply_views.reply, name="reply"),
+    path("r/<str:token>/done/", reply_views.reply_done, name="reply-done"),
+    path("my-agency/", reply_views.my_agency, name="my-agency"),
+    path("my-agency/polls/<int:poll_id>/", reply_views.my_agency_reply, name="my-agency-reply"),
     path(
         "my-agency/polls/<int:poll_id>/done/",
-        views.my_agency_reply_done,
+        reply_views.my_agency_reply_done,
         name="my-agency-reply-done",
     ),
 ]

@@ -156,3 +156,43 @@ def test_admin_refuses_members_beyond_the_team_or_the_host_as_member(client, adm
     )
     assert client.post(url, ok).status_code == 302
     assert list(team.memberships.values_list("agency_id", "officers")) == [(other.pk, 4)]
+
+
+POLL_MODELS = ["poll", "invitation", "reply"]
+
+
+@pytest.mark.parametrize("name", POLL_MODELS)
+def test_polls_invitations_and_answers_are_read_only_in_the_admin(client, admin_coordinator, name):
+    from surveys import replies
+    from surveys.models import Invitation, Reply
+    from tests.surveys.factories import open_invitation
+
+    invitation, _ = open_invitation()
+    team = SpecialTeamFactory(agency=invitation.agency, members=10)
+    replies.reply_submit(
+        poll=invitation.poll, agency=invitation.agency,
+        answer={"decision": "available", "authorised_by_name": "Pat",
+                "authorised_by_rank": "Chief"},
+        lines=[{"team": team, "estimate": 30, "officers": 4, "depart_minutes": 5,
+                "travel_minutes": 30}],
+        base_version=0, invitation=invitation, confirm=False,
+    )  # fmt: skip
+    obj = {"poll": invitation.poll, "invitation": invitation, "reply": Reply.objects.get()}[name]
+    client.force_login(admin_coordinator)
+    listing = client.get(reverse(f"admin:surveys_{name}_changelist"))
+    assert listing.status_code == 200 and "Add " not in listing.text.split("<h1")[1][:300]
+    page = client.get(reverse(f"admin:surveys_{name}_change", args=[obj.pk]))
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.text  # a view, not a form
+    if name == "invitation":
+        assert invitation.token_hash not in page.text  # no link hash, not even hashed
+    assert client.get(reverse(f"admin:surveys_{name}_add")).status_code == 403
+    assert client.post(reverse(f"admin:surveys_{name}_delete", args=[obj.pk]),
+                       {"post": "yes"}).status_code == 403  # fmt: skip
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
+
+
+@pytest.mark.parametrize("role", [User.Role.COMMANDER, User.Role.OFFICIAL])
+def test_only_coordinators_see_polls_in_the_admin(client, role, agency):
+    client.force_login(UserFactory(role=role, agency=agency, is_staff=True))
+    assert client.get(reverse("admin:surveys_poll_changelist")).status_code == 403

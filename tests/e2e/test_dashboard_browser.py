@@ -124,7 +124,7 @@ def test_one_unbroken_word_never_widens_the_dashboard(live_server, browser, arti
     poll = PollFactory(title="Critical situations in Chicago", state=Poll.State.OPEN,
                        sent_at=timezone.now() - timezone.timedelta(hours=1))  # fmt: skip
     word = "x" * 2000
-    invitation, _ = open_invitation(poll=poll, agency=AgencyFactory(name="Long" + "n" * 300))
+    invitation, _ = open_invitation(poll=poll, agency=AgencyFactory(name="Long" + "n" * 190))
     services_reply = {"decision": "unavailable", "decline_reason": word}
     from surveys import replies
 
