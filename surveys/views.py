@@ -5,6 +5,7 @@ answering side is in reply_views."""
 from django.contrib import messages
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from readiness import permissions
@@ -140,6 +141,15 @@ def poll_detail(request, poll_id: int):
 @permissions.require(permissions.can_manage_polls)
 def poll_send(request, poll_id: int):
     poll = get_object_or_404(Poll, pk=poll_id)
+    if poll.state == Poll.State.DRAFT and not _confirmed(request):
+        n = sum(1 for a in selectors.poll_recipients(poll=poll) if a.primary_contacts)
+        return _confirm(
+            request, poll, title=f"Send to {n} agenc{'y' if n == 1 else 'ies'}?",
+            message=f"“{poll.title}” is emailed to {n} agenc{'y' if n == 1 else 'ies'} at once "
+            f"({poll.get_purpose_display().lower()}). Sending cannot be undone; you can close "
+            "or cancel the poll afterwards.",
+            button=f"Send to {n} agenc{'y' if n == 1 else 'ies'} now",
+        )  # fmt: skip
     try:
         count = compose.poll_send(poll=poll, request=request)
     except compose.PollNotDraft:
@@ -151,9 +161,30 @@ def poll_send(request, poll_id: int):
     return redirect("surveys:poll-detail", poll.pk)
 
 
-def _open_poll_action(request, poll_id: int, action, *, done: str, refused: str):
-    """Run a service on an open poll and say how it went; every action returns to the poll."""
+def _confirmed(request) -> bool:
+    return request.POST.get("confirm") == "yes"
+
+
+def _confirm(request, poll, *, title: str, message: str, button: str, danger: bool = False):
+    """The step before an irreversible or outward action. With JavaScript the button asks in a
+    dialog and sends confirm=yes itself; without it, this page asks."""
+    skip = ("csrfmiddlewaretoken", "confirm")
+    fields = [(k, v) for k, v in request.POST.items() if k not in skip]
+    context = {
+        "title": title, "message": message, "button": button, "danger": danger, "fields": fields,
+        "back_url": reverse("surveys:poll-detail", args=[poll.pk]),
+    }  # fmt: skip
+    return render(request, "surveys/confirm.html", context)
+
+
+def _open_poll_action(
+    request, poll_id: int, action, *, done: str, refused: str, confirm: dict | None = None
+):
+    """Run a service on an open poll and say how it went; every action returns to the poll.
+    With `confirm` (title, message, button), the action is asked for first."""
     poll = get_object_or_404(Poll, pk=poll_id)
+    if confirm and poll.state == Poll.State.OPEN and not _confirmed(request):
+        return _confirm(request, poll, **confirm)
     try:
         result = action(poll=poll, request=request)
     except chasing.PollNotOpen:
@@ -170,6 +201,10 @@ def poll_close(request, poll_id: int):
         request, poll_id, chasing.poll_close,
         done="Poll closed: reply links no longer work.",
         refused="Only an open poll can be closed.",
+        confirm={"title": "Close this poll now?",
+                 "message": "Reply links stop working at once, and agencies that have not "
+                 "answered can no longer answer. Answers given so far stay.",
+                 "button": "Close now"},
     )  # fmt: skip
 
 
@@ -180,6 +215,10 @@ def poll_cancel(request, poll_id: int):
         request, poll_id, chasing.poll_cancel,
         done="Poll cancelled: everyone asked is told to stand down.",
         refused="Only an open poll can be cancelled.",
+        confirm={"title": "Cancel this poll?",
+                 "message": "Everyone asked gets a stand-down email naming you, and reply links "
+                 "stop working. This cannot be undone.",
+                 "button": "Cancel poll and send stand-down", "danger": True},
     )  # fmt: skip
 
 
@@ -224,8 +263,18 @@ def poll_extend(request, poll_id: int):
 @permissions.require(permissions.can_manage_polls)
 def invitation_revoke(request, poll_id: int, invitation_id: int):
     invitation = get_object_or_404(
-        Invitation.objects.select_related("agency"), pk=invitation_id, poll_id=poll_id
+        Invitation.objects.select_related("agency", "poll"), pk=invitation_id, poll_id=poll_id
     )
+    if invitation.revoked_at is None and not _confirmed(request):
+        who = invitation.agency.name
+        if permissions.can_view_contacts(request.user):
+            who += f" ({invitation.email})"
+        return _confirm(
+            request, invitation.poll, title="Withdraw this link?",
+            message=f"The link sent to {who} stops working at once; nothing it sends is "
+            "recorded any more. Answers already given stay.",
+            button="Withdraw the link", danger=True,
+        )  # fmt: skip
     if chasing.invitation_revoke(invitation=invitation, request=request):
         messages.success(request, f"The link sent to {invitation.email} no longer works.")
     return redirect("surveys:poll-detail", poll_id)

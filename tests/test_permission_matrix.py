@@ -66,7 +66,8 @@ RULES = {
         lambda w: [w["poll"].pk],
         {"get": staff_only(200), "post": staff_only(422)},
     ),
-    "surveys:poll-send": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
+    # A send asks first (confirm=yes sends): the confirmation page, nothing sent.
+    "surveys:poll-send": (lambda w: [w["poll"].pk], {"post": staff_only(200)}),
     "surveys:poll-close": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:poll-cancel": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:poll-extend": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),

@@ -7,4 +7,21 @@
     var summary = document.querySelector(".error-summary[tabindex]");
     if (summary) summary.focus();
   });
+
+  // An irreversible or outward action (send, close, cancel, withdraw a link) asks first. With
+  // JavaScript off, the server shows a confirmation page instead (the form lacks confirm=yes).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (!question || form.querySelector("input[name=confirm]")) return;
+    if (!window.confirm(question)) {
+      event.preventDefault();
+      return;
+    }
+    var yes = document.createElement("input");
+    yes.type = "hidden";
+    yes.name = "confirm";
+    yes.value = "yes";
+    form.appendChild(yes);
+  });
 })();

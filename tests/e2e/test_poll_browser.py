@@ -39,7 +39,20 @@ def test_compose_preview_send_and_watch(live_server, browser, artifacts, mailout
     expect(page.get_by_role("alert")).to_contain_text("Unreachable PD", use_inner_text=True)
     page.screenshot(path=str(artifacts / "poll-preview.png"), full_page=True)
 
+    # Sending asks first: dismissed, nothing is sent; accepted, it goes.
+    questions = []
+
+    def answer(dialog, accept):
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
     page.get_by_role("button", name="Send to 4 agencies").click()  # not the unreachable one
+    expect(page.get_by_role("button", name="Send to 4 agencies")).to_be_visible()
+    assert questions and "to 4 agencies now? Sending cannot be undone." in questions[0]
+    assert mailoutbox == []
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.get_by_role("button", name="Send to 4 agencies").click()
     page.locator(".progress-line .done").wait_for()
     progress = page.locator(".progress-line")
     expect(progress).to_contain_text("all sent", use_inner_text=True)

@@ -178,7 +178,9 @@ def test_cancel_withdraws_invitations_not_yet_sent(
     invitations = queued_poll(2)  # sent, but delivery has not run yet
     client.force_login(coordinator)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("surveys:poll-cancel", args=[invitations[0].poll_id]))
+        client.post(
+            reverse("surveys:poll-cancel", args=[invitations[0].poll_id]), {"confirm": "yes"}
+        )
     delivery.invitations_deliver(invitation_ids=[i.pk for i in invitations])
     assert smtp_sink.messages == []  # neither the invitation nor a stand-down: never asked
     assert set(Invitation.objects.values_list("state", flat=True)) == {Invitation.State.FAILED}

@@ -21,7 +21,8 @@ def sent_poll(smtp_sink, django_capture_on_commit_callbacks):
 
 
 def post(client, name, poll, **data):
-    return client.post(reverse(f"surveys:{name}", args=[poll.pk]), data)
+    """As the confirmed button posts (the confirmation step sends confirm=yes)."""
+    return client.post(reverse(f"surveys:{name}", args=[poll.pk]), {"confirm": "yes", **data})
 
 
 def test_close_now_kills_the_links(client, coordinator, sent_poll, smtp_sink):
@@ -92,7 +93,10 @@ def test_a_link_can_be_withdrawn(client, coordinator, sent_poll, smtp_sink):
     invitation = Invitation.objects.get(email=message.rcpt_tos[0])
     client.force_login(coordinator)
     url = reverse("surveys:invitation-revoke", args=[sent_poll.pk, invitation.pk])
-    assert client.post(url).status_code == 302
+    asked = client.post(url)  # the button without JavaScript: the step that asks first
+    assert asked.status_code == 200 and "Withdraw this link?" in asked.text
+    assert client.get(link).status_code == 200  # nothing withdrawn yet
+    assert client.post(url, {"confirm": "yes"}).status_code == 302
     client.logout()
     response = client.get(link)
     assert response.status_code == 410 and "withdrawn" in response.text
@@ -102,4 +106,20 @@ def test_a_link_can_be_withdrawn(client, coordinator, sent_poll, smtp_sink):
     other = Invitation.objects.exclude(pk=invitation.pk).first()
     wrong_poll = reverse("surveys:invitation-revoke", args=[sent_poll.pk + 1, other.pk])
     client.force_login(coordinator)
-    assert client.post(wrong_poll).status_code == 404
+    assert client.post(wrong_poll, {"confirm": "yes"}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "question"),
+    [("poll-close", "Close this poll now?"), ("poll-cancel", "Cancel this poll?")],
+)
+def test_closing_and_cancelling_ask_first_without_javascript(
+    client, coordinator, sent_poll, name, question
+):
+    client.force_login(coordinator)
+    asked = client.post(reverse(f"surveys:{name}", args=[sent_poll.pk]))
+    assert asked.status_code == 200 and question in asked.text
+    assert '<input type="hidden" name="confirm" value="yes">' in asked.text
+    assert Poll.objects.get(pk=sent_poll.pk).state == Poll.State.OPEN  # nothing done yet
+    assert post(client, name, sent_poll).status_code == 302
+    assert Poll.objects.get(pk=sent_poll.pk).state != Poll.State.OPEN

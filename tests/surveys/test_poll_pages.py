@@ -12,6 +12,7 @@ from surveys.models import Invitation, Poll
 from tests.factories import AgencyFactory, ContactFactory, RegionFactory
 
 NEW = reverse("surveys:poll-create")
+CONFIRMED = {"confirm": "yes"}  # what the confirmation step (dialog or page) sends
 
 
 def form_data(**changes) -> dict:
@@ -58,7 +59,7 @@ def test_compose_preview_send_and_watch(
     assert "Planning survey" in preview.text
 
     with django_capture_on_commit_callbacks(execute=True):
-        sent = client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        sent = client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     assert sent.status_code == 302
     assert len(mailoutbox) == 3
     assert sorted(m.to[0] for m in mailoutbox) == [f"chief{i}@north.example" for i in range(3)]
@@ -71,9 +72,29 @@ def test_compose_preview_send_and_watch(
     assert "hx-trigger" not in partial.text  # done: it stops polling
     # Pressing send again sends nothing.
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     assert len(mailoutbox) == 3 and Invitation.objects.count() == 3
     assert {"poll.create", "poll.send"} <= set(AuditEvent.objects.values_list("action", flat=True))
+
+
+def test_sending_asks_first_and_sends_nothing_until_confirmed(
+    client, coordinator, north, django_capture_on_commit_callbacks, mailoutbox
+):
+    client.force_login(coordinator)
+    client.post(NEW, form_data(target_regions=[north.pk]))
+    poll = Poll.objects.get()
+    detail = client.get(reverse("surveys:poll-detail", args=[poll.pk])).text
+    assert 'data-confirm="Send “Critical situations in Chicago” to 3 agencies now?' in detail
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = client.post(reverse("surveys:poll-send", args=[poll.pk]))
+    assert asked.status_code == 200 and "Send to 3 agencies?" in asked.text
+    assert "Send to 3 agencies now" in asked.text and "Back, do nothing" in asked.text
+    assert Poll.objects.get().state == Poll.State.DRAFT and not Invitation.objects.exists()
+    assert mailoutbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
+    assert sent.status_code == 302 and Poll.objects.get().state == Poll.State.OPEN
+    assert len(mailoutbox) == 3
 
 
 def test_progress_keeps_polling_while_invitations_wait(
@@ -83,7 +104,7 @@ def test_progress_keeps_polling_while_invitations_wait(
     client.post(NEW, form_data(target_regions=[north.pk]))
     poll = Poll.objects.get()
     with django_capture_on_commit_callbacks(execute=False):  # delivery not run yet
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     page = client.get(reverse("surveys:poll-detail", args=[poll.pk]))
     assert page.context["counts"]["queued"] == 3
     assert 'hx-trigger="every 2s"' in page.text
@@ -96,7 +117,7 @@ def test_the_poll_page_shows_stuck_invitations_and_retry_times(
     client.post(NEW, form_data(target_regions=[north.pk]))
     poll = Poll.objects.get()
     with django_capture_on_commit_callbacks(execute=False):  # delivery not run yet
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     dead, retrying, fresh = Invitation.objects.filter(poll=poll).order_by("pk")
     now = timezone.now()
     Invitation.objects.filter(pk=dead.pk).update(
@@ -158,7 +179,7 @@ def test_request_for_assistance_names_who_asked_everywhere(
     page = client.get(reverse("surveys:poll-detail", args=[poll.pk])).text
     assert "Request for assistance" in page and "Supt. Example" in page
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     body = mailoutbox[0].body
     assert body.startswith("REQUEST FOR ASSISTANCE: requested by Supt. Example, Chicago Police")
 
@@ -174,7 +195,7 @@ def test_only_drafts_can_be_edited(client, coordinator, north, django_capture_on
     poll.refresh_from_db()
     assert poll.title == "Renamed"
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     response = client.post(edit, form_data(title="Too late", target_regions=[north.pk]))
     assert response.status_code == 302
     poll.refresh_from_db()
@@ -190,7 +211,7 @@ def test_officials_watch_but_do_not_send(client, official, coordinator, north):
     assert page.status_code == 200
     assert "&lt;b&gt;Bold&lt;/b&gt;" in page.text  # escaped
     assert "Send to" not in page.text
-    assert client.post(reverse("surveys:poll-send", args=[poll.pk])).status_code == 403
+    assert client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED).status_code == 403
     assert Poll.objects.get().state == "draft"
     listing = client.get(reverse("surveys:poll-list"))
     assert "New poll" not in listing.text and "&lt;b&gt;Bold" in listing.text
@@ -230,7 +251,7 @@ def test_the_distance_before_and_after_sending_is_the_same(
     client.post(NEW, form_data(target_regions=[region.pk]))
     poll = Poll.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     page = client.get(reverse("surveys:poll-detail", args=[poll.pk])).text
     assert '<td data-label="Distance" class="num">26 km</td>' in page
     assert Invitation.objects.get().distance_km == 25.5
@@ -250,7 +271,7 @@ def test_email_lists_the_agency_teams_the_poll_targets(
     client.post(NEW, form_data(target_kinds=[], target_team_types=[swat.pk]))
     poll = Poll.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     body = mailoutbox[0].body
     assert "Teams SRT" in body and "Teams K9" not in body
 
@@ -262,7 +283,7 @@ def test_poll_list_shows_delivery_and_answers(
     client.post(NEW, form_data(target_regions=[north.pk]))
     poll = Poll.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("surveys:poll-send", args=[poll.pk]))
+        client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED)
     Invitation.objects.filter(pk=Invitation.objects.first().pk).update(replied_at=timezone.now())
     with django_assert_max_num_queries(8):
         listing = client.get(reverse("surveys:poll-list"))
@@ -276,10 +297,10 @@ def test_sending_is_refused_past_the_deadline_or_with_nobody_to_ask(client, coor
     client.post(NEW, form_data(target_regions=[north.pk]))
     poll = Poll.objects.get()
     Poll.objects.filter(pk=poll.pk).update(deadline=timezone.now() - timedelta(minutes=1))
-    page = client.post(reverse("surveys:poll-send", args=[poll.pk]), follow=True)
+    page = client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED, follow=True)
     assert "The deadline has passed" in page.text
     Poll.objects.filter(pk=poll.pk).update(deadline=timezone.now() + timedelta(days=1))
     Contact.objects.update(active=False)
-    page = client.post(reverse("surveys:poll-send", args=[poll.pk]), follow=True)
+    page = client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED, follow=True)
     assert "nobody would be asked" in page.text
     assert Poll.objects.get().state == Poll.State.DRAFT and not Invitation.objects.exists()
