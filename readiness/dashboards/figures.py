@@ -600,7 +600,9 @@ def poll_map_points(*, poll: Poll, within: int | None) -> list[list]:
 
 
 def open_polls():
-    """Open polls with their reply progress and the officers offered so far."""
+    """Open polls with their reply progress and the officers who can be there within each
+    poll's own default window (its need's deadline, else any time), as its dashboard counts
+    them: the same figure on the overview and on the poll's page, labelled with its window."""
     asked = (
         Invitation.objects.filter(poll=OuterRef("pk"))
         .values("poll_id")
@@ -614,15 +616,38 @@ def open_polls():
         .annotate(
             asked=Subquery(asked),
             replied=Subquery(replies.annotate(n=Count("pk")).values("n")),
-            officers_available=Subquery(
-                replies.filter(decision=AVAILABLE).annotate(n=Sum("officers")).values("n")
-            ),
-            officers_conditional=Subquery(
-                replies.filter(decision=CONDITIONAL).annotate(n=Sum("officers")).values("n")
-            ),
         )
         .order_by("deadline", "pk")
     )
+
+
+def with_officers_in_window(polls) -> list:
+    """Each poll with `window` (minutes, None for any time), `window_label`, and the officers
+    available and available with conditions who can be there within it. One grouped query for
+    every poll (officers summed by poll, decision and arrival minute); the windows are applied
+    to those few sums."""
+    polls = list(polls)
+    sums = (
+        ReplyLine.objects.filter(poll__in=[p.pk for p in polls], officers__gt=0)
+        .filter(reply__decision__in=[AVAILABLE, CONDITIONAL])
+        .values_list("poll_id", "reply__decision", "arrival_minutes")
+        .annotate(n=Sum("officers"))
+        .order_by()
+    )
+    by_poll: dict[int, list] = {}
+    for poll_id, decision, arrival, n in sums:
+        by_poll.setdefault(poll_id, []).append((decision, arrival, n))
+    for poll in polls:
+        poll.window = need_deadline_minutes(poll)
+        poll.window_label = duration_label(poll.window)
+        there = [
+            (decision, n)
+            for decision, arrival, n in by_poll.get(poll.pk, [])
+            if poll.window is None or arrival <= poll.window
+        ]
+        poll.officers_available = sum(n for d, n in there if d == AVAILABLE)
+        poll.officers_conditional = sum(n for d, n in there if d == CONDITIONAL)
+    return polls
 
 
 STANDING_WINDOWS = (7, 30, 90, 365)  # days

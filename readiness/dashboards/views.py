@@ -257,7 +257,7 @@ def overview(request):
     charts.bar_widths(standing["by_region"], ("available", "conditional"))
     charts.bar_widths(standing["by_type"], ("available", "conditional"))
     context = {
-        "polls": figures.open_polls(),
+        "polls": figures.with_officers_in_window(figures.open_polls()),
         "standing": standing,
         "days": days,
         "windows": figures.STANDING_WINDOWS,

@@ -275,15 +275,20 @@ def test_the_cancelled_poll_keeps_its_own_figures(world):
 
 
 def test_overview_lists_open_polls_with_progress(world):
-    polls = list(dashboards.open_polls())
+    polls = dashboards.with_officers_in_window(dashboards.open_polls())
     assert [p.pk for p in polls] == [world["poll"].pk]  # the cancelled poll is not open
     poll = polls[0]
-    assert (poll.asked, poll.replied, poll.officers_available, poll.officers_conditional) == (
-        5,
-        4,
-        36,
-        12,
+    assert (poll.asked, poll.replied) == (5, 4)
+    # The overview counts what the poll's dashboard counts by default: the need's window.
+    assert (poll.window, poll.window_label) == (120, "2 h")
+    summary = dashboards.poll_summary(poll=poll, within=120)
+    assert (poll.officers_available, poll.officers_conditional) == (
+        summary.officers_available,
+        summary.officers_conditional,
     )
+    everything = dashboards.poll_summary(poll=poll, within=None)
+    assert (everything.officers_available, everything.officers_conditional) == (36, 12)
+    assert poll.officers_available < 36  # some answers cannot be there within 2 h
 
 
 def test_standing_readiness_takes_each_teams_latest_answer(world):
@@ -508,6 +513,7 @@ def test_overview_page(client, official, world):
     page = client.get(reverse("dashboard"), {"days": "90"})
     assert page.status_code == 200
     assert "Chicago critical incidents" in page.text and "Stood down" not in page.text
+    assert "2 h <small>(the need's time)</small>" in page.text  # every figure says its window
     assert "5 of 6 teams" in page.text
     assert page.context["days"] == 90
     assert client.get(reverse("dashboard"), {"days": "x"}).context["days"] == 30
