@@ -51,6 +51,17 @@ class InstantField(forms.DateTimeField):
 
 
 class PollForm(forms.ModelForm):
+    # In the order a coordinator thinks: what, why and who asked; whom; where (the preset
+    # before its custom fields); when and chasing.
+    field_order = [
+        "title", "purpose", "requesting_agency", "requesting_person", "situation", "message",
+        "requirements_text", "officers_needed", "needed_team_type", "needed_by",
+        "target_regions", "target_team_types", "target_levels", "target_kinds",
+        "target_radius_km", "target_agencies",
+        "destination", "destination_name", "destination_latitude", "destination_longitude",
+        "deadline", "reminders", "escalate_after_hours", "reply_digest",
+    ]  # fmt: skip
+
     destination = forms.ChoiceField(
         label="Destination",
         help_text="A preset, or choose “Other” and give a name and coordinates.",
