@@ -109,6 +109,7 @@ RULES = {
             "poll-dashboard-summary",
             "poll-dashboard-map",
             "poll-dashboard-csv",
+            "poll-dashboard-history-csv",
         )
     },
     "api-tokens": (None, {"get": staff_only(200), "post": staff_only(422)}),

@@ -558,7 +558,7 @@ def poll_silent(*, poll: Poll):
     return (
         Invitation.objects.filter(poll=poll)
         .exclude(Exists(answered))
-        .select_related("agency", "contact")
+        .select_related("agency__region", "contact")
         .order_by("agency__name", "is_escalation", "pk")
     )
 

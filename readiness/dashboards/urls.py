@@ -22,4 +22,9 @@ urlpatterns = [
         views.poll_dashboard_csv,
         name="poll-dashboard-csv",
     ),
+    path(
+        "polls/<int:poll_id>/dashboard/history.csv",
+        views.poll_dashboard_history_csv,
+        name="poll-dashboard-history-csv",
+    ),
 ]

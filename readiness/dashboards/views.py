@@ -15,7 +15,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from readiness import permissions
-from surveys.models import Poll, Reply, ReplyLine
+from surveys.models import Poll, Reply, ReplyLine, ReplyVersion
 
 from . import charts, figures
 
@@ -175,11 +175,13 @@ def poll_dashboard_map(request, poll_id: int):
 
 CSV_COLUMNS = [
     "poll_id", "poll", "agency_code", "agency", "region", "decision", "conditions",
-    "conditions_text", "decline_reason", "authorised_by", "team_code", "team", "team_type",
-    "level", "officers", "officers_meeting_requirements", "vehicles", "depart_minutes",
-    "travel_minutes", "estimated_travel_minutes", "arrival_minutes", "deploy_hours",
-    "travel_flagged", "version", "last_changed",
+    "conditions_text", "decline_reason", "authorised_by", "note", "team_code", "team",
+    "team_type", "level", "officers", "officers_meeting_requirements", "vehicles",
+    "depart_minutes", "travel_minutes", "estimated_travel_minutes", "arrival_minutes",
+    "deploy_hours", "travel_flagged", "version", "last_changed", "answered", "contact",
+    "contact_email", "delivery",
 ]  # fmt: skip
+TEAM_CELLS = 13  # team_code .. travel_flagged
 
 
 def _cell(value) -> str:
@@ -197,8 +199,12 @@ class _Echo:
 @permissions.require(permissions.can_view_polls)
 def poll_dashboard_csv(request, poll_id: int):
     """Every answer's team lines, one row per line; an answer without lines (a decline) is one
-    row with the team columns empty. Streamed, so a large poll starts downloading at once."""
+    row with the team columns empty; then a row per asked agency that has not answered, with
+    whom it was sent to (contact details for those who may see them) and how delivery went.
+    Streamed, so a large poll starts downloading at once."""
     poll = _poll(poll_id)
+    show_contacts = permissions.can_view_contacts(request.user)
+    silent = figures.poll_silent(poll=poll)
     labels = dict(Reply.Condition.choices)
     lines = (
         ReplyLine.objects.filter(poll=poll)
@@ -215,7 +221,7 @@ def poll_dashboard_csv(request, poll_id: int):
         return [
             poll.pk, poll.title, reply.agency.code, reply.agency.name, reply.agency.region.name,
             reply.get_decision_display(), "; ".join(labels.get(c, c) for c in reply.conditions),
-            reply.conditions_text, reply.decline_reason, reply.authorised_by,
+            reply.conditions_text, reply.decline_reason, reply.authorised_by, reply.note,
         ]  # fmt: skip
 
     def rows():
@@ -227,11 +233,24 @@ def poll_dashboard_csv(request, poll_id: int):
                 line.officers, line.officers_qualified, line.vehicles, line.depart_minutes,
                 line.travel_minutes, line.estimated_travel_minutes, line.arrival_minutes,
                 line.deploy_hours, "yes" if line.travel_flagged else "no", reply.version,
-                timezone.localtime(reply.updated_at).isoformat(),
+                timezone.localtime(reply.updated_at).isoformat(), "yes", "", "", "",
             ]  # fmt: skip
         for reply in bare.iterator(chunk_size=2000):
-            yield [*reply_cells(reply), *[""] * 13, reply.version,
-                   timezone.localtime(reply.updated_at).isoformat()]  # fmt: skip
+            yield [*reply_cells(reply), *[""] * TEAM_CELLS, reply.version,
+                   timezone.localtime(reply.updated_at).isoformat(), "yes", "", "", ""]  # fmt: skip
+        for inv in silent.iterator(chunk_size=2000):
+            delivery = inv.get_state_display()
+            if inv.failure_reason and show_contacts:
+                delivery += f": {inv.failure_reason}"
+            if inv.revoked_at:
+                delivery += " (link withdrawn)"
+            yield [
+                poll.pk, poll.title, inv.agency.code, inv.agency.name, inv.agency.region.name,
+                "", "", "", "", "",
+                "", *[""] * TEAM_CELLS, "", "", "no",
+                inv.contact.name if show_contacts else "",
+                inv.email if show_contacts else "", delivery,
+            ]  # fmt: skip
 
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
@@ -240,6 +259,57 @@ def poll_dashboard_csv(request, poll_id: int):
     )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="poll-{poll.pk}-replies-{stamp}.csv"'
+    return response
+
+
+def _changes_text(changes: dict) -> str:
+    """{"North SRT: officers": [8, 10]} as "North SRT: officers: 8 → 10"."""
+    return "; ".join(
+        f"{name}: {value[0]} → {value[1]}"
+        if isinstance(value, list) and len(value) == 2
+        else f"{name}: {value}"
+        for name, value in changes.items()
+    )
+
+
+HISTORY_COLUMNS = ["poll_id", "poll", "agency_code", "agency", "version", "saved_at", "by",
+                   "via", "decision", "officers", "changes"]  # fmt: skip
+
+
+@require_GET
+@permissions.require(permissions.can_view_polls)
+def poll_dashboard_history_csv(request, poll_id: int):
+    """Every saved version of every answer, oldest first: who saved it (their address for those
+    who may see contact details), when, through what, and what changed."""
+    poll = _poll(poll_id)
+    show_contacts = permissions.can_view_contacts(request.user)
+    decisions = dict(Reply.Decision.choices)
+    versions = (
+        ReplyVersion.objects.filter(poll=poll)
+        .select_related("reply__agency")
+        .order_by("created_at", "pk")
+    )
+
+    def rows():
+        yield HISTORY_COLUMNS
+        for v in versions.iterator(chunk_size=2000):
+            changes = _changes_text(v.changes or {})
+            yield [
+                poll.pk, poll.title, v.reply.agency.code, v.reply.agency.name, v.number,
+                timezone.localtime(v.created_at).isoformat(),
+                v.author if show_contacts else v.author_name,
+                "signed in" if v.user_id else "emailed link",
+                decisions.get(v.data.get("decision"), v.data.get("decision", "")),
+                v.data.get("officers", ""), changes,
+            ]  # fmt: skip
+
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow([_cell(x) for x in row]) for row in rows()),
+        content_type="text/csv; charset=utf-8",
+    )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="poll-{poll.pk}-history-{stamp}.csv"'
     return response
 
 

@@ -460,7 +460,7 @@ def test_csv_has_one_row_per_team_line(client, coordinator, world):
     client.force_login(coordinator)
     rows = list(csv.DictReader(io.StringIO(csv_text(client, world["poll"]))))
     lines = [(r["agency"], r["team_type"], r["officers"], r["arrival_minutes"]) for r in rows]
-    a, b, c, d = (world["agencies"][n].name for n in "ABCD")
+    a, b, c, d, e = (world["agencies"][n].name for n in "ABCDE")
     assert sorted(lines) == sorted(
         [
             (a, "SWAT / Special Response Team", "10", "60"),
@@ -468,8 +468,15 @@ def test_csv_has_one_row_per_team_line(client, coordinator, world):
             (b, "SWAT / Special Response Team", "12", "105"),
             (d, "SWAT / Special Response Team", "6", "600"),
             (c, "", "", ""),
+            # E has not answered: a row per invitation (its primary and the alternate asked).
+            (e, "", "", ""),
+            (e, "", "", ""),
         ]
     )
+    silent = [r for r in rows if r["agency"] == e]
+    assert {r["answered"] for r in silent} == {"no"} and all(r["delivery"] for r in silent)
+    assert all(r["contact_email"] for r in silent)  # a coordinator sees whom it went to
+    assert {r["answered"] for r in rows if r["agency"] != e} == {"yes"}
     b_row = next(r for r in rows if r["agency"] == b)
     assert b_row["conditions"].startswith("Emergencies only") and b_row["version"] == "1"
     assert next(r for r in rows if r["agency"] == a)["version"] == "2"
@@ -674,3 +681,26 @@ def test_the_needs_window_counts_from_the_minute_the_poll_was_sent(client, offic
     client.force_login(official)
     page = client.get(reverse("poll-dashboard", args=[poll.pk]))
     assert page.context["within"] == 180 and page.context["within_label"] == "3 h"
+
+
+def test_officials_csv_names_no_contact_and_the_history_export_lists_every_version(
+    client, official, coordinator, world
+):
+    client.force_login(official)
+    rows = list(csv.DictReader(io.StringIO(csv_text(client, world["poll"]))))
+    silent = [r for r in rows if r["answered"] == "no"]
+    assert silent and {(r["contact"], r["contact_email"]) for r in silent} == {("", "")}
+    url = reverse("poll-dashboard-history-csv", args=[world["poll"].pk])
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Disposition"].startswith(
+        f'attachment; filename="poll-{world["poll"].pk}-history-'
+    )
+    history = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    a = world["agencies"]["A"].name
+    assert [r["version"] for r in history if r["agency"] == a] == ["1", "2"]
+    assert all("@" not in r["by"] for r in history)  # officials: names, not addresses
+    client.force_login(coordinator)
+    response = client.get(url)
+    full = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(full) == len(history)
