@@ -704,3 +704,13 @@ def test_officials_csv_names_no_contact_and_the_history_export_lists_every_versi
     response = client.get(url)
     full = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(full) == len(history)
+
+
+def test_the_print_brief_carries_a_dated_header(client, official, world, clock):
+    client.force_login(official)
+    page = client.get(reverse("poll-dashboard", args=[world["poll"].pk])).text
+    header = page.split('class="print-only print-header">')[1].split("</p>")[0]
+    printed = timezone.localtime().strftime("%a %b %-d, %Y %H:%M")
+    assert f"printed {printed}" in header and "Chicago critical incidents" in header
+    assert "Planning survey" in header and "counted within 2 h" in header
+    assert '<span class="no-print">; they update by themselves' in page

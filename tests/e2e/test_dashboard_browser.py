@@ -140,3 +140,22 @@ def test_one_unbroken_word_never_widens_the_dashboard(live_server, browser, arti
     widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     page.screenshot(path=str(artifacts / f"dashboard-long-word-{width}.png"), full_page=True)
     assert widths[0] <= widths[1], widths
+
+
+def test_the_print_brief_is_dated_and_says_nothing_of_live_updates(live_server, browser, artifacts):
+    poll = PollFactory(title="Critical situations in Chicago", state=Poll.State.OPEN,
+                       sent_at=timezone.now() - timezone.timedelta(hours=1))  # fmt: skip
+    open_invitation(poll=poll)
+    official = UserFactory(role=User.Role.OFFICIAL, email="printer@readiness.example")
+    page = new_page(browser, viewport={"width": 1366, "height": 900})
+    sign_in(page, live_server, official.email, next_url=f"/polls/{poll.pk}/dashboard/")
+    page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
+    expect(page.locator(".print-header")).to_be_hidden()  # on screen: no print header
+    page.emulate_media(media="print")
+    expect(page.locator(".print-header")).to_be_visible()
+    expect(page.locator(".print-header")).to_contain_text("printed", use_inner_text=True)
+    expect(page.locator(".updated")).not_to_contain_text(
+        "update by themselves", use_inner_text=True
+    )
+    page.pdf(path=str(artifacts / "print-brief.pdf"), format="Letter")
+    assert (artifacts / "print-brief.pdf").stat().st_size > 10_000
