@@ -75,3 +75,52 @@ def poll_send(*, poll: Poll, request=None) -> int:
     ids = list(Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", flat=True))
     delivery.queue(ids)
     return len(ids)
+
+
+def send_warnings(
+    *,
+    recipients: list,
+    deadline=None,
+    reminder_hours=(),
+    needed_by=None,
+    requesting_agency_id=None,
+    teams_targeted: bool = False,
+    now=None,
+) -> list[str]:
+    """What a coordinator should see before sending, in plain words: nothing is refused, each
+    is a likely mistake (reminders already past, the requester asking itself, answers due after
+    the officers are needed, agencies that only contribute to another agency's team)."""
+    now = now or timezone.now()
+    warnings = []
+    if deadline:
+        past = sorted(h for h in reminder_hours if deadline - timezone.timedelta(hours=h) <= now)
+        if past:
+            hours = ", ".join(f"{h}-hour" for h in past)
+            warnings.append(
+                f"The {hours} reminder{'s' if len(past) > 1 else ''} would fall before now for "
+                f"this deadline ({timezone.localtime(deadline):%a %H:%M}): "
+                f"{'they' if len(past) > 1 else 'it'} will be skipped."
+            )
+        if needed_by and deadline > needed_by:
+            warnings.append(
+                f"Answers are due ({timezone.localtime(deadline):%a %H:%M}) after the officers "
+                f"are needed ({timezone.localtime(needed_by):%a %H:%M}): set the deadline "
+                "before the need's time, or answers may come too late to act on."
+            )
+    if requesting_agency_id:
+        asker = next((a for a in recipients if a.pk == requesting_agency_id), None)
+        if asker is not None:
+            warnings.append(
+                f"{asker.name} requested the assistance and is among the recipients: it will "
+                "be asked to send officers to itself. Leave it out unless that is meant."
+            )
+    if teams_targeted:
+        members_only = [a.name for a in recipients if not getattr(a, "targeted_teams", None)]
+        if members_only:
+            shown = ", ".join(members_only[:3]) + (", …" if len(members_only) > 3 else "")
+            warnings.append(
+                f"{len(members_only)} agenc{'y is' if len(members_only) == 1 else 'ies are'} "
+                f"listed with 0 officers ({shown}): they host no targeted team and only "
+                "contribute officers to another agency's team, whose host answers for it."
+            )
+    return warnings

@@ -62,10 +62,19 @@ def poll_create(request):
 @permissions.require(permissions.can_manage_polls)
 def poll_preview(request):
     """The live recipient preview beside the compose form (htmx posts the form as it stands)."""
-    targets = targets_from(PollForm(request.POST))
+    form = PollForm(request.POST)
+    targets = targets_from(form)
     context = {"recipients": [], "unreachable": [], "reachable": 0, "officers": 0}
     if targets is not None:
         context.update(_recipient_context(list(selectors.recipients(targets=targets))))
+        data = form.cleaned_data
+        context["warnings"] = compose.send_warnings(
+            recipients=context["recipients"], deadline=data.get("deadline"),
+            reminder_hours=data.get("reminders") or (),
+            needed_by=data.get("needed_by"),
+            requesting_agency_id=getattr(data.get("requesting_agency"), "pk", None),
+            teams_targeted=bool(targets.type_ids or targets.levels),
+        )  # fmt: skip
     context["incomplete"] = targets is None
     return render(request, "surveys/poll_form.html#preview", context)
 
@@ -119,6 +128,13 @@ def poll_detail(request, poll_id: int):
     }
     if poll.state == Poll.State.DRAFT:
         context.update(_recipient_context(list(selectors.poll_recipients(poll=poll))))
+        targets = selectors.Targets.of(poll)
+        context["warnings"] = compose.send_warnings(
+            recipients=context["recipients"], deadline=poll.deadline,
+            reminder_hours=poll.reminder_hours_before or (), needed_by=poll.needed_by,
+            requesting_agency_id=poll.requesting_agency_id,
+            teams_targeted=bool(targets.type_ids or targets.levels),
+        )  # fmt: skip
     else:
         replies = Reply.objects.filter(poll=poll, agency=OuterRef("agency"))
         context["invitations"] = (

@@ -257,6 +257,42 @@ def test_the_distance_before_and_after_sending_is_the_same(
     assert Invitation.objects.get().distance_km == 25.5
 
 
+def test_likely_mistakes_are_named_before_sending(client, coordinator, north):
+    """Reminders already past, the requester among the recipients, answers due after the need,
+    and an agency listed with 0 officers because it only contributes to another's team."""
+    from tests.factories import SpecialTeamFactory, TeamMembershipFactory, TeamTypeFactory
+
+    swat = TeamTypeFactory(code="swat")
+    host, member = (AgencyFactory(name=n, region=north) for n in ("Host PD", "Member PD"))
+    for agency in (host, member):
+        ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    team = SpecialTeamFactory(agency=host, team_type=swat, members=20)
+    TeamMembershipFactory(team=team, agency=member, officers=5)
+    soon = timezone.localtime() + timedelta(hours=6)
+    data = form_data(
+        target_regions=[north.pk], target_team_types=[swat.pk], reminders="24, 4",
+        deadline=soon.strftime("%Y-%m-%dT%H:%M"), purpose="request",
+        requesting_agency=host.pk, requesting_person="Chief Host",
+        officers_needed="20", needed_by=(soon - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+    )  # fmt: skip
+    client.force_login(coordinator)
+    preview = client.post(reverse("surveys:poll-preview"), data).text
+    assert "Check before sending:" in preview
+    assert "The 24-hour reminder would fall before now" in preview
+    assert "Host PD requested the assistance and is among the recipients" in preview
+    assert "Answers are due" in preview and "after the officers are needed" in preview
+    assert "1 agency is listed with 0 officers (Member PD)" in preview
+    client.post(NEW, data)
+    draft = client.get(reverse("surveys:poll-detail", args=[Poll.objects.get().pk])).text
+    assert "Check before sending:" in draft and "Host PD requested the assistance" in draft
+    # A sensible poll: no warning at all.
+    later = (timezone.localtime() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    fine = client.post(
+        reverse("surveys:poll-preview"), form_data(target_regions=[north.pk], deadline=later)
+    )
+    assert "Check before sending" not in fine.text
+
+
 def test_email_lists_the_agency_teams_the_poll_targets(
     client, coordinator, mailoutbox, django_capture_on_commit_callbacks
 ):
