@@ -77,6 +77,35 @@ def poll_send(*, poll: Poll, request=None) -> int:
     return len(ids)
 
 
+COPIED_FIELDS = (
+    "purpose", "requesting_agency", "requesting_person", "officers_needed", "needed_team_type",
+    "requirements", "message", "situation", "destination_name", "destination_latitude",
+    "destination_longitude", "target_kinds", "target_radius_km", "reminder_hours_before",
+    "escalate_after_hours", "reply_digest",
+)  # fmt: skip
+TARGET_SETS = ("target_regions", "target_team_types", "target_levels", "target_agencies")
+
+
+@transaction.atomic
+def poll_duplicate(*, poll: Poll, request) -> Poll:
+    """A new draft like `poll` (any state: a template): its question, destination, targets and
+    chasing, with a deadline as far ahead as the original's was from its sending, and no need
+    time (a need's time belongs to one event). Audited with its source."""
+    now = timezone.now()
+    span = poll.deadline - (poll.sent_at or poll.created_at)
+    copy = Poll(
+        **{name: getattr(poll, name) for name in COPIED_FIELDS},
+        title=f"Copy of {poll.title}"[: Poll._meta.get_field("title").max_length],
+        deadline=now + max(span, timezone.timedelta(hours=1)),
+        created_by=request.user,
+    )
+    copy.save()
+    for name in TARGET_SETS:
+        getattr(copy, name).set(getattr(poll, name).all())
+    audit.record("poll.duplicate", request=request, obj=copy, changes={"from": poll.pk})
+    return copy
+
+
 def send_warnings(
     *,
     recipients: list,

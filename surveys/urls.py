@@ -15,6 +15,7 @@ urlpatterns = [
     path("polls/<int:poll_id>/cancel/", views.poll_cancel, name="poll-cancel"),
     path("polls/<int:poll_id>/extend/", views.poll_extend, name="poll-extend"),
     path("polls/<int:poll_id>/remind/", views.poll_remind, name="poll-remind"),
+    path("polls/<int:poll_id>/duplicate/", views.poll_duplicate, name="poll-duplicate"),
     path(
         "polls/<int:poll_id>/invitations/<int:invitation_id>/revoke/",
         views.invitation_revoke,

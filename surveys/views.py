@@ -193,6 +193,15 @@ def _confirm(request, poll, *, title: str, message: str, button: str, danger: bo
     return render(request, "surveys/confirm.html", context)
 
 
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def poll_duplicate(request, poll_id: int):
+    poll = get_object_or_404(Poll, pk=poll_id)
+    copy = compose.poll_duplicate(poll=poll, request=request)
+    messages.success(request, "A new draft, copied from that poll: check it, then send.")
+    return redirect("surveys:poll-edit", copy.pk)
+
+
 def _open_poll_action(
     request, poll_id: int, action, *, done: str, refused: str, confirm: dict | None = None
 ):

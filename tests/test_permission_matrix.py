@@ -72,6 +72,7 @@ RULES = {
     "surveys:poll-cancel": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:poll-extend": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:poll-remind": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
+    "surveys:poll-duplicate": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:invitation-revoke": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
     "surveys:reply": (lambda w: ["not-a-real-token"], {"get": every(404), "post": every(404)}),
     "surveys:reply-done": (lambda w: ["not-a-real-token"], {"get": every(404)}),

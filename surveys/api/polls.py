@@ -283,6 +283,14 @@ class PollViewSet(
             raise Conflict(refused, "not_open") from None
         return poll, result
 
+    @extend_schema(request=None, responses={201: PollSerializer})
+    @action(detail=True, methods=["post"])
+    def duplicate(self, request, pk=None):
+        """A new draft like this poll (any state): its question, destination, targets and
+        chasing; a fresh deadline and no need time."""
+        copy = compose.poll_duplicate(poll=self.get_object(), request=request)
+        return Response(self._fresh(copy), status=201)
+
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):

@@ -78,6 +78,7 @@ RULES = {
     ("api:poll-close", "post"): (lambda w: [w["open_poll"].pk], None, coordinators(200)),
     ("api:poll-cancel", "post"): (lambda w: [w["open_poll"].pk], None, coordinators(200)),
     ("api:poll-remind", "post"): (lambda w: [w["open_poll"].pk], None, coordinators(200)),
+    ("api:poll-duplicate", "post"): (lambda w: [w["open_poll"].pk], None, coordinators(201)),
     ("api:poll-extend", "post"): (
         lambda w: [w["open_poll"].pk],
         lambda w: {"deadline": (timezone.now() + timedelta(days=5)).isoformat()},

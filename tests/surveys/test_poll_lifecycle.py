@@ -123,3 +123,27 @@ def test_closing_and_cancelling_ask_first_without_javascript(
     assert Poll.objects.get(pk=sent_poll.pk).state == Poll.State.OPEN  # nothing done yet
     assert post(client, name, sent_poll).status_code == 302
     assert Poll.objects.get(pk=sent_poll.pk).state != Poll.State.OPEN
+
+
+def test_any_poll_duplicates_as_a_new_draft_on_the_page_and_through_the_api(
+    client, coordinator, sent_poll
+):
+    import json
+
+    from tests.factories import RegionFactory
+
+    sent_poll.target_regions.set([RegionFactory()])
+    client.force_login(coordinator)
+    response = client.post(reverse("surveys:poll-duplicate", args=[sent_poll.pk]))
+    copy = Poll.objects.exclude(pk=sent_poll.pk).get()
+    assert response["Location"] == reverse("surveys:poll-edit", args=[copy.pk])
+    assert (copy.state, copy.title, copy.created_by) == (
+        Poll.State.DRAFT, f"Copy of {sent_poll.title}", coordinator,
+    )  # fmt: skip
+    assert (copy.message, copy.destination_name) == (sent_poll.message, sent_poll.destination_name)
+    assert list(copy.target_regions.all()) == list(sent_poll.target_regions.all())
+    assert copy.deadline > timezone.now() and not copy.invitations.exists()
+    assert AuditEvent.objects.filter(action="poll.duplicate", object_id=str(copy.pk)).exists()
+    api = client.post(reverse("api:poll-duplicate", args=[sent_poll.pk]))
+    assert api.status_code == 201 and json.loads(api.content)["state"] == "draft"
+    assert Poll.objects.filter(state=Poll.State.DRAFT).count() == 2
