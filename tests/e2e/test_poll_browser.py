@@ -36,7 +36,8 @@ def test_compose_preview_send_and_watch(live_server, browser, artifacts, mailout
     page.wait_for_url(re.compile(r"/polls/\d+/$"))  # the saved draft; "**/polls/*/" is new/ too
     recipients = page.locator("#recipients ~ p").first
     expect(recipients).to_contain_text("5 agencies", use_inner_text=True)
-    expect(page.get_by_role("alert")).to_contain_text("Unreachable PD", use_inner_text=True)
+    unreachable = page.get_by_role("alert").filter(has_text="no usable contact")
+    expect(unreachable).to_contain_text("Unreachable PD", use_inner_text=True)
     page.screenshot(path=str(artifacts / "poll-preview.png"), full_page=True)
 
     # Sending asks first: dismissed, nothing is sent; accepted, it goes.
