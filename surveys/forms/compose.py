@@ -150,7 +150,9 @@ class PollForm(forms.ModelForm):
             )
         else:
             self.initial.setdefault("message", MESSAGE_TEMPLATE.format(destination="Chicago"))
-            self.initial.setdefault("deadline", timezone.localtime() + timedelta(hours=24))
+            # Two days: the default reminders (24 and 4 hours before) both have time to fire,
+            # so an untouched form raises no "reminder already past" check.
+            self.initial.setdefault("deadline", timezone.localtime() + timedelta(hours=48))
 
     def clean_reminders(self):
         raw = self.cleaned_data["reminders"]

@@ -293,6 +293,19 @@ def test_likely_mistakes_are_named_before_sending(client, coordinator, north):
     assert "Check before sending" not in fine.text
 
 
+def test_an_untouched_compose_form_raises_no_check(client, coordinator, north):
+    """The form's defaults agree with each other: its deadline leaves room for its reminders."""
+    client.force_login(coordinator)
+    form = client.get(NEW).context["form"]
+    data = {name: form[name].value() for name in ("purpose", "situation", "message", "reminders")}
+    # The form shows its deadline in local time; the coordinator names a destination.
+    data.update(title="Untouched", target_regions=[north.pk], destination="0",
+                deadline=form["deadline"].value().strftime("%Y-%m-%dT%H:%M"))  # fmt: skip
+    preview = client.post(reverse("surveys:poll-preview"), data)
+    assert preview.status_code == 200 and "4 agencies" in preview.text
+    assert "Check before sending" not in preview.text
+
+
 def test_email_lists_the_agency_teams_the_poll_targets(
     client, coordinator, mailoutbox, django_capture_on_commit_callbacks
 ):
