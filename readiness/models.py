@@ -120,7 +120,10 @@ class AuditEvent(models.Model):
         def shown(value) -> str:
             if value in (None, ""):
                 return "—"
-            moment = parse_datetime(value) if isinstance(value, str) and "T" in value else None
+            try:
+                moment = parse_datetime(value) if isinstance(value, str) else None
+            except ValueError:  # shaped like a time but not one (month 13): shown as it is
+                moment = None
             if moment is not None and moment.tzinfo is not None:
                 # Stored in UTC (ISO 8601); shown in local time like every other time.
                 return date_format(timezone.localtime(moment), "Y-m-d H:i T")

@@ -20,11 +20,9 @@ DELIVERY_CHUNK = 100  # invitations per Celery task
 DELIVER_TASK = "surveys.tasks.deliver_invitations"
 
 
-def queue(invitation_ids: list[int], *, countdown: int = 0) -> None:
-    """Hand invitations to the workers in chunks, once the current transaction commits."""
-    for start in range(0, len(invitation_ids), DELIVERY_CHUNK):
-        chunk = invitation_ids[start : start + DELIVERY_CHUNK]
-        jobs.after_commit(DELIVER_TASK, chunk, countdown=countdown)
+def queue(invitation_ids: list[int]) -> None:
+    """Hand invitations to the workers in chunks, at once, once the current transaction commits."""
+    queue_due([(pk, 0) for pk in invitation_ids])
 
 
 def queue_due(rows: list[tuple[int, int]]) -> int:
