@@ -1,16 +1,24 @@
 """The registry through the API: regions, team types, agencies with their teams, special teams
-and (for coordinators) contacts. Read-only, like the registry pages: the registry changes by
-import and in the admin."""
+and contacts. An agency's own commander (and coordinators) keep its staffing, teams and contacts
+current and confirm the record, with the pages' forms and services (agencies.upkeep); the
+registry as a whole changes by import."""
 
 import django_filters
 from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.forms.models import model_to_dict
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import exceptions, mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from readiness import permissions
+from readiness.api.errors import Conflict
 from readiness.api.filters import DateTimeFilter, IdFilter, IdsFilter
+from readiness.api.forms import form_errors, json_object, plain_text
 
+from . import upkeep
+from .forms import AgencyFactsForm, ContactForm, TeamForm
 from .models import (
     Agency,
     Contact,
@@ -87,13 +95,16 @@ class AgencySerializer(serializers.ModelSerializer):
     region = RefSerializer(read_only=True)
     deployable_officers = serializers.IntegerField(read_only=True)
     teams = AgencyTeamSerializer(many=True, read_only=True)
+    verified_at = serializers.DateTimeField(
+        read_only=True, help_text="When the agency last confirmed its record is current."
+    )
 
     class Meta:
         model = Agency
         fields = [
             "id", "code", "name", "kind", "region", "county", "city", "address", "latitude",
             "longitude", "sworn_officers", "min_home_staffing", "deployable_officers", "active",
-            "teams", "created_at", "updated_at",
+            "teams", "verified_at", "created_at", "updated_at",
         ]  # fmt: skip
 
 
@@ -106,6 +117,43 @@ class ContactSerializer(serializers.ModelSerializer):
             "id", "agency", "name", "title", "email", "phone", "role", "active",
             "created_at", "updated_at",
         ]  # fmt: skip
+
+
+class AgencyFactsSerializer(serializers.Serializer):
+    """The figures an agency's commander keeps current; send only those that change."""
+
+    sworn_officers = serializers.IntegerField(required=False)
+    min_home_staffing = serializers.IntegerField(required=False)
+    address = serializers.CharField(required=False, allow_blank=True)
+    city = serializers.CharField(required=False, allow_blank=True)
+    county = serializers.CharField(required=False, allow_blank=True)
+
+
+class TeamWriteSerializer(serializers.Serializer):
+    """A team to add (agency, name, team_type and members required) or the fields to change."""
+
+    agency = serializers.IntegerField(required=False, help_text="On create only.")
+    name = serializers.CharField(required=False)
+    team_type = serializers.IntegerField(required=False)
+    level = serializers.IntegerField(required=False, allow_null=True)
+    members = serializers.IntegerField(required=False)
+    commander_name = serializers.CharField(required=False, allow_blank=True)
+    commander_phone = serializers.CharField(required=False, allow_blank=True)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    active = serializers.BooleanField(required=False)
+
+
+class ContactWriteSerializer(serializers.Serializer):
+    """A contact to add (agency, name and email required) or the fields to change. Making one
+    primary demotes the agency's current primary."""
+
+    agency = serializers.IntegerField(required=False, help_text="On create only.")
+    name = serializers.CharField(required=False)
+    title = serializers.CharField(required=False, allow_blank=True)
+    email = serializers.EmailField(required=False)
+    phone = serializers.CharField(required=False, allow_blank=True)
+    active = serializers.BooleanField(required=False)
+    primary = serializers.BooleanField(required=False)
 
 
 # Filters ----------------------------------------------------------------------------------------
@@ -196,13 +244,61 @@ class TeamTypeViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["sort_order", "name", "id"]
 
 
-class AgencyViewSet(viewsets.ReadOnlyModelViewSet):
-    """Agencies with their special teams. Commanders see their own agency only."""
+class UpkeepMixin:
+    """Writes through the pages' forms and agencies.upkeep: the same checks, messages and audit.
+    A PATCH changes the fields it sends; the others keep their values."""
+
+    form_class = None
+    fields = ()
+
+    def _agency(self, agency_id) -> Agency:
+        agency = Agency.objects.filter(pk=agency_id).first() if str(agency_id).isdigit() else None
+        if agency is None or not permissions.can_view_agency(self.request.user, agency):
+            raise exceptions.ValidationError({"agency": ["No such agency."]})
+        if not permissions.can_edit_agency(self.request.user, agency):
+            raise exceptions.PermissionDenied("Only the agency's commander or a coordinator.")
+        return agency
+
+    def _form(self, instance, *, current: dict, extra: tuple = (), **kwargs):
+        data = json_object(self.request.data)
+        allowed = {*self.form_class.base_fields, *extra}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise exceptions.ValidationError(
+                {name: [f"Cannot be set here; fields: {', '.join(sorted(allowed))}."]
+                 for name in unknown}
+            )  # fmt: skip
+        merged = {**current, **{k: v for k, v in data.items() if k not in extra}}
+        form = self.form_class(
+            {k: plain_text(v) for k, v in merged.items()}, instance=instance, **kwargs
+        )
+        if not form.is_valid():
+            raise exceptions.ValidationError(form_errors(form))
+        return form
+
+    def _saved(self, obj, status: int = 200) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=obj.pk)).data, status=status)
+
+
+def _refused(exc: upkeep.UpkeepRefused):
+    return Conflict(str(exc), "refused")
+
+
+class AgencyViewSet(
+    UpkeepMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Agencies with their special teams. Commanders see their own agency only, and keep its
+    staffing and address current (PATCH) and confirm the record (verify)."""
 
     serializer_class = AgencySerializer
-    rules = {"read": permissions.can_view_registry}
+    rules = {"read": permissions.can_view_registry, "write": permissions.can_keep_agencies}
     filterset_class = AgencyFilter
     ordering_fields = ["name", "code", "updated_at", "sworn_officers", "id"]
+    http_method_names = ["get", "patch", "post", "head", "options"]
+    form_class = AgencyFactsForm
 
     def get_queryset(self):
         teams = SpecialTeam.objects.select_related("team_type").order_by(
@@ -213,14 +309,48 @@ class AgencyViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return permissions.scope_agencies(self.request.user, agencies)
 
+    def _editable(self) -> Agency:
+        agency = self.get_object()
+        if not permissions.can_edit_agency(self.request.user, agency):
+            raise exceptions.PermissionDenied("Only the agency's commander or a coordinator.")
+        return agency
 
-class SpecialTeamViewSet(viewsets.ReadOnlyModelViewSet):
-    """Special teams, with the agencies that contribute to multi-agency ones."""
+    @extend_schema(request=AgencyFactsSerializer, responses=AgencySerializer)
+    def partial_update(self, request, *args, **kwargs):
+        """Change the agency's sworn officers, minimum home staffing or address (audited)."""
+        agency = self._editable()
+        before = model_to_dict(agency, upkeep.AGENCY_FACTS)
+        form = self._form(agency, current=before)
+        try:
+            upkeep.agency_facts_save(form.instance, before, request=request)
+        except upkeep.UpkeepRefused as exc:
+            raise _refused(exc) from None
+        return self._saved(agency)
+
+    @extend_schema(request=None, responses=AgencySerializer)
+    @action(detail=True, methods=["post"])
+    def verify(self, request, pk=None):
+        """Confirm the agency's record (teams, contacts, figures) is current (audited)."""
+        agency = self._editable()
+        upkeep.agency_verify(agency, request=request)
+        return self._saved(agency)
+
+
+class SpecialTeamViewSet(
+    UpkeepMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Special teams, with the agencies that contribute to multi-agency ones. The agency's
+    commander (and coordinators) add teams and change them (audited)."""
 
     serializer_class = SpecialTeamSerializer
-    rules = {"read": permissions.can_view_registry}
+    rules = {"read": permissions.can_view_registry, "write": permissions.can_keep_agencies}
     filterset_class = TeamFilter
     ordering_fields = ["name", "code", "members", "updated_at", "id"]
+    http_method_names = ["get", "patch", "post", "head", "options"]
+    form_class = TeamForm
 
     def get_queryset(self):
         teams = SpecialTeam.objects.select_related("agency", "team_type").prefetch_related(
@@ -228,12 +358,72 @@ class SpecialTeamViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return permissions.scope_to_agency(self.request.user, teams)
 
+    @extend_schema(request=TeamWriteSerializer, responses={201: SpecialTeamSerializer})
+    def create(self, request, *args, **kwargs):
+        agency = self._agency(json_object(request.data).get("agency"))
+        form = self._form(None, current={"active": True}, extra=("agency",), agency=agency)
+        try:
+            upkeep.team_save(form.instance, {}, request=request)
+        except upkeep.UpkeepRefused as exc:
+            raise _refused(exc) from None
+        return self._saved(form.instance, 201)
 
-class ContactViewSet(viewsets.ReadOnlyModelViewSet):
-    """The people polls are sent to. Coordinators only."""
+    @extend_schema(request=TeamWriteSerializer, responses=SpecialTeamSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        team = self.get_object()
+        agency = self._agency(team.agency_id)
+        before = {f: getattr(team, f) for f in upkeep.TEAM_FIELDS}
+        form = self._form(team, current=model_to_dict(team, upkeep.TEAM_FIELDS), agency=agency)
+        try:
+            upkeep.team_save(form.instance, before, request=request)
+        except upkeep.UpkeepRefused as exc:
+            raise _refused(exc) from None
+        return self._saved(team)
 
-    queryset = Contact.objects.select_related("agency")
+
+class ContactViewSet(
+    UpkeepMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The people polls are sent to: coordinators see every agency's, a commander their own
+    agency's, and keeps them current (audited). A contact who leaves is made inactive."""
+
     serializer_class = ContactSerializer
-    rules = {"read": permissions.can_view_contacts}
+    rules = {"read": permissions.can_keep_agencies, "write": permissions.can_keep_agencies}
     filterset_class = ContactFilter
     ordering_fields = ["name", "email", "updated_at", "id"]
+    http_method_names = ["get", "patch", "post", "head", "options"]
+    form_class = ContactForm
+
+    def get_queryset(self):
+        return permissions.scope_to_agency(
+            self.request.user, Contact.objects.select_related("agency")
+        )
+
+    def _write(self, contact, agency, current: dict, status: int) -> Response:
+        before = {f: getattr(contact, f) for f in upkeep.CONTACT_FIELDS} if contact else {}
+        form = self._form(contact, current=current, extra=("agency",), agency=agency)
+        try:
+            upkeep.contact_save(
+                form.instance, before, primary=form.cleaned_data["primary"], request=self.request
+            )
+        except upkeep.UpkeepRefused as exc:
+            raise _refused(exc) from None
+        return self._saved(form.instance, status)
+
+    @extend_schema(request=ContactWriteSerializer, responses={201: ContactSerializer})
+    def create(self, request, *args, **kwargs):
+        agency = self._agency(json_object(request.data).get("agency"))
+        return self._write(None, agency, {"active": True}, 201)
+
+    @extend_schema(request=ContactWriteSerializer, responses=ContactSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        contact = self.get_object()
+        agency = self._agency(contact.agency_id)
+        current = {
+            **model_to_dict(contact, ("name", "title", "email", "phone", "active")),
+            "primary": contact.role == Contact.Role.PRIMARY,
+        }
+        return self._write(contact, agency, current, 200)

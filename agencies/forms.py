@@ -1,7 +1,7 @@
 from django import forms
 from django.conf import settings
 
-from .models import Agency, Region, TeamType
+from .models import Agency, Contact, Region, SpecialTeam, TeamType
 
 
 class AgencyFilterForm(forms.Form):
@@ -54,3 +54,115 @@ class RegistryImportForm(forms.Form):
             limit = settings.REGISTRY_IMPORT_MAX_BYTES // (1024 * 1024)
             raise forms.ValidationError(f"The file is larger than {limit} MB.")
         return upload
+
+
+class AgencyFactsForm(forms.ModelForm):
+    """The figures an agency's commander keeps current (the rest comes from the registry)."""
+
+    class Meta:
+        model = Agency
+        fields = ["sworn_officers", "min_home_staffing", "address", "city", "county"]
+        widgets = {
+            "sworn_officers": forms.NumberInput(attrs={"inputmode": "numeric"}),
+            "min_home_staffing": forms.NumberInput(attrs={"inputmode": "numeric"}),
+        }
+
+    def clean(self):
+        data = super().clean()
+        sworn, home = data.get("sworn_officers"), data.get("min_home_staffing")
+        if sworn is not None and home is not None and home > sworn:
+            self.add_error(
+                "min_home_staffing",
+                f"Cannot exceed the {sworn} sworn officers.",
+            )
+        return data
+
+
+class TeamForm(forms.ModelForm):
+    class Meta:
+        model = SpecialTeam
+        fields = [
+            "name",
+            "team_type",
+            "level",
+            "members",
+            "commander_name",
+            "commander_phone",
+            "notes",
+            "active",
+        ]
+        labels = {
+            "members": "Officers on the team",
+            "level": "NIMS type",
+            "commander_name": "Team commander",
+            "commander_phone": "Commander's phone",
+            "active": "Active (can be asked in polls)",
+        }
+        widgets = {
+            "members": forms.NumberInput(attrs={"inputmode": "numeric"}),
+            "level": forms.NumberInput(attrs={"inputmode": "numeric"}),
+            "commander_phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, agency: Agency, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.agency = agency
+        self.instance.agency = agency
+        self.fields["team_type"].queryset = TeamType.objects.all()
+
+    def clean_name(self):
+        name = " ".join(self.cleaned_data["name"].split())
+        clash = SpecialTeam.objects.filter(agency=self.agency, name__iexact=name)
+        if clash.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"{self.agency.name} already has a team named {name}.")
+        return name
+
+    def clean(self):
+        data = super().clean()
+        members = data.get("members")
+        contributed = (
+            sum(m.officers for m in self.instance.memberships.all()) if self.instance.pk else 0
+        )
+        if members is not None and members < contributed:
+            self.add_error(
+                "members",
+                f"Member agencies contribute {contributed} officers to this team: the whole "
+                "team cannot be smaller.",
+            )
+        return data
+
+
+class ContactForm(forms.ModelForm):
+    primary = forms.BooleanField(
+        label="Primary contact (polls are sent to them first)",
+        required=False,
+    )
+
+    class Meta:
+        model = Contact
+        fields = ["name", "title", "email", "phone", "active"]
+        labels = {"phone": "Mobile phone", "active": "Active (may be asked)"}
+        widgets = {
+            "email": forms.EmailInput(attrs={"autocomplete": "email"}),
+            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+        }
+
+    def __init__(self, *args, agency: Agency, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.agency = agency
+        self.instance.agency = agency
+        if self.instance.pk:
+            self.fields["primary"].initial = self.instance.role == Contact.Role.PRIMARY
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        clash = Contact.objects.filter(agency=self.agency, email__iexact=email)
+        if clash.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(
+                f"{self.agency.name} already has a contact with this email."
+            )
+        return email
+
+    def clean_name(self):
+        return " ".join(self.cleaned_data["name"].split())

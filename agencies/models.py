@@ -56,6 +56,17 @@ class Agency(models.Model):
         help_text="Officers the agency must keep at home whatever it sends.",
     )
     active = models.BooleanField(default=True)
+    # Upkeep: the agency's commander (or a coordinator) confirms the record is current, and is
+    # reminded when a confirmation is older than AGENCY_VERIFY_EVERY_DAYS.
+    verified_at = models.DateTimeField("last verified on", null=True, blank=True)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    verify_reminded_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

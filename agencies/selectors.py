@@ -70,7 +70,7 @@ def agency_detail(*, agency_id: int) -> Agency:
     # "primary" sorts after "alternate", so -role puts the primary contact first.
     contacts = Contact.objects.order_by("-active", "-role", "name")
     return (
-        Agency.objects.select_related("region")
+        Agency.objects.select_related("region", "verified_by")
         .prefetch_related(
             Prefetch("teams", queryset=teams),
             Prefetch("team_memberships", queryset=participations),

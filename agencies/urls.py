@@ -9,4 +9,10 @@ urlpatterns = [
     path("import/", views.registry_import, name="registry-import"),
     path("import/example.csv", views.import_example, name="import-example"),
     path("<int:agency_id>/", views.agency_detail, name="agency-detail"),
+    path("<int:agency_id>/edit/", views.agency_edit, name="agency-edit"),
+    path("<int:agency_id>/verify/", views.agency_verify, name="agency-verify"),
+    path("<int:agency_id>/teams/new/", views.team_edit, name="team-create"),
+    path("<int:agency_id>/teams/<int:team_id>/", views.team_edit, name="team-edit"),
+    path("<int:agency_id>/contacts/new/", views.contact_edit, name="contact-create"),
+    path("<int:agency_id>/contacts/<int:contact_id>/", views.contact_edit, name="contact-edit"),
 ]

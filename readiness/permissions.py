@@ -89,6 +89,19 @@ def can_view_agency(user, agency) -> bool:
     )
 
 
+def can_edit_agency(user, agency) -> bool:
+    """An agency's teams, contacts and staffing are kept by its own commander, and by
+    coordinators for any agency."""
+    return is_coordinator(user) or bool(
+        can_answer_for_agency(user) and user.agency_id == getattr(agency, "pk", agency)
+    )
+
+
+def can_keep_agencies(user) -> bool:
+    """May edit some agency: coordinators, and commanders (their own, checked per object)."""
+    return is_coordinator(user) or can_answer_for_agency(user)
+
+
 def can_import_registry(user) -> bool:
     return is_coordinator(user)
 

@@ -276,6 +276,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "remind-agency-verification": {
+        "task": "agencies.tasks.remind_verification",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
 }
 
 if PRODUCTION and not REDIS_URL:
@@ -305,6 +310,10 @@ MAP_TILES_ORIGINS = (
 )
 # How often an open dashboard asks for news (seconds); it swaps in new figures only on news.
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 5)
+# Each agency's record is confirmed by its commander at least this often; a reminder goes to the
+# agency when it is due, and again every AGENCY_VERIFY_REMIND_DAYS while it stays unconfirmed.
+AGENCY_VERIFY_EVERY_DAYS = env_int("AGENCY_VERIFY_EVERY_DAYS", 365)
+AGENCY_VERIFY_REMIND_DAYS = env_int("AGENCY_VERIFY_REMIND_DAYS", 30)
 
 # Security. Scripts and styles come only from our own origin: no inline script anywhere.
 SECURE_CSP = {

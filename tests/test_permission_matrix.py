@@ -28,6 +28,10 @@ def staff_only(status, *, anonymous=SIGN_IN, denied=403):
             "official": denied, "coordinator": status}  # fmt: skip
 
 
+def upkeep(status):
+    return {**staff_only(status), "commander_a": status, "commander_b": 404}
+
+
 def signed_in(status):
     return {**every(status), "anonymous": SIGN_IN}
 
@@ -54,6 +58,19 @@ RULES = {
         lambda w: [w["agency_b"].pk],
         {"get": {**signed_in(200), "commander_a": 404}},
     ),
+    # An agency's upkeep: its own commander and coordinators; another commander gets 404.
+    **{
+        name: (
+            lambda w: [w["agency_a"].pk],
+            {"get": upkeep(200), "post": upkeep(422)},
+        )
+        for name in ("agencies:agency-edit", "agencies:team-create", "agencies:contact-create")
+    },
+    **{
+        name: (lambda w: [w["agency_a"].pk, 999999], {"get": upkeep(404), "post": upkeep(404)})
+        for name in ("agencies:team-edit", "agencies:contact-edit")
+    },
+    "agencies:agency-verify": (lambda w: [w["agency_a"].pk], {"post": upkeep(302)}),
     "agencies:registry-import": (None, {"get": staff_only(200), "post": staff_only(422)}),
     "surveys:poll-list": (None, {"get": {**staff_only(200), "official": 200}}),
     "surveys:poll-create": (None, {"get": staff_only(200), "post": staff_only(422)}),

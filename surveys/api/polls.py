@@ -20,11 +20,11 @@ from agencies.models import Agency, TeamType
 from readiness import permissions
 from readiness.api.errors import Conflict
 from readiness.api.filters import DateTimeFilter, id_out_of_range
+from readiness.api.forms import form_errors, json_object, plain_text
 
 from .. import chasing, compose, selectors
 from ..forms import CUSTOM, ExtendForm, PollForm
 from ..models import Invitation, Poll, Reply
-from .common import form_errors, json_object, plain_text
 
 POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_kinds",
               "target_agencies"}  # fmt: skip

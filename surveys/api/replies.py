@@ -20,11 +20,11 @@ from agencies.models import Agency, Region, TeamType
 from readiness import permissions
 from readiness.api.errors import Conflict
 from readiness.api.filters import DateTimeFilter, IdFilter, IdsFilter, id_out_of_range
+from readiness.api.forms import form_errors, json_object, plain_text
 
 from .. import replies, selectors
 from ..forms import ReplySubmission
 from ..models import Invitation, Reply, ReplyLine
-from .common import form_errors, json_object, plain_text
 
 
 class ReplyLineSerializer(serializers.ModelSerializer):

@@ -43,6 +43,17 @@ def agency_a_only(status):
     return {**signed_in(status), "commander_b": 404}
 
 
+def keepers(status):
+    """Coordinators and commanders (each commander's own agency's rows)."""
+    return {**every(403), "anonymous": 401, "commander_a": status, "commander_b": status,
+            "coordinator": status}  # fmt: skip
+
+
+def own_agency(status):
+    """Agency A's own commander and coordinators; B's commander does not see A (404)."""
+    return {**keepers(status), "commander_b": 404}
+
+
 def commanders(status, *, commander_b=None):
     return {**every(403), "anonymous": 401, "commander_a": status,
             "commander_b": status if commander_b is None else commander_b}  # fmt: skip
@@ -66,8 +77,41 @@ RULES = {
     ("api:agency-detail", "get"): (lambda w: [w["agency_a"].pk], None, agency_a_only(200)),
     ("api:team-list", "get"): (None, None, signed_in(200)),
     ("api:team-detail", "get"): (lambda w: [w["team_a"].pk], None, agency_a_only(200)),
-    ("api:contact-list", "get"): (None, None, coordinators(200)),
-    ("api:contact-detail", "get"): (lambda w: [w["contact_a"].pk], None, coordinators(200)),
+    # An agency's own commander (and coordinators) read its contacts and keep the record current;
+    # another agency's commander does not learn it exists (404) or is told there is none (400).
+    ("api:contact-list", "get"): (None, None, keepers(200)),
+    ("api:contact-list", "post"): (
+        None,
+        lambda w: {"agency": w["agency_a"].pk, "name": "Robin New", "email": "robin@a.example"},
+        {**keepers(201), "commander_b": 400},
+    ),
+    ("api:contact-detail", "get"): (lambda w: [w["contact_a"].pk], None, own_agency(200)),
+    ("api:contact-detail", "patch"): (
+        lambda w: [w["contact_a"].pk],
+        lambda w: {"title": "Captain"},
+        own_agency(200),
+    ),
+    ("api:team-list", "post"): (
+        None,
+        lambda w: {
+            "agency": w["agency_a"].pk,
+            "name": "New Team",
+            "members": 6,
+            "team_type": w["team_a"].team_type_id,
+        },
+        {**keepers(201), "commander_b": 400},
+    ),
+    ("api:team-detail", "patch"): (
+        lambda w: [w["team_a"].pk],
+        lambda w: {"members": 30},
+        {**own_agency(200), "official": 403},
+    ),
+    ("api:agency-detail", "patch"): (
+        lambda w: [w["agency_a"].pk],
+        lambda w: {"city": "Springfield"},
+        own_agency(200),
+    ),
+    ("api:agency-verify", "post"): (lambda w: [w["agency_a"].pk], None, own_agency(200)),
     # Commanders read the sent polls their agency was asked; the draft is nobody's but staff's.
     ("api:poll-list", "get"): (None, None, signed_in(200)),
     ("api:poll-list", "post"): (None, lambda w: {}, coordinators(400)),

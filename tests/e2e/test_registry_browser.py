@@ -118,3 +118,53 @@ def test_sign_in_with_two_factor_in_the_apps_own_pages(live_server, browser, art
     page.get_by_role("button", name="Verify and sign in").click()
     page.wait_for_url("**/agencies/")
     page.context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1366, 1920])
+def test_a_commander_keeps_their_agency_current(live_server, browser, artifacts, width):
+    from tests.e2e.conftest import new_page
+
+    swat = TeamTypeFactory(code=f"swat-{width}")
+    agency = AgencyFactory(name="Elgin Police Department")
+    team = SpecialTeamFactory(agency=agency, name="Elgin SRT", team_type=swat, members=12)
+    old = ContactFactory(agency=agency, name="Drew Ramirez", role=Contact.Role.PRIMARY)
+    user = UserFactory(role=User.Role.COMMANDER, agency=agency, email=f"cmd{width}@elgin.example")
+    page = new_page(browser, viewport={"width": width, "height": 900})
+    page.goto(f"{live_server.url}{agency.get_absolute_url()}")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{agency.get_absolute_url()}")
+    expect(page.locator(".verification")).to_contain_text("never been verified")
+
+    page.get_by_role("link", name="Edit Elgin SRT").click()
+    page.get_by_label("Officers on the team").fill("16")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"**{agency.get_absolute_url()}")
+    expect(page.locator(".messages")).to_contain_text("saved: members")
+
+    page.get_by_role("link", name="Add a contact").click()
+    page.get_by_label("Name").fill("Robin Lee")
+    page.get_by_label("Email").fill("not an address")
+    page.get_by_label("Primary contact").check()
+    page.get_by_role("button", name="Save").click()
+    summary = page.locator(".error-summary")
+    expect(summary).to_contain_text("Email", use_inner_text=True)
+    assert summary.evaluate("e => e.getBoundingClientRect().top < window.innerHeight")
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"contact-error-{width}.png"), full_page=True)
+    page.get_by_label("Email").fill("robin.lee@elgin.example")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"**{agency.get_absolute_url()}")
+
+    page.get_by_role("button", name="Confirm the record is current").click()
+    expect(page.locator(".verification")).to_contain_text("Last verified on")
+    expect(page.locator("#changes ~ table")).to_contain_text("12 → 16", use_inner_text=True)
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"agency-upkeep-{width}.png"), full_page=True)
+    team.refresh_from_db()
+    old.refresh_from_db()
+    assert team.members == 16
+    assert old.role == Contact.Role.ALTERNATE
+    assert Contact.objects.get(email="robin.lee@elgin.example").role == Contact.Role.PRIMARY
+    page.context.close()

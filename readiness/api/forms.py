@@ -1,4 +1,5 @@
-"""What the API's poll and reply endpoints share: form errors under the API's field names."""
+"""What the API shares with the pages: a Django form fed from JSON, its errors under the API's field
+names. The API validates with the pages' forms, so both give the same rules and messages."""
 
 from collections.abc import Mapping
 
