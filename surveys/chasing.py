@@ -30,6 +30,9 @@ def _withdraw_unsent(poll: Poll, reason: str) -> None:
     )
 
 
+CLOSED_EARLY = "the poll closed before this was delivered"  # reopening sends these after all
+
+
 class PollNotOpen(Exception):
     pass
 
@@ -47,7 +50,7 @@ def poll_close(*, poll: Poll, request=None) -> Poll:
     poll = _lock_open(poll)
     poll.state, poll.closed_at = Poll.State.CLOSED, timezone.now()
     poll.save(update_fields=["state", "closed_at", "updated_at"])
-    _withdraw_unsent(poll, "the poll closed before this was delivered")
+    _withdraw_unsent(poll, CLOSED_EARLY)
     audit.record("poll.close", request=request, obj=poll)
     return poll
 

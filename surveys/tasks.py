@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import chasing, delivery, replies
+from . import chasing, delivery, inflight, replies
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +83,8 @@ def send_reply_confirmation(version_id: int, url: str) -> bool:
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_reply_digest(poll_id: int, since: str, until: str) -> int:
     return replies.reply_send_digest(poll_id=poll_id, since=since, until=until)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_test_email(poll_id: int, user_id: int) -> bool:
+    return inflight.poll_send_test_email(poll_id=poll_id, user_id=user_id)

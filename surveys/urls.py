@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import reply_views, views
+from . import inflight_views, reply_views, views
 
 app_name = "surveys"
 
@@ -16,6 +16,19 @@ urlpatterns = [
     path("polls/<int:poll_id>/extend/", views.poll_extend, name="poll-extend"),
     path("polls/<int:poll_id>/remind/", views.poll_remind, name="poll-remind"),
     path("polls/<int:poll_id>/duplicate/", views.poll_duplicate, name="poll-duplicate"),
+    path("polls/<int:poll_id>/add-agencies/", inflight_views.poll_add_agencies, name="poll-add"),
+    path("polls/<int:poll_id>/reopen/", inflight_views.poll_reopen, name="poll-reopen"),
+    path("polls/<int:poll_id>/test-email/", inflight_views.poll_test_email, name="poll-test-email"),
+    path(
+        "polls/<int:poll_id>/invitations/<int:invitation_id>/reissue/",
+        inflight_views.invitation_reissue,
+        name="invitation-reissue",
+    ),
+    path(
+        "polls/<int:poll_id>/invitations/<int:invitation_id>/send-to/",
+        inflight_views.invitation_send_to,
+        name="invitation-send-to",
+    ),
     path(
         "polls/<int:poll_id>/invitations/<int:invitation_id>/revoke/",
         views.invitation_revoke,

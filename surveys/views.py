@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from readiness import permissions
@@ -125,6 +126,7 @@ def poll_detail(request, poll_id: int):
         "extend_form": ExtendForm(initial={"deadline": poll.deadline}),
         "max_attempts": delivery.MAX_ATTEMPTS,
         "show_contacts": permissions.can_view_contacts(request.user),
+        "can_reopen": poll.state == Poll.State.CLOSED and poll.deadline > timezone.now(),
     }
     if poll.state == Poll.State.DRAFT:
         context.update(_recipient_context(list(selectors.poll_recipients(poll=poll))))

@@ -91,6 +91,17 @@ RULES = {
     "surveys:poll-remind": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:poll-duplicate": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:invitation-revoke": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
+    "surveys:invitation-reissue": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
+    "surveys:invitation-send-to": (
+        lambda w: [w["poll"].pk, 999999],
+        {"get": staff_only(404), "post": staff_only(404)},
+    ),
+    "surveys:poll-add": (
+        lambda w: [w["open_poll"].pk],
+        {"get": staff_only(200), "post": staff_only(422)},
+    ),
+    "surveys:poll-reopen": (lambda w: [w["open_poll"].pk], {"post": staff_only(302)}),
+    "surveys:poll-test-email": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:reply": (lambda w: ["not-a-real-token"], {"get": every(404), "post": every(404)}),
     "surveys:reply-done": (lambda w: ["not-a-real-token"], {"get": every(404)}),
     "surveys:reply-feed": (

@@ -3,16 +3,20 @@ chasing, answer). Contact details follow the one rule (readiness.permissions.can
 
 import django_filters
 from django.db.models import OuterRef, Subquery
-from drf_spectacular.utils import (
-    extend_schema_field,
-)
-from rest_framework import serializers, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from agencies.api import RefSerializer
 from agencies.models import Agency, Region
 from readiness import permissions
+from readiness.api.errors import Conflict
 from readiness.api.filters import IdFilter, IdsFilter
+from readiness.api.forms import form_errors, json_object, plain_text
 
+from .. import chasing, inflight
+from ..forms.inflight import SendToContactForm
 from ..models import Invitation, Reply
 
 
@@ -81,12 +85,22 @@ class InvitationFilter(django_filters.FilterSet):
         fields = ["poll", "agency", "region", "kind", "state", "replied", "is_escalation"]
 
 
+class SendToSerializer(serializers.Serializer):
+    contact = serializers.IntegerField(help_text="An active contact of the invitation's agency.")
+
+
 class InvitationViewSet(viewsets.ReadOnlyModelViewSet):
     """Who was asked, and where each invitation stands: delivery, reminders, escalation, answer.
-    Commanders see their own agency's invitations."""
+    Commanders see their own agency's invitations. Coordinators withdraw a link, re-issue it,
+    or send the poll to another of the agency's contacts."""
 
     serializer_class = InvitationSerializer
-    rules = {"read": permissions.can_view_registry}
+    rules = {
+        "read": permissions.can_view_registry,
+        "revoke": permissions.can_manage_polls,
+        "reissue": permissions.can_manage_polls,
+        "send_to": permissions.can_manage_polls,
+    }
     filterset_class = InvitationFilter
     ordering_fields = ["distance_km", "sent_at", "created_at", "replied_at", "id"]
 
@@ -101,3 +115,45 @@ class InvitationViewSet(viewsets.ReadOnlyModelViewSet):
             .order_by("poll_id", "agency__name", "pk")
         )
         return permissions.scope_to_agency(self.request.user, invitations)
+
+    def _fresh(self, invitation: Invitation, status: int = 200) -> Response:
+        fresh = self.get_queryset().get(pk=invitation.pk)
+        return Response(self.get_serializer(fresh).data, status=status)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        """Withdraw the invitation's reply links: they stop working at once."""
+        invitation = self.get_object()
+        chasing.invitation_revoke(invitation=invitation, request=request)
+        return self._fresh(invitation)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def reissue(self, request, pk=None):
+        """Email a new reply link; every earlier link of this invitation stops working."""
+        invitation = self.get_object()
+        try:
+            inflight.invitation_reissue(invitation=invitation, request=request)
+        except inflight.NotPossible as exc:
+            raise Conflict(str(exc), "not_possible") from None
+        return self._fresh(invitation)
+
+    @extend_schema(request=SendToSerializer, responses={201: InvitationSerializer})
+    @action(detail=True, methods=["post"], url_path="send-to")
+    def send_to(self, request, pk=None):
+        """Send the poll to another active contact of the agency, with a link of their own."""
+        invitation = self.get_object()
+        data = json_object(request.data)
+        form = SendToContactForm(
+            {"contact": plain_text(data.get("contact"))}, invitation=invitation
+        )
+        if not form.is_valid():
+            raise exceptions.ValidationError(form_errors(form))
+        try:
+            new = inflight.invitation_send_to_contact(
+                invitation=invitation, contact=form.cleaned_data["contact"], request=request
+            )
+        except inflight.NotPossible as exc:
+            raise Conflict(str(exc), "not_possible") from None
+        return self._fresh(new, 201)

@@ -2,6 +2,7 @@
 close, cancel; lists with filters and constant query counts."""
 
 from collections.abc import Mapping
+from dataclasses import asdict
 
 import django_filters
 from django import forms
@@ -22,8 +23,9 @@ from readiness.api.errors import Conflict
 from readiness.api.filters import DateTimeFilter, id_out_of_range
 from readiness.api.forms import form_errors, json_object, plain_text
 
-from .. import chasing, compose, selectors
+from .. import chasing, compose, inflight, selectors
 from ..forms import CUSTOM, ExtendForm, PollForm
+from ..forms.inflight import AddAgenciesForm
 from ..models import Invitation, Poll, Reply
 
 POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_kinds",
@@ -183,6 +185,21 @@ class SendResultSerializer(serializers.Serializer):
     poll = PollSerializer()
 
 
+class AddAgenciesSerializer(serializers.Serializer):
+    agencies = serializers.ListField(child=serializers.IntegerField(), help_text="Agency ids.")
+
+
+class AddedSerializer(serializers.Serializer):
+    invited = serializers.ListField(child=serializers.CharField())
+    already_asked = serializers.ListField(child=serializers.CharField())
+    no_contact = serializers.ListField(child=serializers.CharField())
+    poll = PollSerializer()
+
+
+class TestEmailSerializer(serializers.Serializer):
+    to = serializers.EmailField()
+
+
 class RemindResultSerializer(serializers.Serializer):
     reminded = serializers.IntegerField(help_text="Contacts reminded now.")
 
@@ -333,3 +350,42 @@ class PollViewSet(
         except ValueError as exc:
             raise exceptions.ValidationError({"deadline": [str(exc)]}) from None
         return Response(self._fresh(poll))
+
+    @extend_schema(request=AddAgenciesSerializer, responses=AddedSerializer)
+    @action(detail=True, methods=["post"], url_path="add-agencies")
+    def add_agencies(self, request, pk=None):
+        """Invite more agencies to an open poll, at once; agencies already asked are skipped."""
+        poll = self.get_object()
+        data = json_object(request.data)
+        ids = data.get("agencies")
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise exceptions.ValidationError({"agencies": ["Send a list of agency ids."]})
+        form = AddAgenciesForm({"agencies": ids}, poll=poll)
+        if not form.is_valid():
+            raise exceptions.ValidationError(form_errors(form))
+        try:
+            added = inflight.poll_add_agencies(
+                poll=poll, agencies=form.cleaned_data["agencies"], request=request
+            )
+        except inflight.NotPossible as exc:
+            raise Conflict(str(exc), "not_open") from None
+        return Response({**asdict(added), "poll": self._fresh(poll)})
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        """Open again a poll closed before its deadline."""
+        poll = self.get_object()
+        try:
+            inflight.poll_reopen(poll=poll, request=request)
+        except inflight.NotPossible as exc:
+            raise Conflict(str(exc), "not_reopenable") from None
+        return Response(self._fresh(poll))
+
+    @extend_schema(request=None, responses={202: TestEmailSerializer})
+    @action(detail=True, methods=["post"], url_path="test-email")
+    def test_email(self, request, pk=None):
+        """Email the poll, as an agency asked would get it, to the caller (its link records
+        nothing)."""
+        to = inflight.poll_test_email(poll=self.get_object(), request=request)
+        return Response({"to": to}, status=202)

@@ -17,9 +17,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from agencies.models import Contact, SpecialTeam
+from agencies.models import Agency, Contact, SpecialTeam
 
-from .. import selectors
+from .. import geo, selectors
 from ..models import Invitation, InvitationLink
 from .base import PERMANENT, SENT, TRANSIENT, Result, Unreachable
 
@@ -154,6 +154,26 @@ class EmailChannel:
 
     def build(self, invitations: list[Invitation], *, reminder: bool = False) -> list[tuple]:
         return build(invitations, reminder=reminder)
+
+    def send_test(self, *, poll, to: str, name: str = "") -> None:
+        """The poll's email as the first agency asked (or the requester) would get it, sent to
+        `to`, marked as a test, with a link that records nothing."""
+        agency = selectors.poll_recipients(poll=poll).first() or poll.requesting_agency
+        if agency is None:
+            agency = Agency(name="Example Police Department")
+            agency.active_teams = []
+        else:
+            agency.active_teams = list(agency.teams.filter(active=True).select_related("team_type"))
+        agency.primary_contacts = []
+        invitation = Invitation(
+            poll=poll, agency=agency, contact=Contact(name=name or to, email=to), email=to,
+            distance_km=geo.km(getattr(agency, "distance_km", 0) or 0),
+        )  # fmt: skip
+        invitation.travel_minutes = geo.travel_minutes(invitation.distance_km)
+        message = _email(invitation, "test-link-records-nothing", reminder=False,
+                         targets=selectors.Targets.of(poll))  # fmt: skip
+        message.subject = f"[TEST to yourself] {message.subject}"
+        mailers.default.send_messages([message])
 
     @contextlib.contextmanager
     def sender(self):

@@ -128,6 +128,24 @@ RULES = {
         lambda w: {"deadline": (timezone.now() + timedelta(days=5)).isoformat()},
         coordinators(200),
     ),
+    ("api:poll-add-agencies", "post"): (
+        lambda w: [w["open_poll"].pk],
+        lambda w: {"agencies": [w["agency_b"].pk]},
+        coordinators(200),
+    ),
+    ("api:poll-reopen", "post"): (lambda w: [w["open_poll"].pk], None, coordinators(409)),
+    ("api:poll-test-email", "post"): (lambda w: [w["poll"].pk], None, coordinators(202)),
+    ("api:invitation-revoke", "post"): (lambda w: [w["invitation_a"].pk], None, coordinators(200)),
+    ("api:invitation-reissue", "post"): (
+        lambda w: [w["invitation_a"].pk],
+        None,
+        coordinators(200),
+    ),
+    ("api:invitation-send-to", "post"): (
+        lambda w: [w["invitation_a"].pk],
+        lambda w: {"contact": 0},
+        coordinators(400),
+    ),
     ("api:poll-readiness", "get"): (lambda w: [w["open_poll"].pk], None, readers(200)),
     ("api:invitation-list", "get"): (None, None, signed_in(200)),
     ("api:invitation-detail", "get"): (

@@ -28,7 +28,8 @@ def test_every_endpoint_and_method_is_in_the_schema(client):
             continue
         # Detail routes and the detail actions (a poll's send, an agency's verify, ...).
         by_id = name.endswith("-detail") or (
-            name.startswith(("api:poll-", "api:agency-")) and not name.endswith("-list")
+            name.startswith(("api:poll-", "api:agency-", "api:invitation-"))
+            and not name.endswith("-list")
         )
         kwargs = {"pk": 1} if by_id else {}
         path = reverse(name, kwargs=kwargs).replace("/1/", "/{id}/")
