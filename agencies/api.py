@@ -114,8 +114,8 @@ class ContactSerializer(serializers.ModelSerializer):
     class Meta:
         model = Contact
         fields = [
-            "id", "agency", "name", "title", "email", "phone", "role", "active",
-            "created_at", "updated_at",
+            "id", "agency", "name", "title", "email", "mobile", "phone", "channels",
+            "quiet_start", "quiet_end", "role", "active", "created_at", "updated_at",
         ]  # fmt: skip
 
 
@@ -151,7 +151,13 @@ class ContactWriteSerializer(serializers.Serializer):
     name = serializers.CharField(required=False)
     title = serializers.CharField(required=False, allow_blank=True)
     email = serializers.EmailField(required=False)
+    mobile = serializers.CharField(
+        required=False, allow_blank=True, help_text="Any usual form; stored in E.164."
+    )
     phone = serializers.CharField(required=False, allow_blank=True)
+    channels = serializers.ChoiceField(choices=Contact.Channels.choices, required=False)
+    quiet_start = serializers.TimeField(required=False, allow_null=True)
+    quiet_end = serializers.TimeField(required=False, allow_null=True)
     active = serializers.BooleanField(required=False)
     primary = serializers.BooleanField(required=False)
 
@@ -416,14 +422,14 @@ class ContactViewSet(
     @extend_schema(request=ContactWriteSerializer, responses={201: ContactSerializer})
     def create(self, request, *args, **kwargs):
         agency = self._agency(json_object(request.data).get("agency"))
-        return self._write(None, agency, {"active": True}, 201)
+        return self._write(None, agency, {"active": True, "channels": "email"}, 201)
 
     @extend_schema(request=ContactWriteSerializer, responses=ContactSerializer)
     def partial_update(self, request, *args, **kwargs):
         contact = self.get_object()
         agency = self._agency(contact.agency_id)
         current = {
-            **model_to_dict(contact, ("name", "title", "email", "phone", "active")),
+            **model_to_dict(contact, ContactForm._meta.fields),
             "primary": contact.role == Contact.Role.PRIMARY,
         }
         return self._write(contact, agency, current, 200)

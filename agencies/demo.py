@@ -180,6 +180,8 @@ def build_rows(agencies: list[dict]) -> list[dict]:
                     "title": title,
                     "email": f"{first}.{last}.{role}@{domain}".lower(),
                     "phone": f"(312) 555-01{rng.randrange(100):02d}",
+                    # Fictional (555-01xx); derived from the position, not the random stream.
+                    "mobile": f"(630) 555-01{(i * 2 + (role == 'alternate')) % 100:02d}",
                     "contact_role": role,
                 }
             )

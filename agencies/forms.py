@@ -141,11 +141,23 @@ class ContactForm(forms.ModelForm):
 
     class Meta:
         model = Contact
-        fields = ["name", "title", "email", "phone", "active"]
-        labels = {"phone": "Mobile phone", "active": "Active (may be asked)"}
+        fields = [
+            "name", "title", "email", "mobile", "phone", "channels", "quiet_start", "quiet_end",
+            "active",
+        ]  # fmt: skip
+        labels = {"mobile": "Mobile number", "active": "Active (may be asked)"}
+        help_texts = {
+            "mobile": "For texts. With the country code if outside the US, e.g. +44 7911 123456.",
+            "quiet_start": "Planning surveys are not texted in the quiet hours (local time); "
+            "a request for assistance is.",
+        }
         widgets = {
             "email": forms.EmailInput(attrs={"autocomplete": "email"}),
+            "mobile": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
             "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+            "channels": forms.RadioSelect,
+            "quiet_start": forms.TimeInput(attrs={"type": "time"}),
+            "quiet_end": forms.TimeInput(attrs={"type": "time"}),
         }
 
     def __init__(self, *args, agency: Agency, **kwargs):
@@ -166,3 +178,16 @@ class ContactForm(forms.ModelForm):
 
     def clean_name(self):
         return " ".join(self.cleaned_data["name"].split())
+
+    def clean(self):
+        data = super().clean()
+        texts = data.get("channels") in (Contact.Channels.SMS, Contact.Channels.BOTH)
+        if texts and not data.get("mobile") and "mobile" not in self.errors:
+            self.add_error("mobile", "Texts need a mobile number.")
+        start, end = data.get("quiet_start"), data.get("quiet_end")
+        if (start is None) != (end is None):
+            missing = "quiet_end" if end is None else "quiet_start"
+            self.add_error(missing, "Give both ends of the quiet hours, or neither.")
+        elif start is not None and start == end:
+            self.add_error("quiet_end", "The quiet hours must end at another time than they start.")
+        return data

@@ -6,6 +6,7 @@ rows only when there is no error at all. The columns are documented in docs/regi
 """
 
 import csv
+import datetime
 import io
 import re
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from .models import (
     TeamType,
     TeamTypeLevel,
 )
+from .phones import to_e164
 
 RECORD_TYPES = ("agency", "team", "contact")
 REQUIRED_COLUMNS = ("record", "key", "agency", "name")
@@ -46,6 +48,9 @@ OPTIONAL_COLUMNS = (
     "title",
     "email",
     "phone",
+    "mobile",
+    "channels",
+    "quiet_hours",
     "contact_role",
     "active",
 )
@@ -67,9 +72,13 @@ COLUMN_HELP = (
     ("member_agencies", "team", "key:officers; key:officers (all members; host supplies the rest)"),
     ("commander_name, commander_phone, notes", "team", "optional"),
     ("title, email, phone", "contact", "email required"),
+    ("mobile", "contact", "for texts: +1 312 555 0100, or a US number without +1"),
+    ("channels", "contact", "email, sms or both (blank: email); sms needs a mobile"),
+    ("quiet_hours", "contact", "HH:MM-HH:MM local, e.g. 22:00-07:00 (blank: none)"),
     ("contact_role", "contact", "primary or alternate (blank: alternate); one primary per agency"),
     ("active", "all", "true or false (blank: true)"),
 )
+QUIET_RE = re.compile(r"^(?P<h1>\d{1,2}):(?P<m1>\d{2})-(?P<h2>\d{1,2}):(?P<m2>\d{2})$")
 KEY_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 # Bounds on numbers, well beyond any real agency or team and well inside the columns' range:
 # a typo of a few extra digits is an error on its line, not a database failure.
@@ -189,6 +198,23 @@ class _Row:
             self.problems.append(f"bad coordinates: {column} {raw} is outside -{limit}..{limit}")
             return None
         return value
+
+    def quiet_hours(self, column: str) -> tuple[datetime.time | None, datetime.time | None]:
+        raw = self.values.get(column, "").replace(" ", "")
+        if not raw:
+            return None, None
+        match = QUIET_RE.match(raw)
+        try:
+            start, end = (
+                datetime.time(int(match[h]), int(match[m])) for h, m in (("h1", "m1"), ("h2", "m2"))
+            )
+        except (TypeError, ValueError):  # no match, or 25:00
+            self.problems.append(f"{column} {raw!r} must be HH:MM-HH:MM, e.g. 22:00-07:00")
+            return None, None
+        if start == end:
+            self.problems.append(f"{column} {raw!r} starts and ends at the same time")
+            return None, None
+        return start, end
 
     def boolean(self, column: str) -> bool:
         raw = self.values.get(column, "").lower()
@@ -489,11 +515,24 @@ def _contact(row: _Row, line: int, parsed: ParsedRegistry, db: _Lookups) -> None
             validate_email(email)
         except ValidationError:
             row.problems.append(f"email {email!r} is not a valid address")
+    mobile = row.text("mobile")
+    try:
+        mobile = to_e164(mobile)
+    except ValueError as exc:
+        row.problems.append(f"mobile {exc}")
+    channels = row.choice("channels", Contact.Channels, default=Contact.Channels.EMAIL)
+    if channels in (Contact.Channels.SMS, Contact.Channels.BOTH) and not row.values.get("mobile"):
+        row.problems.append(f"channels {channels!r} needs a mobile number")
+    quiet_start, quiet_end = row.quiet_hours("quiet_hours")
     fields = {
         "name": row.text("name", required=True),
         "title": row.text("title"),
         "email": email,
         "phone": row.text("phone"),
+        "mobile": mobile,
+        "channels": channels,
+        "quiet_start": quiet_start,
+        "quiet_end": quiet_end,
         "role": row.choice("contact_role", Contact.Role, default=Contact.Role.ALTERNATE),
         "active": row.boolean("active"),
     }

@@ -4,6 +4,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
+
+from .phones import MobileNumberField
 
 
 class Region(models.Model):
@@ -283,8 +286,25 @@ class Contact(models.Model):
     agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="contacts")
     name = models.CharField(max_length=150)
     title = models.CharField("rank or title", max_length=100, blank=True)
+
+    class Channels(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "Text message (SMS)"
+        BOTH = "both", "Email and text message"
+
     email = models.EmailField()
-    phone = models.CharField(max_length=40, blank=True)
+    phone = models.CharField(max_length=40, blank=True, help_text="Desk or other phone.")
+    mobile = MobileNumberField(help_text="For text messages; kept in E.164 (+13125550100).")
+    channels = models.CharField(
+        max_length=10,
+        choices=Channels,
+        default=Channels.EMAIL,
+        help_text="How polls, reminders and escalations reach this person.",
+    )
+    # Quiet hours (local time; may wrap past midnight): a planning survey's texts wait until
+    # they end; a request for assistance does not.
+    quiet_start = models.TimeField("quiet hours from", null=True, blank=True)
+    quiet_end = models.TimeField("quiet hours until", null=True, blank=True)
     role = models.CharField(max_length=20, choices=Role, default=Role.ALTERNATE)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -308,8 +328,45 @@ class Contact(models.Model):
                 violation_error_message="An agency has at most one primary contact.",
             ),
             models.UniqueConstraint("agency", Lower("email"), name="contact_agency_email_unique"),
+            models.CheckConstraint(
+                condition=Q(channels="email") | ~Q(mobile=""),
+                name="contact_sms_needs_mobile",
+                violation_error_message="Texts need a mobile number.",
+            ),
+            models.CheckConstraint(
+                condition=Q(quiet_start__isnull=True, quiet_end__isnull=True)
+                | Q(quiet_start__isnull=False, quiet_end__isnull=False),
+                name="contact_quiet_hours_both_or_neither",
+                violation_error_message="Give both ends of the quiet hours, or neither.",
+            ),
         ]
         indexes = [models.Index(fields=["agency", "role", "active"], name="contact_lookup_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.agency})"
+
+    @property
+    def texts(self) -> bool:
+        return bool(self.mobile) and self.channels in (self.Channels.SMS, self.Channels.BOTH)
+
+    @property
+    def emails(self) -> bool:
+        return self.channels in (self.Channels.EMAIL, self.Channels.BOTH)
+
+    def quiet_at(self, moment) -> bool:
+        """Whether `moment` falls in the contact's quiet hours (local time; may wrap midnight)."""
+        if self.quiet_start is None or self.quiet_end is None:
+            return False
+        at = timezone.localtime(moment).time()
+        start, end = self.quiet_start, self.quiet_end
+        return start <= at < end if start <= end else (at >= start or at < end)
+
+    def quiet_ends_after(self, moment):
+        """The first moment at or after `moment` outside the quiet hours."""
+        if not self.quiet_at(moment):
+            return moment
+        local = timezone.localtime(moment)
+        end = local.replace(
+            hour=self.quiet_end.hour, minute=self.quiet_end.minute, second=0, microsecond=0
+        )
+        return end if end > local else end + timezone.timedelta(days=1)

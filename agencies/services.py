@@ -36,7 +36,10 @@ TEAM_FIELDS = (
     "notes",
     "active",
 )
-CONTACT_FIELDS = ("name", "title", "email", "phone", "role", "active")
+CONTACT_FIELDS = (
+    "name", "title", "email", "phone", "mobile", "channels", "quiet_start", "quiet_end", "role",
+    "active",
+)  # fmt: skip
 BATCH = 1000
 PLURALS = {"agency": "agencies", "team": "teams", "contact": "contacts"}
 # Keys per IN (...) lookup: SQLite refuses statements with more than 32,766 parameters.

@@ -32,7 +32,10 @@ TEAM_FIELDS = (
     "notes",
     "active",
 )
-CONTACT_FIELDS = ("name", "title", "email", "phone", "role", "active")
+CONTACT_FIELDS = (
+    "name", "title", "email", "mobile", "phone", "channels", "quiet_start", "quiet_end", "role",
+    "active",
+)  # fmt: skip
 
 
 class UpkeepRefused(Exception):

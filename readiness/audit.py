@@ -7,7 +7,7 @@ PostgreSQL a trigger refuses it outright).
 
 import ipaddress
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 
 from django.db import models
@@ -31,7 +31,7 @@ def _plain(value):
     """A JSON-friendly form of a field value."""
     if isinstance(value, models.Model):
         return str(value)
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)

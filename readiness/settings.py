@@ -312,6 +312,8 @@ MAP_TILES_ORIGINS = (
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 5)
 # Each agency's record is confirmed by its commander at least this often; a reminder goes to the
 # agency when it is due, and again every AGENCY_VERIFY_REMIND_DAYS while it stays unconfirmed.
+# Mobile numbers typed without a country code are read in this region (ISO 3166 code).
+PHONE_REGION = env_str("PHONE_REGION", "US")
 AGENCY_VERIFY_EVERY_DAYS = env_int("AGENCY_VERIFY_EVERY_DAYS", 365)
 AGENCY_VERIFY_REMIND_DAYS = env_int("AGENCY_VERIFY_REMIND_DAYS", 30)
 

@@ -34,6 +34,7 @@ def contact_data(**overrides) -> dict:
         "title": "Deputy Chief",
         "email": "sam.patel@agency.example",
         "phone": "+1 312 555 0111",
+        "channels": "email",
         "active": "on",
         **overrides,
     }
