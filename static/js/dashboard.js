@@ -112,8 +112,47 @@
     document.body.addEventListener("htmx:afterSettle", load);
   }
 
+  // The long lists fold (<details class="fold">). The server renders them closed, for a phone;
+  // a wider screen opens them, and so does a link to one of them (a sort or page link ends in
+  // #replies). A live update replaces them: each comes back as the reader left it.
+  var WIDE = "(min-width: 64rem)"; // a laptop, or a tablet held sideways
+  var folds = {}; // details id -> open, once set here or by the reader
+
+  function linkedFold() {
+    var target = window.location.hash && document.getElementById(window.location.hash.slice(1));
+    if (!target) return null;
+    return target.closest("details.fold") || target.querySelector("details.fold");
+  }
+
+  // openLinked: on load and on a followed link, not on a live update (which must not reopen a
+  // list the reader has closed since).
+  function setUpFolds(openLinked) {
+    var wide = window.matchMedia(WIDE).matches;
+    var linked = openLinked ? linkedFold() : null;
+    document.querySelectorAll("details.fold[id]").forEach(function (details) {
+      var open = details.id in folds ? folds[details.id] : wide;
+      if (details === linked) open = true;
+      details.open = open;
+      folds[details.id] = open;
+    });
+  }
+
+  document.addEventListener(
+    "toggle",
+    function (event) {
+      var details = event.target;
+      if (details.matches && details.matches("details.fold[id]") && details.isConnected) {
+        folds[details.id] = details.open;
+      }
+    },
+    true // toggle does not bubble
+  );
+
   function setUp() {
     document.documentElement.classList.add("js");
+    setUpFolds(true);
+    document.body.addEventListener("htmx:afterSwap", function () { setUpFolds(false); });
+    window.addEventListener("hashchange", function () { setUpFolds(true); });
     document.querySelectorAll(".print-button").forEach(function (button) {
       button.addEventListener("click", function () { window.print(); });
     });

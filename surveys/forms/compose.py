@@ -102,8 +102,9 @@ class PollForm(forms.ModelForm):
             "message": forms.Textarea(attrs={"rows": 7}),
             "target_regions": forms.CheckboxSelectMultiple,
             "target_team_types": forms.CheckboxSelectMultiple,
-            "target_levels": forms.SelectMultiple(attrs={"size": 6}),
-            "target_agencies": forms.SelectMultiple(attrs={"size": 8}),
+            # data-searchable: app.js adds a search box and tick-box list (276 agencies).
+            "target_levels": forms.SelectMultiple(attrs={"size": 6, "data-searchable": True}),
+            "target_agencies": forms.SelectMultiple(attrs={"size": 8, "data-searchable": True}),
         }
         labels = {
             "destination_name": "Other destination: name",

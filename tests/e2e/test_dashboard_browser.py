@@ -136,6 +136,7 @@ def test_one_unbroken_word_never_widens_the_dashboard(live_server, browser, arti
     page = new_page(browser, viewport={"width": width, "height": 900})
     sign_in(page, live_server, official.email, next_url=f"/polls/{poll.pk}/dashboard/")
     page.wait_for_url(f"**/polls/{poll.pk}/dashboard/")
+    page.locator("#declines-fold").evaluate("d => { d.open = true; }")  # folded on a phone
     expect(page.locator("#declines")).to_contain_text("xxxxxxxxxx", use_inner_text=True)
     widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     page.screenshot(path=str(artifacts / f"dashboard-long-word-{width}.png"), full_page=True)
