@@ -27,7 +27,7 @@ class RegionAdmin(CoordinatorAdmin):
 class ContactInline(CoordinatorOnlyAdminMixin, admin.TabularInline):
     model = Contact
     extra = 0
-    fields = ["name", "title", "email", "phone", "role", "user", "active"]
+    fields = ["name", "title", "email", "mobile", "channels", "phone", "role", "user", "active"]
     raw_id_fields = ["user"]
 
 

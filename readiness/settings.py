@@ -312,6 +312,20 @@ MAP_TILES_ORIGINS = (
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 5)
 # Each agency's record is confirmed by its commander at least this often; a reminder goes to the
 # agency when it is due, and again every AGENCY_VERIFY_REMIND_DAYS while it stays unconfirmed.
+# Texts: "console" (printed, the embedded default) or "twilio" (Twilio's REST API, or any
+# provider speaking it at SMS_API_URL). Status callbacks are verified with SMS_AUTH_TOKEN.
+SMS_PROVIDER = env_str("SMS_PROVIDER", "console")
+if SMS_PROVIDER not in ("console", "twilio"):
+    raise ImproperlyConfigured("SMS_PROVIDER must be console or twilio")
+SMS_API_URL = env_str("SMS_API_URL", "https://api.twilio.com")
+SMS_ACCOUNT_SID = env_str("SMS_ACCOUNT_SID", "")
+SMS_AUTH_TOKEN = env_str("SMS_AUTH_TOKEN", "")
+SMS_FROM = env_str("SMS_FROM", "")  # the sending number (E.164) or a messaging service id (MG...)
+SMS_TIMEOUT = env_int("SMS_TIMEOUT", 10)
+if SMS_PROVIDER == "twilio" and not (SMS_ACCOUNT_SID and SMS_AUTH_TOKEN and SMS_FROM):
+    raise ImproperlyConfigured(
+        "SMS_PROVIDER=twilio needs SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM"
+    )
 # Mobile numbers typed without a country code are read in this region (ISO 3166 code).
 PHONE_REGION = env_str("PHONE_REGION", "US")
 AGENCY_VERIFY_EVERY_DAYS = env_int("AGENCY_VERIFY_EVERY_DAYS", 365)

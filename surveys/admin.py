@@ -69,10 +69,10 @@ class ReplyVersionInline(ReadOnlyInline):
 
 @admin.register(Invitation)
 class InvitationAdmin(ReadOnlyAdmin):
-    list_display = ["agency", "poll", "email", "state", "attempts", "sent_at", "replied_at",
-                    "is_escalation"]  # fmt: skip
-    list_filter = ["state", "is_escalation"]
-    search_fields = ["agency__name", "email", "poll__title"]
+    list_display = ["agency", "poll", "channel", "email", "mobile", "state", "receipt", "attempts",
+                    "sent_at", "replied_at", "is_escalation"]  # fmt: skip
+    list_filter = ["channel", "state", "receipt", "is_escalation"]
+    search_fields = ["agency__name", "email", "mobile", "poll__title"]
     list_select_related = ["agency", "poll"]
 
 

@@ -91,9 +91,8 @@ def poll_cancel(*, poll: Poll, request) -> Poll:
 def poll_send_stand_down(*, poll_id: int) -> int:
     """One stand-down email per address that was sent the poll."""
     poll = Poll.objects.select_related("cancelled_by", "created_by").get(pk=poll_id)
-    addresses = sorted(
-        set(poll.invitations.filter(state=Invitation.State.SENT).values_list("email", flat=True))
-    )
+    sent = poll.invitations.filter(state=Invitation.State.SENT)
+    addresses = sorted(set(sent.filter(channel="email").values_list("email", flat=True)))
     context = {"poll": poll, "cancelled_at": timezone.localtime(poll.cancelled_at)}
     body = render_to_string("surveys/email/stand_down.txt", context)
     messages = [
@@ -104,7 +103,25 @@ def poll_send_stand_down(*, poll_id: int) -> int:
     ]
     connection = mailers.default
     connection.send_messages(messages)
-    return len(messages)
+    return len(messages) + _text_stand_down(poll, sent.filter(channel="sms"))
+
+
+def _text_stand_down(poll: Poll, invitations) -> int:
+    """The stand-down by text, once per number that was texted the poll."""
+    by = poll.cancelled_by.get_full_name() if poll.cancelled_by else "the coordinator"
+    body = (
+        f"STAND DOWN: {poll.title} is cancelled by {by}. Do not send officers; no answer is needed."
+    )
+    sent = 0
+    with channels.SMS.sender() as send:
+        for mobile in sorted(set(invitations.values_list("mobile", flat=True))):
+            try:
+                result = send(channels.providers.Text(to=mobile, body=body))
+            except channels.Unreachable as exc:
+                logger.warning("stand-down texts not sent, unreachable: %s", exc)
+                break
+            sent += result.outcome == channels.SENT
+    return sent
 
 
 def _silent(invitations):
@@ -221,30 +238,29 @@ def why_nobody_was_reminded(*, poll: Poll, now=None) -> str:
 
 
 def reminders_send(*, invitation_ids: list[int]) -> int:
-    """Send claimed reminders one by one; one refused address does not stop the others, and
-    nothing is retried wholesale (the next reminder time, or a manual one, tries again)."""
-    channel = channels.EMAIL
-    invitations = list(
-        channel.prefetch(
-            Invitation.objects.filter(
-                pk__in=invitation_ids, poll__state=Poll.State.OPEN, revoked_at__isnull=True
-            )
-        )
+    """Send claimed reminders one by one, each by its invitation's channel; one refused address
+    does not stop the others, and nothing is retried wholesale (the next reminder time, or a
+    manual one, tries again)."""
+    live = Invitation.objects.filter(
+        pk__in=invitation_ids, poll__state=Poll.State.OPEN, revoked_at__isnull=True
     )
     sent = 0
-    with channel.sender() as send:
-        for invitation, message in channel.build(invitations, reminder=True):
-            if isinstance(message, Exception):
-                continue  # logged by the channel
-            try:
-                result = send(message)
-            except channels.Unreachable as exc:
-                logger.warning("reminders not sent, the server is unreachable: %s", exc)
-                break
-            if result.outcome == channels.SENT:
-                sent += 1
-            else:
-                logger.warning("reminder for invitation %s: %s", invitation.pk, result.reason)
+    for name in sorted(set(live.values_list("channel", flat=True))):
+        channel = channels.BY_NAME[name]
+        invitations = list(channel.prefetch(live.filter(channel=name)))
+        with channel.sender() as send:
+            for invitation, message in channel.build(invitations, reminder=True):
+                if isinstance(message, Exception):
+                    continue  # logged by the channel
+                try:
+                    result = send(message)
+                except channels.Unreachable as exc:
+                    logger.warning("%s reminders not sent, unreachable: %s", name, exc)
+                    break
+                if result.outcome == channels.SENT:
+                    sent += 1
+                else:
+                    logger.warning("reminder for invitation %s: %s", invitation.pk, result.reason)
     return sent
 
 
@@ -276,20 +292,19 @@ def _escalate(poll: Poll, now) -> int:
             asked = poll.invitations.filter(agency=primary.agency).values_list(
                 "contact_id", flat=True
             )
+            alternates = []
             for contact in primary.agency.contacts.filter(
                 active=True, role=Contact.Role.ALTERNATE
             ).exclude(pk__in=list(asked)):
-                created.append(
-                    Invitation.objects.create(
-                        poll=poll,
-                        agency=primary.agency,
-                        contact=contact,
-                        email=contact.email,
-                        distance_km=primary.distance_km,
-                        travel_minutes=primary.travel_minutes,
-                        is_escalation=True,
-                    )
-                )
+                alternates += channels.invitations_for(
+                    poll, primary.agency, contact, now=now, distance_km=primary.distance_km,
+                    travel_minutes=primary.travel_minutes, is_escalation=True,
+                )  # fmt: skip
+            # The primary's other channel is not a reason to escalate twice.
+            poll.invitations.filter(agency=primary.agency, is_escalation=False).update(
+                escalated_at=now
+            )
+            created += channels.save_invitations(alternates)
     delivery.queue([i.pk for i in created])
     if created:
         audit.record("poll.escalate", obj=poll, changes={"alternates": len(created)})

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from readiness import audit
 
-from . import delivery, geo, selectors
+from . import channels, delivery, geo, selectors
 from .models import Invitation, Poll
 
 
@@ -43,9 +43,10 @@ def poll_update(*, form, request) -> Poll:
 def poll_send(*, poll: Poll, request=None) -> int:
     """Create every invitation of a draft poll in one transaction, then queue delivery.
 
-    One invitation per targeted agency, to its primary contact, with the distance and travel
-    estimate computed once. Pressing Send twice sends once: the second call finds the poll no
-    longer a draft. Returns the number of invitations.
+    One invitation per targeted agency and channel of its primary contact (email, text or both),
+    with the distance and travel estimate computed once; a planning survey's texts wait out the
+    contact's quiet hours. Pressing Send twice sends once: the second call finds the poll no
+    longer a draft. Returns the number of agencies asked.
     """
     # Lock the poll: two concurrent sends must not both see a draft.
     poll = Poll.objects.select_for_update().get(pk=poll.pk)
@@ -53,28 +54,36 @@ def poll_send(*, poll: Poll, request=None) -> int:
         raise PollNotDraft(poll.pk)
     if poll.deadline <= timezone.now():
         raise PollNotSendable("The deadline has passed: set a later one before sending.")
+    now = timezone.now()
     invitations = [
-        Invitation(
-            poll=poll,
-            agency=agency,
-            contact=agency.primary_contacts[0],
-            email=agency.primary_contacts[0].email,
+        invitation
+        for agency in selectors.poll_recipients(poll=poll)
+        if agency.primary_contacts  # the preview warns about the others
+        for invitation in channels.invitations_for(
+            poll,
+            agency,
+            agency.primary_contacts[0],
+            now=now,
             distance_km=geo.km(agency.distance_km),
             travel_minutes=geo.travel_minutes(geo.km(agency.distance_km)),
         )
-        for agency in selectors.poll_recipients(poll=poll)
-        if agency.primary_contacts  # the preview warns about the others
     ]
     if not invitations:
         raise PollNotSendable("No targeted agency has a usable contact: nobody would be asked.")
-    Invitation.objects.bulk_create(invitations, batch_size=1000)
+    channels.save_invitations(invitations)
     poll.state = Poll.State.OPEN
-    poll.sent_at = timezone.now()
+    poll.sent_at = now
     poll.save(update_fields=["state", "sent_at", "updated_at"])
-    audit.record("poll.send", request=request, obj=poll, changes={"invitations": len(invitations)})
-    ids = list(Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", flat=True))
-    delivery.queue(ids)
-    return len(ids)
+    agencies = len({i.agency_id for i in invitations})
+    audit.record("poll.send", request=request, obj=poll,
+                 changes={"agencies": agencies, "invitations": len(invitations)})  # fmt: skip
+    rows = Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", "next_attempt_at")
+    delivery.queue_due([(pk, _seconds_until(at, now)) for pk, at in rows])
+    return agencies
+
+
+def _seconds_until(at, now) -> int:
+    return max(0, int((at - now).total_seconds()) + 1) if at else 0
 
 
 COPIED_FIELDS = (

@@ -129,10 +129,10 @@ class _Chunk:
         return bool(self.mine.filter(pk=pk).update(claimed_at=timezone.now(),
                                                    attempts=F("attempts") + 1))  # fmt: skip
 
-    def sent(self, pk: int) -> None:
+    def sent(self, pk: int, provider_id: str = "") -> None:
         self.mine.filter(pk=pk).update(
             state=Invitation.State.SENT, sent_at=timezone.now(), failure_reason="",
-            next_attempt_at=None, claim="",
+            next_attempt_at=None, claim="", provider_id=provider_id,
         )  # fmt: skip
 
     def failed(self, pk: int, reason: str) -> None:
@@ -203,37 +203,45 @@ def invitations_deliver(
 def _deliver_claimed(claim: str, claimed: list[int]) -> None:
     """Send what this claim holds, one message at a time, each by its invitation's channel."""
     chunk = _Chunk(claim)
-    channel = channels.EMAIL  # every invitation goes by email today (channels.for_invitation)
-    invitations = list(channel.prefetch(Invitation.objects.filter(pk__in=claimed).order_by("pk")))
+    try:
+        by_channel = Invitation.objects.filter(pk__in=claimed).values_list("channel", "pk")
+        for name in sorted({name for name, _ in by_channel}):
+            pks = [pk for n, pk in by_channel if n == name]
+            _deliver_by(channels.BY_NAME[name], chunk, pks)
+    except BaseException:
+        # Anything unexpected (a database error, the task's time limit): release what was not
+        # tried, so a retry or the sweep takes it at once.
+        chunk.release()
+        raise
+
+
+def _deliver_by(channel, chunk: _Chunk, pks: list[int]) -> None:
+    invitations = list(channel.prefetch(Invitation.objects.filter(pk__in=pks).order_by("pk")))
     todo = []
     for invitation, message in channel.build(invitations):
         if isinstance(message, Exception):
             chunk.failed(invitation.pk, f"could not build the message: {message!r}")
         else:
             todo.append((invitation, message))
-    try:
-        with channel.sender() as send:
-            for index, (invitation, message) in enumerate(todo):
-                chunk.heartbeat()
-                if not chunk.begin(invitation.pk):
-                    continue  # no longer ours: the sweep gave it to another worker
-                try:
-                    result = send(message)
-                except channels.Unreachable as exc:
-                    chunk.transient([invitation.pk], str(exc))
-                    chunk.unreachable([i.pk for i, _ in todo[index + 1 :]], str(exc))
-                    return
-                if result.outcome == channels.SENT:
-                    chunk.sent(invitation.pk)
-                elif result.outcome == channels.TRANSIENT:
-                    chunk.transient([invitation.pk], result.reason)
-                else:
-                    chunk.failed(invitation.pk, result.reason)
-    except BaseException:
-        # Anything unexpected (a database error, the task's time limit): release what was not
-        # tried, so a retry or the sweep takes it at once.
-        chunk.release()
-        raise
+    with channel.sender() as send:
+        for index, (invitation, message) in enumerate(todo):
+            chunk.heartbeat()
+            if not chunk.begin(invitation.pk):
+                continue  # no longer ours: the sweep gave it to another worker
+            try:
+                result = send(message)
+            except channels.Unreachable as exc:
+                # This channel's server is down: the rest of its messages go back; another
+                # channel's may still go.
+                chunk.transient([invitation.pk], str(exc))
+                chunk.unreachable([i.pk for i, _ in todo[index + 1 :]], str(exc))
+                return
+            if result.outcome == channels.SENT:
+                chunk.sent(invitation.pk, result.provider_id)
+            elif result.outcome == channels.TRANSIENT:
+                chunk.transient([invitation.pk], result.reason)
+            else:
+                chunk.failed(invitation.pk, result.reason)
 
 
 def invitations_stuck(*, now=None) -> Q:
@@ -293,3 +301,30 @@ def invitations_requeue_stuck(*, worker: str = "", now=None) -> list[tuple[int, 
     for pk, at in live.filter(stuck).values_list("pk", "next_attempt_at"):
         due.setdefault(pk, max(0, math.ceil((at - now).total_seconds())) if at else 0)
     return sorted(due.items())
+
+
+# The provider's statuses, in the order a text goes through them; a callback never moves a
+# text back (callbacks may arrive out of order, or be replayed).
+RECEIPT_ORDER = {"accepted": 0, "queued": 0, "sending": 1, "sent": 2, "delivered": 3,
+                 "undelivered": 3, "failed": 3}  # fmt: skip
+RECEIPT_AS = {"accepted": "queued", "sending": "queued"}
+
+
+def receipt_record(*, provider_id: str, status: str, error: str = "") -> bool:
+    """A delivery receipt (status callback) for a text: the invitation shows it; undelivered or
+    failed marks it failed with the provider's reason (escalation then treats it as it treats a
+    bounced email). Returns whether anything changed."""
+    status = (status or "").lower()
+    if not provider_id or status not in RECEIPT_ORDER:
+        return False
+    receipt = RECEIPT_AS.get(status, status)
+    # Not over a receipt as far along (the first final word stands: delivered, or not).
+    along = {RECEIPT_AS.get(s, s) for s, r in RECEIPT_ORDER.items() if r >= RECEIPT_ORDER[status]}
+    rows = Invitation.objects.filter(
+        provider_id=provider_id, channel=Invitation.Channel.SMS
+    ).exclude(receipt__in=along)
+    changes = {"receipt": receipt}
+    if receipt in ("undelivered", "failed"):
+        reason = f"text {receipt}" + (f" (provider error {error})" if error else "")
+        changes |= {"state": Invitation.State.FAILED, "failure_reason": reason[:500]}
+    return bool(rows.update(**changes))

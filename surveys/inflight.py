@@ -32,15 +32,21 @@ def _lock(poll: Poll, *states) -> Poll:
     return poll
 
 
-def _invitation(poll: Poll, agency: Agency, contact: Contact, distance: float) -> Invitation:
-    return Invitation(
-        poll=poll,
-        agency=agency,
-        contact=contact,
-        email=contact.email,
-        distance_km=geo.km(distance),
+def _invitations(poll: Poll, agency: Agency, contact: Contact, distance: float) -> list:
+    """Unsaved invitations to `contact`, one per channel they are reached by."""
+    return channels.invitations_for(
+        poll, agency, contact, now=timezone.now(), distance_km=geo.km(distance),
         travel_minutes=geo.travel_minutes(geo.km(distance)),
-    )
+    )  # fmt: skip
+
+
+def _queue(invitations) -> None:
+    """Hand new invitations to delivery, a text in quiet hours when they end."""
+    now = timezone.now()
+    delivery.queue_due(
+        [(i.pk, max(0, int((i.next_attempt_at - now).total_seconds()) + 1)
+          if i.next_attempt_at else 0) for i in invitations]
+    )  # fmt: skip
 
 
 @dataclass
@@ -80,24 +86,18 @@ def poll_add_agencies(*, poll: Poll, agencies, request=None) -> Added:
         elif not agency.primaries:
             result.no_contact.append(agency.name)
         else:
-            invitations.append(_invitation(poll, agency, agency.primaries[0], agency.distance_km))
+            invitations += _invitations(poll, agency, agency.primaries[0], agency.distance_km)
             result.invited.append(agency.name)
     if invitations:
-        Invitation.objects.bulk_create(invitations)
-        poll.target_agencies.add(*(i.agency for i in invitations))
+        channels.save_invitations(invitations)
+        poll.target_agencies.add(*{i.agency for i in invitations})
         audit.record(
             "poll.add_agencies",
             request=request,
             obj=poll,
             changes={"agencies": result.invited},
         )
-        delivery.queue(
-            list(
-                poll.invitations.filter(agency__in=[i.agency for i in invitations]).values_list(
-                    "pk", flat=True
-                )
-            )
-        )
+        _queue(invitations)
     return result
 
 
@@ -139,14 +139,15 @@ def invitation_send_to_contact(
     if poll.invitations.filter(contact=contact).exists():
         raise NotPossible(f"{contact.name} was already sent this poll: re-issue their link.")
     agency = invitation.agency
-    new = _invitation(poll, agency, contact, invitation.distance_km)
-    new.save()
+    made = channels.save_invitations(_invitations(poll, agency, contact, invitation.distance_km))
     audit.record(
-        "invitation.send_to_contact", request=request, obj=new,
-        object_repr=f"{agency} <{contact.email}>", changes={"instead_of": invitation.email},
+        "invitation.send_to_contact", request=request, obj=made[0],
+        object_repr=f"{agency} <{contact.email}>",
+        changes={"instead_of": invitation.email or invitation.mobile,
+                 "channels": [i.channel for i in made]},
     )  # fmt: skip
-    delivery.queue([new.pk])
-    return new
+    _queue(made)
+    return made[0]
 
 
 @transaction.atomic

@@ -97,7 +97,8 @@ class Poll(models.Model):
 
 
 class Invitation(models.Model):
-    """One poll sent to one agency contact, with its secret reply link and delivery state."""
+    """One poll sent to one agency contact by one channel (a contact reached by email and text
+    has two), with its secret reply link and delivery state."""
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -105,10 +106,31 @@ class Invitation(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "Text"
+
+    class Receipt(models.TextChoices):
+        """The provider's last word on a text (its status callbacks), in the order they come."""
+
+        NONE = "", "—"
+        QUEUED = "queued", "Queued at the provider"
+        SENT = "sent", "Sent to the carrier"
+        DELIVERED = "delivered", "Delivered"
+        UNDELIVERED = "undelivered", "Undelivered"
+        FAILED = "failed", "Failed"
+
     poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="invitations")
     agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="invitations")
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="invitations")
-    email = models.EmailField(help_text="Where it was sent, as it was then.")
+    channel = models.CharField(max_length=10, choices=Channel, default=Channel.EMAIL)
+    email = models.EmailField(blank=True, help_text="Where it was emailed, as it was then.")
+    mobile = models.CharField(max_length=16, blank=True, help_text="Where it was texted (E.164).")
+    # A text is answered by "<code> Y 12 45": the code and the sender's number together find the
+    # invitation (no two open invitations to one number share a code).
+    reply_code = models.CharField(max_length=8, blank=True)
+    provider_id = models.CharField(max_length=64, blank=True, help_text="The provider's id.")
+    receipt = models.CharField(max_length=12, choices=Receipt, blank=True, default="")
     # Only a hash of the reply token is stored: a database leak does not leak working links.
     # The newest link's hash; every link ever sent for the invitation is in InvitationLink and
     # keeps working until the poll ends (a duplicate or a reminder never kills an earlier one).
@@ -146,9 +168,23 @@ class Invitation(models.Model):
     class Meta:
         ordering = ["agency__name"]
         constraints = [
-            models.UniqueConstraint(fields=["poll", "contact"], name="invitation_once_per_contact"),
+            models.UniqueConstraint(
+                fields=["poll", "contact", "channel"], name="invitation_once_per_contact_channel"
+            ),
+            models.CheckConstraint(
+                condition=Q(channel="email", mobile="") | Q(channel="sms", email=""),
+                name="invitation_one_address",
+            ),
         ]
         indexes = [
+            models.Index(
+                fields=["provider_id"], name="invitation_provider_idx", condition=~Q(provider_id="")
+            ),
+            models.Index(
+                fields=["mobile", "reply_code"],
+                name="invitation_sms_code_idx",
+                condition=~Q(mobile=""),
+            ),
             models.Index(fields=["poll", "state"], name="invitation_poll_state_idx"),
             models.Index(fields=["state", "claimed_at"], name="invitation_claim_idx"),
         ]

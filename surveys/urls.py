@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import inflight_views, reply_views, views
+from . import inflight_views, reply_views, sms_views, views
 
 app_name = "surveys"
 
@@ -43,6 +43,7 @@ urlpatterns = [
     path("r/<str:token>/", reply_views.reply, name="reply"),
     path("r/<str:token>/done/", reply_views.reply_done, name="reply-done"),
     path("my-agency/", reply_views.my_agency, name="my-agency"),
+    path("sms/status/", sms_views.sms_status, name="sms-status"),
     path("my-agency/polls/<int:poll_id>/", reply_views.my_agency_reply, name="my-agency-reply"),
     path(
         "my-agency/polls/<int:poll_id>/done/",

@@ -91,6 +91,8 @@ RULES = {
     "surveys:poll-remind": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:poll-duplicate": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:invitation-revoke": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
+    # The SMS provider's webhook: no session counts, only the provider's signature (none here).
+    "surveys:sms-status": (None, {"post": every(403)}),
     "surveys:invitation-reissue": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
     "surveys:invitation-send-to": (
         lambda w: [w["poll"].pk, 999999],

@@ -482,6 +482,7 @@ def poll_stamp(*, poll: Poll, now: datetime | None = None) -> str:
         n=Count("pk"),
         sent=Count("pk", filter=Q(state=Invitation.State.SENT)),
         failed=Count("pk", filter=Q(state=Invitation.State.FAILED)),
+        delivered=Count("pk", filter=Q(receipt=Invitation.Receipt.DELIVERED)),
         reminded=Max("last_reminded_at"),
         escalated=Max("escalated_at"),
         revoked=Max("revoked_at"),

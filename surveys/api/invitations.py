@@ -33,6 +33,9 @@ class InvitationSerializer(serializers.ModelSerializer):
     email = serializers.EmailField(
         read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
     )
+    mobile = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
+    )
     failure_reason = serializers.CharField(
         read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
     )
@@ -41,10 +44,10 @@ class InvitationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Invitation
         fields = [
-            "id", "poll", "agency", "contact", "email", "is_escalation", "distance_km",
-            "travel_minutes", "state", "attempts", "failure_reason", "sent_at", "revoked_at",
-            "reminders_sent", "last_reminded_at", "escalated_at", "replied_at",
-            "stand_down_sent_at", "created_at", "reply",
+            "id", "poll", "agency", "contact", "channel", "email", "mobile", "is_escalation",
+            "distance_km", "travel_minutes", "state", "receipt", "attempts", "failure_reason",
+            "sent_at", "revoked_at", "reminders_sent", "last_reminded_at", "escalated_at",
+            "replied_at", "stand_down_sent_at", "created_at", "reply",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -56,7 +59,7 @@ class InvitationSerializer(serializers.ModelSerializer):
         ):
             # One rule for contact details: officials see that someone was asked, not who.
             # A server's refusal usually quotes the address: it goes with the details.
-            data["contact"] = data["email"] = data["failure_reason"] = None
+            data["contact"] = data["email"] = data["mobile"] = data["failure_reason"] = None
         return data
 
     @extend_schema_field(InvitationReplySerializer(allow_null=True))

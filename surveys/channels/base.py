@@ -1,6 +1,6 @@
 """What every channel is: it builds one message for one invitation and sends it, and reports
 each send as sent, transient (worth trying again later) or permanent (will not get better).
-Delivery and chasing speak only this; they know nothing of SMTP (or, later, an SMS provider)."""
+Delivery and chasing speak only this; they know nothing of SMTP or of an SMS provider."""
 
 import dataclasses
 
@@ -11,6 +11,7 @@ SENT, TRANSIENT, PERMANENT = "sent", "transient", "permanent"
 class Result:
     outcome: str  # SENT, TRANSIENT or PERMANENT
     reason: str = ""
+    provider_id: str = ""  # the provider's id of a sent message, for its delivery receipts
 
 
 class Unreachable(Exception):

@@ -157,3 +157,19 @@ def smtp_sink(settings):
     sink = SmtpSink(handler, controller, port)
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def sms_provider(settings):
+    """The fake SMS provider on 127.0.0.1, and the app's Twilio backend pointed at it."""
+    from tests import fake_sms
+
+    fake, server = fake_sms.start()
+    settings.SMS_PROVIDER = "twilio"
+    settings.SMS_API_URL = fake.url
+    settings.SMS_ACCOUNT_SID = fake_sms.ACCOUNT
+    settings.SMS_AUTH_TOKEN = fake_sms.TOKEN
+    settings.SMS_FROM = fake_sms.FROM
+    yield fake
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,123 @@
+"""The SMS channel: one short text per invitation (purpose first, destination, deadline, how to
+answer by text with the invitation's reply code, and a short link to the form), sent through the
+provider chosen by settings (providers.py). Like the email channel, it builds, sends and
+reports; delivery and chasing decide what happens to an invitation."""
+
+import contextlib
+import logging
+import secrets
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from ..models import Invitation, InvitationLink, Poll
+from . import providers
+
+logger = logging.getLogger(__name__)
+
+CODE_DIGITS = 4
+
+
+def assign_reply_codes(invitations: list[Invitation]) -> None:
+    """Give each unsaved text invitation a reply code that no other open invitation to the same
+    number holds (codes are only unique per number: the number and the code together find the
+    invitation). One query for the whole batch."""
+    mobiles = {i.mobile for i in invitations if i.mobile}
+    if not mobiles:
+        return
+    taken: dict[str, set[str]] = {m: set() for m in mobiles}
+    for mobile, code in Invitation.objects.filter(
+        mobile__in=mobiles, poll__state__in=(Poll.State.OPEN, Poll.State.SENDING)
+    ).values_list("mobile", "reply_code"):
+        taken[mobile].add(code)
+    for invitation in invitations:
+        if not invitation.mobile:
+            continue
+        used = taken[invitation.mobile]
+        while True:
+            code = f"{secrets.randbelow(9000) + 1000}"  # 4 digits, never a leading zero
+            if code not in used:
+                break
+        used.add(code)
+        invitation.reply_code = code
+
+
+def prefetch(invitations):
+    return invitations.select_related("poll", "poll__requesting_agency", "agency", "contact")
+
+
+def _when(moment) -> str:
+    local = timezone.localtime(moment)
+    return f"{local:%a %b} {local.day} {local:%H:%M} {local.tzname()}"
+
+
+def text_body(invitation: Invitation, url: str, *, reminder: bool = False) -> str:
+    """The text, purpose first. Kept to two SMS segments for a usual title and destination."""
+    poll = invitation.poll
+    if poll.purpose == Poll.Purpose.REQUEST:
+        head = "REQUEST FOR ASSISTANCE"
+        if poll.requesting_agency_id:
+            head += f" from {poll.requesting_agency.name}"
+    else:
+        head = "PLANNING SURVEY (no request yet)"
+    if reminder:
+        head = f"REMINDER, no answer yet. {head}"
+    need = f" Need {poll.officers_needed} officers." if poll.officers_needed else ""
+    code = invitation.reply_code
+    return (
+        f"{head}: {poll.title}. To {poll.destination_name}.{need} "
+        f"Answer by {_when(poll.deadline)}. Reply {code} Y <officers> <minutes to leave>, "
+        f"{code} N <reason>, or {code} C <officers> <minutes> <conditions>. Form: {url}"
+    )
+
+
+def build(invitations: list[Invitation], *, reminder: bool = False) -> list[tuple]:
+    """[(invitation, Text or the exception that stopped building it)], each with a fresh link.
+    128-bit tokens keep the link short; only their hashes are stored."""
+    tokens = {inv.pk: secrets.token_urlsafe(16) for inv in invitations}
+    now = timezone.now()
+    for inv in invitations:
+        inv.token_hash = Invitation.hash_token(tokens[inv.pk])
+    Invitation.objects.bulk_update(invitations, ["token_hash"], batch_size=500)
+    InvitationLink.objects.bulk_create(
+        (InvitationLink(invitation=inv, token_hash=inv.token_hash, created_at=now)
+         for inv in invitations),
+        batch_size=500,
+    )  # fmt: skip
+    callback = settings.SITE_URL + reverse("surveys:sms-status")
+    built = []
+    for inv in invitations:
+        try:
+            url = settings.SITE_URL + reverse("surveys:reply", args=[tokens[inv.pk]])
+            body = text_body(inv, url, reminder=reminder)
+            built.append((inv, providers.Text(to=inv.mobile, body=body, status_callback=callback)))
+        except Exception as exc:
+            logger.exception("invitation %s: the text could not be built", inv.pk)
+            built.append((inv, exc))
+    return built
+
+
+class SmsChannel:
+    name = "sms"
+
+    def prefetch(self, invitations):
+        return prefetch(invitations)
+
+    def build(self, invitations: list[Invitation], *, reminder: bool = False) -> list[tuple]:
+        return build(invitations, reminder=reminder)
+
+    @contextlib.contextmanager
+    def sender(self):
+        """Yields send(text) -> Result through the provider; send raises Unreachable when the
+        provider cannot be reached at all."""
+        yield providers.provider().send
+
+
+def sms_for(contact, poll, now) -> dict:
+    """The fields of a text invitation to `contact`: a planning survey waits out the contact's
+    quiet hours; a request for assistance does not."""
+    fields = {"channel": Invitation.Channel.SMS, "email": "", "mobile": contact.mobile}
+    if poll.purpose == Poll.Purpose.PLANNING and contact.quiet_at(now):
+        fields["next_attempt_at"] = contact.quiet_ends_after(now)
+    return fields
