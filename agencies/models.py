@@ -305,6 +305,9 @@ class Contact(models.Model):
     # they end; a request for assistance does not.
     quiet_start = models.TimeField("quiet hours from", null=True, blank=True)
     quiet_end = models.TimeField("quiet hours until", null=True, blank=True)
+    sms_stopped_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Texted STOP: no texts until START."
+    )
     role = models.CharField(max_length=20, choices=Role, default=Role.ALTERNATE)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -347,7 +350,11 @@ class Contact(models.Model):
 
     @property
     def texts(self) -> bool:
-        return bool(self.mobile) and self.channels in (self.Channels.SMS, self.Channels.BOTH)
+        return (
+            bool(self.mobile)
+            and self.sms_stopped_at is None
+            and self.channels in (self.Channels.SMS, self.Channels.BOTH)
+        )
 
     @property
     def emails(self) -> bool:

@@ -110,9 +110,7 @@ class Invitation(models.Model):
         EMAIL = "email", "Email"
         SMS = "sms", "Text"
 
-    class Receipt(models.TextChoices):
-        """The provider's last word on a text (its status callbacks), in the order they come."""
-
+    class Receipt(models.TextChoices):  # the provider's last word on a text (status callbacks)
         NONE = "", "—"
         QUEUED = "queued", "Queued at the provider"
         SENT = "sent", "Sent to the carrier"
@@ -341,7 +339,14 @@ class ReplyLine(models.Model):
 
 
 class ReplyVersion(models.Model):
-    """A saved version of a reply: who, when, the whole answer, and what changed."""
+    """A saved version of a reply: who, when, by which channel, the whole answer, what changed."""
+
+    class Channel(models.TextChoices):
+        LINK = "link", "Emailed link"
+        FORM = "form", "Signed-in form"
+        API = "api", "API"
+        SMS = "sms", "Text message"
+        EMAIL = "email", "Email reply"
 
     reply = models.ForeignKey(Reply, on_delete=models.CASCADE, related_name="versions")
     poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="reply_versions")
@@ -355,6 +360,7 @@ class ReplyVersion(models.Model):
     )
     author = models.CharField(max_length=300, help_text="Name and address, as they were then.")
     author_email = models.EmailField()
+    channel = models.CharField(max_length=10, choices=Channel, default=Channel.LINK)
     data = models.JSONField(help_text="The whole answer as saved.")
     changes = models.JSONField(default=dict, blank=True, help_text='{"field": [before, after]}')
 
@@ -373,3 +379,42 @@ class ReplyVersion(models.Model):
         """The author without their address, for those who may not see contact details."""
         name = self.author.rsplit(" <", 1)[0].strip() if self.author_email else self.author
         return name or "someone by the emailed link"
+
+
+class InboundMessage(models.Model):
+    """A text (later, an email) that came in to answer a poll, kept whatever became of it: a retry
+    of one message id is one answer, and what was not understood waits for a person."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Answer recorded"
+        UNCHANGED = "unchanged", "Same answer as before"
+        REFUSED = "refused", "Refused (poll closed, link withdrawn, ...)"
+        NOT_UNDERSTOOD = "not_understood", "Not understood"
+        UNMATCHED = "unmatched", "No open invitation to this sender"
+        COMMAND = "command", "HELP, STOP or START"
+
+    channel = models.CharField(max_length=10, choices=ReplyVersion.Channel)
+    message_id = models.CharField(max_length=200, help_text="The provider's id of the message.")
+    sender = models.CharField(max_length=254)
+    body = models.TextField()
+    received_at = models.DateTimeField(default=timezone.now)
+    invitation = models.ForeignKey(
+        Invitation, models.SET_NULL, null=True, blank=True, related_name="inbound"
+    )
+    version = models.ForeignKey(
+        ReplyVersion, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    outcome = models.CharField(max_length=20, choices=Outcome)
+    response = models.TextField(blank=True, help_text="What the sender was told.")
+    handled_at = models.DateTimeField(null=True, blank=True, help_text="Seen to by a person.")
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "message_id"], name="inbound_once_per_message"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} from {self.sender}: {self.outcome}"

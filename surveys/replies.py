@@ -125,7 +125,7 @@ def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> Poll:
 def reply_submit(
     *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
     invitation: Invitation | None = None, user=None, request=None, confirm_url: str = "",
-    confirm: bool = True, now=None,
+    confirm: bool = True, now=None, channel: str = "",
 ) -> ReplyVersion | None:  # fmt: skip
     """Save an agency's answer and its team lines in one transaction, as a new version.
 
@@ -133,7 +133,9 @@ def reply_submit(
     `base_version` is the version the form was built from (0 for none): if the stored reply has
     moved on, ReplyConflict is raised and nothing is saved. An unchanged answer saves nothing and
     returns None. A confirmation email to the author is queued after commit (unless `confirm` is
-    false: demo data). `now` is injectable for demo data and tests.
+    false: demo data, or a text answer confirmed by text). `channel` is how it came
+    (ReplyVersion.Channel; by default the signed-in form or the emailed link). `now` is
+    injectable for demo data and tests.
     """
     with transaction.atomic():
         now = now or timezone.now()
@@ -187,7 +189,7 @@ def reply_submit(
         if reply.updated_by:
             author, email = reply.updated_by.get_full_name(), reply.updated_by.email
         else:
-            author, email = invitation.contact.name, invitation.email
+            author, email = invitation.contact.name, invitation.email or invitation.contact.email
         version = ReplyVersion.objects.create(
             reply=reply,
             poll=poll,
@@ -197,6 +199,7 @@ def reply_submit(
             invitation=invitation,
             author=f"{author} <{email}>"[:300],
             author_email=email,
+            channel=channel or (ReplyVersion.Channel.FORM if reply.updated_by else "link"),
             data=after,
             changes=changes,
         )

@@ -66,6 +66,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
                     base_version=submission.form.cleaned_data["version"],
                     invitation=invitation if link else None,
                     user=request.user, request=request, confirm_url=confirm_url,
+                    channel="link" if link else "form",
                 )  # fmt: skip
             except replies.ReplyRefused as exc:
                 return _gone(request, exc.reason, poll, invitation)

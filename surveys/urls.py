@@ -44,6 +44,7 @@ urlpatterns = [
     path("r/<str:token>/done/", reply_views.reply_done, name="reply-done"),
     path("my-agency/", reply_views.my_agency, name="my-agency"),
     path("sms/status/", sms_views.sms_status, name="sms-status"),
+    path("sms/inbound/", sms_views.sms_inbound, name="sms-inbound"),
     path("my-agency/polls/<int:poll_id>/", reply_views.my_agency_reply, name="my-agency-reply"),
     path(
         "my-agency/polls/<int:poll_id>/done/",

@@ -64,6 +64,19 @@ class FakeSms:
             path, params, HTTP_X_TWILIO_SIGNATURE=signature(sent.status_callback, params, token)
         )
 
+    def post_inbound(self, client, sender: str, body: str, sid: str = "", *, token=TOKEN):
+        """A text from `sender` to our number, posted to the app's inbound webhook as the
+        provider posts it (signed), through a Django test client. Returns the response."""
+        from django.conf import settings
+        from django.urls import reverse
+
+        path = reverse("surveys:sms-inbound")
+        sid = sid or f"SM{next(self._ids) + 10**6:032x}"
+        params = {"MessageSid": sid, "AccountSid": ACCOUNT, "From": sender, "To": FROM,
+                  "Body": body, "NumMedia": "0"}  # fmt: skip
+        url = settings.SITE_URL + path
+        return client.post(path, params, HTTP_X_TWILIO_SIGNATURE=signature(url, params, token))
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> tuple[int, dict]:
         expected = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
         if handler.path != f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json":

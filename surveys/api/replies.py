@@ -280,7 +280,7 @@ class ReplyViewSet(
                 poll=poll, agency=agency, answer=submission.answer(),
                 lines=submission.line_data(), base_version=submission.form.cleaned_data["version"],
                 user=request.user, request=request, confirm_url=settings.SITE_URL + url,
-                confirm=not token_user,
+                confirm=not token_user, channel="api",
             )  # fmt: skip
         except replies.ReplyRefused as exc:
             raise Conflict(

@@ -104,7 +104,7 @@ def build(invitations: list[Invitation], *, reminder: bool = False) -> list[tupl
     return built
 
 
-def _targeted(team, targets) -> bool:
+def targeted(team, targets) -> bool:
     if not targets.type_ids and not targets.levels:
         return True
     return team.team_type_id in targets.type_ids or (team.team_type_id, team.level) in set(
@@ -122,7 +122,7 @@ def _email(
         "invitation": invitation,
         "agency": invitation.agency,
         "contact": invitation.contact,
-        "teams": [t for t in invitation.agency.active_teams if _targeted(t, targets)],
+        "teams": [t for t in invitation.agency.active_teams if targeted(t, targets)],
         "primary": primaries[0] if invitation.is_escalation and primaries else None,
         "reply_url": settings.SITE_URL + reverse("surveys:reply", args=[token]),
         "deadline": timezone.localtime(poll.deadline),

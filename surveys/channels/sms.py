@@ -8,11 +8,16 @@ import logging
 import secrets
 
 from django.conf import settings
+from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import timezone
 
+from agencies.models import SpecialTeam
+
+from .. import selectors
 from ..models import Invitation, InvitationLink, Poll
 from . import providers
+from .email import targeted
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +48,26 @@ def assign_reply_codes(invitations: list[Invitation]) -> None:
         invitation.reply_code = code
 
 
+LETTERS = "ABCDEFGH"
+
+
+def team_letters(teams) -> dict:
+    """{"A": team, "B": team, ...} for the targeted teams, in the reply form's order (type, then
+    name): the letters a text lists and an answer by text uses."""
+    ordered = sorted(teams, key=lambda t: (t.team_type.sort_order, t.name))[: len(LETTERS)]
+    return dict(zip(LETTERS, ordered, strict=False))
+
+
 def prefetch(invitations):
-    return invitations.select_related("poll", "poll__requesting_agency", "agency", "contact")
+    return invitations.select_related(
+        "poll", "poll__requesting_agency", "agency", "contact"
+    ).prefetch_related(
+        Prefetch(
+            "agency__teams",
+            queryset=SpecialTeam.objects.filter(active=True).select_related("team_type"),
+            to_attr="active_teams",
+        )
+    )
 
 
 def _when(moment) -> str:
@@ -52,7 +75,7 @@ def _when(moment) -> str:
     return f"{local:%a %b} {local.day} {local:%H:%M} {local.tzname()}"
 
 
-def text_body(invitation: Invitation, url: str, *, reminder: bool = False) -> str:
+def text_body(invitation: Invitation, url: str, *, reminder: bool = False, targeted=None) -> str:
     """The text, purpose first. Kept to two SMS segments for a usual title and destination."""
     poll = invitation.poll
     if poll.purpose == Poll.Purpose.REQUEST:
@@ -65,9 +88,15 @@ def text_body(invitation: Invitation, url: str, *, reminder: bool = False) -> st
         head = f"REMINDER, no answer yet. {head}"
     need = f" Need {poll.officers_needed} officers." if poll.officers_needed else ""
     code = invitation.reply_code
+    letters = team_letters(targeted or [])
+    if len(letters) > 1:
+        listed = ", ".join(f"{k}={t.name[:20]}" for k, t in letters.items())
+        how = f"Reply per team ({listed}): {code} Y A <officers> <minutes to leave> B ..., "
+    else:
+        how = f"Reply {code} Y <officers> <minutes to leave>, "
     return (
         f"{head}: {poll.title}. To {poll.destination_name}.{need} "
-        f"Answer by {_when(poll.deadline)}. Reply {code} Y <officers> <minutes to leave>, "
+        f"Answer by {_when(poll.deadline)}. {how}"
         f"{code} N <reason>, or {code} C <officers> <minutes> <conditions>. Form: {url}"
     )
 
@@ -86,11 +115,14 @@ def build(invitations: list[Invitation], *, reminder: bool = False) -> list[tupl
         batch_size=500,
     )  # fmt: skip
     callback = settings.SITE_URL + reverse("surveys:sms-status")
-    built = []
+    targets, built = {}, []
     for inv in invitations:
         try:
+            if inv.poll_id not in targets:
+                targets[inv.poll_id] = selectors.Targets.of(inv.poll)
+            teams = [t for t in inv.agency.active_teams if targeted(t, targets[inv.poll_id])]
             url = settings.SITE_URL + reverse("surveys:reply", args=[tokens[inv.pk]])
-            body = text_body(inv, url, reminder=reminder)
+            body = text_body(inv, url, reminder=reminder, targeted=teams)
             built.append((inv, providers.Text(to=inv.mobile, body=body, status_callback=callback)))
         except Exception as exc:
             logger.exception("invitation %s: the text could not be built", inv.pk)

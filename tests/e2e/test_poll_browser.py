@@ -62,3 +62,50 @@ def test_compose_preview_send_and_watch(live_server, browser, artifacts, mailout
     assert len(mailoutbox) == 4
     page.set_viewport_size({"width": 375, "height": 800})
     assert fits_the_screen(page)
+
+
+@pytest.mark.parametrize("width", [390, 1366, 1920])
+def test_add_an_agency_to_an_open_poll_and_reissue_a_link(
+    live_server, browser, artifacts, mailoutbox, width
+):
+    from surveys import compose
+    from surveys.models import Invitation, Poll
+    from tests.surveys.factories import PollFactory
+
+    region = RegionFactory(name=f"Region {width}")
+    first = AgencyFactory(name=f"Elgin PD {width}", region=region)
+    ContactFactory(agency=first, role=Contact.Role.PRIMARY, email=f"elgin{width}@pd.example")
+    late = AgencyFactory(name=f"Batavia PD {width}", region=region)
+    ContactFactory(agency=late, role=Contact.Role.PRIMARY, email=f"batavia{width}@pd.example")
+    user = UserFactory(role=User.Role.COORDINATOR, email=f"coord{width}@readiness.example")
+    poll = PollFactory(target_agencies=[first], created_by=user, title=f"In flight {width}")
+    compose.poll_send(poll=poll)
+    page = new_page(browser, viewport={"width": width, "height": 900})
+    sign_in(page, live_server, user.email, next_url=f"/polls/{poll.pk}/")
+    page.wait_for_url(f"**/polls/{poll.pk}/")
+
+    page.get_by_role("link", name="Add agencies").click()
+    page.get_by_role("searchbox", name="Agencies to invite").fill("batavia")
+    picker = page.get_by_role("group", name="Agencies to invite")
+    picker.get_by_text(late.name, exact=True).click()
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"add-agencies-{width}.png"), full_page=True)
+    page.get_by_role("button", name="Invite the chosen agencies").click()
+    # The confirmation step names what goes out before anything does.
+    expect(page.get_by_role("heading", name="Invite 1 more agency?")).to_be_visible()
+    assert not Invitation.objects.filter(poll=poll, agency=late).exists()
+    page.get_by_role("button", name="Invite 1 agency now").click()
+    page.wait_for_url(f"**/polls/{poll.pk}/")
+    expect(page.locator(".messages")).to_contain_text(f"Invited 1: {late.name}")
+    added = Invitation.objects.get(poll=poll, agency=late)
+    expect(page.get_by_text(late.name, exact=True).first).to_be_visible()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Re-issue the link of {first.name}").click()
+    expect(page.locator(".messages")).to_contain_text("A new link is on its way")
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"poll-in-flight-{width}.png"), full_page=True)
+    assert Poll.objects.get(pk=poll.pk).state == Poll.State.OPEN
+    assert added.email == f"batavia{width}@pd.example"
+    assert sorted(m.to[0] for m in mailoutbox).count(f"elgin{width}@pd.example") == 2
+    page.context.close()

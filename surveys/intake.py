@@ -1,0 +1,249 @@
+"""Answers that come in as text messages: matched to an invitation by the sender's number and
+the reply code, parsed by the short grammar (sms_grammar), checked by the very forms the web
+page uses and saved by the same reply service (versions, conflicts, audit). Each message is
+kept (InboundMessage): a provider's retry of the same message id is recognised and changes
+nothing; what cannot be understood waits for a person. The sender is told, in one text, what
+was recorded or exactly what was not understood and how to fix it, with a link to the form.
+"""
+
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from agencies.models import Contact
+from agencies.phones import to_e164
+from readiness import audit
+
+from . import replies, selectors, sms_grammar
+from .channels.sms import team_letters
+from .forms import ReplySubmission
+from .models import InboundMessage, Invitation, InvitationLink, Poll, Reply
+
+HELP = (
+    "Readiness mutual-aid polls. Answer with the code from the poll's text: "
+    "<code> Y <officers> <minutes to leave>, <code> N <reason>, or "
+    "<code> C <officers> <minutes> <conditions>. Reply STOP to get no more texts."
+)
+
+
+@dataclass
+class Handled:
+    response: str  # what to text back ("" for a replay: the first answer was sent already)
+    message: InboundMessage | None
+
+
+def _number(sender: str) -> str:
+    try:
+        return to_e164(sender) or sender
+    except ValueError:
+        return sender.strip()[:254]
+
+
+def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handled:
+    """Handle one inbound text, all or nothing. The same message id twice is one answer."""
+    now = now or timezone.now()
+    sender = _number(sender)
+    try:
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                channel="sms", message_id=message_id[:200], sender=sender, body=body[:5000],
+                received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
+            )  # fmt: skip
+            response = _handle(message, now)
+            message.save(update_fields=["outcome", "invitation", "version", "response"])
+    except IntegrityError:
+        if InboundMessage.objects.filter(channel="sms", message_id=message_id[:200]).exists():
+            audit.record("sms.replayed", object_type="inboundmessage", object_repr=message_id,
+                         changes={"sender": sender})  # fmt: skip
+            return Handled("", None)
+        raise
+    return Handled(response, message)
+
+
+def _handle(message: InboundMessage, now) -> str:
+    try:
+        parsed = sms_grammar.parse(message.body)
+    except sms_grammar.ParseError as exc:
+        invitation = _match(message, exc.code, quiet=True)
+        link = f" Or answer on the form: {_link(invitation)}" if invitation else ""
+        message.invitation = invitation
+        return f"Not understood: {exc}{link}"
+    if parsed.command:
+        message.outcome = InboundMessage.Outcome.COMMAND
+        return _command(message, parsed.command, now)
+    invitation = _match(message, parsed.code)
+    if invitation is None:
+        message.outcome = InboundMessage.Outcome.UNMATCHED
+        return message.response
+    message.invitation = invitation
+    return _apply(message, invitation, parsed, now)
+
+
+def _open(sender: str):
+    return (
+        Invitation.objects.filter(channel=Invitation.Channel.SMS, mobile=sender)
+        .filter(poll__state__in=(Poll.State.OPEN, Poll.State.SENDING))
+        .select_related("poll", "agency", "contact")
+        .order_by("-created_at")
+    )
+
+
+def _match(message: InboundMessage, code: str, *, quiet: bool = False) -> Invitation | None:
+    """The sender's open invitation with this code (or their only one, without a code). The
+    number must be the invitation's own: a code alone finds nothing."""
+    candidates = list(_open(message.sender))
+    if code:
+        found = [i for i in candidates if i.reply_code == code]
+        if found:
+            return found[0]
+        closed = Invitation.objects.filter(
+            channel=Invitation.Channel.SMS, mobile=message.sender, reply_code=code
+        ).select_related("poll")
+        if closed.exists():
+            message.response = (
+                f"The poll with code {code} ({closed[0].poll.title}) no longer takes answers: "
+                f"it is {closed[0].poll.get_state_display().lower()}."
+            )
+        else:
+            message.response = f"No open poll has code {code} for this number." + _listing(
+                candidates
+            )
+        return None
+    if len(candidates) == 1:
+        return candidates[0]
+    if not quiet:
+        message.response = (
+            "No open poll is waiting for an answer from this number."
+            if not candidates
+            else "Several polls are open: start the answer with its code." + _listing(candidates)
+        )
+    return None
+
+
+def _listing(candidates: list[Invitation]) -> str:
+    if not candidates:
+        return ""
+    return " Open: " + "; ".join(f"{i.reply_code} {i.poll.title[:40]}" for i in candidates[:5])
+
+
+def _link(invitation: Invitation) -> str:
+    """A fresh link to the invitation's form (only its hash is kept, like every link)."""
+    token = secrets.token_urlsafe(16)
+    InvitationLink.objects.create(invitation=invitation, token_hash=Invitation.hash_token(token))
+    return settings.SITE_URL + reverse("surveys:reply", args=[token])
+
+
+def _command(message: InboundMessage, command: str, now) -> str:
+    contacts = Contact.objects.filter(mobile=message.sender)
+    if command == "stop":
+        contacts.update(sms_stopped_at=now)
+        audit.record("sms.stop", object_type="contact", object_repr=message.sender)
+        return "You will get no more texts from Readiness. Reply START to get them again."
+    if command == "start":
+        contacts.update(sms_stopped_at=None)
+        audit.record("sms.start", object_type="contact", object_repr=message.sender)
+        return "Texts from Readiness are on again. " + HELP
+    return HELP
+
+
+def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
+    poll, agency, contact = invitation.poll, invitation.agency, invitation.contact
+    reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines").first()
+    teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
+    letters = team_letters([t for t in teams if t.pk in targeted])
+    data, problem = _form_data(parsed, letters, contact, reply, invitation.travel_minutes)
+    if problem:
+        return f"Not understood: {problem} Or answer on the form: {_link(invitation)}"
+    submission = ReplySubmission(
+        data, reply=reply, poll=poll, agency=agency, teams=teams, targeted_ids=targeted,
+        estimate=invitation.travel_minutes,
+    )  # fmt: skip
+    if not submission.is_valid():
+        errors = "; ".join(text.rstrip(".") for _, text in submission.error_summary()[:3])
+        return f"Not recorded: {errors}. Fix and send again, or use the form: {_link(invitation)}"
+    try:
+        version = replies.reply_submit(
+            poll=poll, agency=agency, answer=submission.answer(), lines=submission.line_data(),
+            base_version=reply.version if reply else 0, invitation=invitation, confirm=False,
+            now=now, channel="sms",
+        )  # fmt: skip
+    except replies.ReplyRefused as exc:
+        message.outcome = InboundMessage.Outcome.REFUSED
+        return f"Not recorded: {_refusal(exc.reason)}"
+    except replies.ReplyConflict:
+        # Saved by someone else between our read and our write: tell them, keep nothing.
+        message.outcome = InboundMessage.Outcome.REFUSED
+        return f"Not recorded: the answer changed meanwhile. Check it: {_link(invitation)}"
+    if version is None:
+        message.outcome = InboundMessage.Outcome.UNCHANGED
+        return f"Nothing changed: {agency.name}'s answer stands. {_summary(poll, agency)}"
+    message.outcome, message.version = InboundMessage.Outcome.APPLIED, version
+    return (
+        f"Recorded for {agency.name}: {_summary(poll, agency)} Change it by texting again "
+        f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {_link(invitation)}"
+    )
+
+
+REFUSALS = {
+    "closed": "the poll is closed (or past its deadline).",
+    "cancelled": "the poll was cancelled.",
+    "revoked": "this invitation was withdrawn by the coordinator.",
+}
+
+
+def _refusal(reason: str) -> str:
+    return REFUSALS.get(reason, f"the poll no longer takes answers ({reason}).")
+
+
+def _form_data(parsed, letters: dict, contact: Contact, reply, estimate: int) -> tuple[dict, str]:
+    """The web form's fields for this answer, or a problem to tell the sender. Travel is what
+    the team's line already says, or the estimate (a text gives departure, not travel)."""
+    data = {
+        "version": str(reply.version if reply else 0),
+        "decision": parsed.decision,
+        "authorised_by_name": contact.name,
+        "authorised_by_rank": contact.title or "Agency contact",
+    }
+    if parsed.decision == "unavailable":
+        data["decline_reason"] = parsed.text
+        return data, ""
+    if parsed.decision == "conditional":
+        data["conditions"] = [Reply.Condition.OTHER]
+        data["conditions_text"] = parsed.text
+    if not letters:
+        return data, "your agency has no team on record for this poll."
+    by_letter = {}
+    for line in parsed.lines:
+        if not line.team and len(letters) > 1:
+            listed = ", ".join(f"{k} = {t.name}" for k, t in letters.items())
+            return data, f"say which team, e.g. Y A 8 30 B 4 45 ({listed})."
+        team = letters.get(line.team or "A")
+        if team is None:
+            return data, f"there is no team {line.team} (teams: {', '.join(letters)})."
+        by_letter[team.pk] = line
+    travel = {line.team_id: line.travel_minutes for line in reply.lines.all()} if reply else {}
+    for pk, line in by_letter.items():
+        data[f"team-{pk}-officers"] = str(line.officers)
+        data[f"team-{pk}-depart_minutes"] = str(line.depart_minutes)
+        data[f"team-{pk}-travel_minutes"] = str(travel.get(pk) or estimate)
+    return data, ""
+
+
+def _summary(poll: Poll, agency) -> str:
+    reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines__team").first()
+    if reply is None:
+        return ""
+    if reply.decision == Reply.Decision.UNAVAILABLE:
+        return "UNAVAILABLE."
+    parts = [
+        f"{line.officers} {line.team.name}, leave in {line.depart_minutes} min, arrive in about "
+        f"{line.arrival_minutes} min"
+        for line in reply.lines.all()
+        if line.officers
+    ]
+    word = "YES with conditions" if reply.decision == Reply.Decision.CONDITIONAL else "YES"
+    return f"{word}: {'; '.join(parts)}."

@@ -1,0 +1,200 @@
+"""Answers by text: the signed inbound webhook, matching by code and number, the same reply
+service as the form (versions, audit, dashboards), replies that say what happened, replays,
+HELP/STOP/START, and bad input that saves nothing wrong."""
+
+import html
+import re
+
+import pytest
+from django.urls import reverse
+
+from agencies.models import Contact
+from readiness.models import AuditEvent
+from surveys import compose
+from surveys.models import InboundMessage, Invitation, Poll, Reply, ReplyVersion
+
+from ..factories import AgencyFactory, ContactFactory, SpecialTeamFactory, TeamTypeFactory
+from .factories import PollFactory
+
+pytestmark = pytest.mark.django_db
+
+MOBILE = "+13125550142"
+
+
+def said(response) -> str:
+    match = re.search(r"<Message>(.*)</Message>", response.content.decode(), re.S)
+    return html.unescape(match[1]) if match else ""
+
+
+@pytest.fixture
+def swat(db):
+    return TeamTypeFactory(code="swat-sms", name="SWAT")
+
+
+def texted(swat, *, teams=1, mobile=MOBILE, **poll_kwargs):
+    agency = AgencyFactory()
+    for n in range(teams):
+        SpecialTeamFactory(agency=agency, team_type=swat, members=24, name=f"Team {'AB'[n]}")
+    ContactFactory(agency=agency, role=Contact.Role.PRIMARY, mobile=mobile, channels="sms",
+                   name="Dana Ruiz", title="Chief")  # fmt: skip
+    poll = PollFactory(target_agencies=[agency], **poll_kwargs)
+    compose.poll_send(poll=poll)
+    invitation = Invitation.objects.get(poll=poll)
+    Invitation.objects.filter(pk=invitation.pk).update(state=Invitation.State.SENT)
+    return poll, agency, invitation
+
+
+def test_a_yes_by_text_is_the_same_answer_as_by_form(client, swat, sms_provider):
+    poll, agency, invitation = texted(swat)
+    code = invitation.reply_code
+    response = sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/xml"
+    text = said(response)
+    assert text.startswith(f"Recorded for {agency.name}: YES: 12 Team A, leave in 45 min")
+    assert "/r/" in text  # a link to the full form
+    reply = Reply.objects.get(poll=poll, agency=agency)
+    assert (reply.decision, reply.officers, reply.version) == ("available", 12, 1)
+    assert reply.authorised_by_name == "Dana Ruiz" and reply.authorised_by_rank == "Chief"
+    line = reply.lines.get()
+    assert (line.depart_minutes, line.travel_minutes) == (45, invitation.travel_minutes)
+    assert line.arrival_minutes == 45 + invitation.travel_minutes
+    version = ReplyVersion.objects.get(reply=reply)
+    assert version.channel == "sms" and version.invitation == invitation
+    assert AuditEvent.objects.filter(action="reply.create", object_id=str(reply.pk)).exists()
+    message = InboundMessage.objects.get()
+    assert (message.outcome, message.version) == ("applied", version)
+    # The link in the answer opens the form on the recorded answer.
+    page = client.get(re.search(r"https?://\S+(/r/\S+/)", text)[1])
+    assert page.status_code == 200
+
+
+def test_a_replayed_text_is_one_answer(client, swat, sms_provider):
+    poll, _agency, invitation = texted(swat)
+    body = f"{invitation.reply_code} Y 12 45"
+    first = sms_provider.post_inbound(client, MOBILE, body, sid="SMreplay1")
+    again = sms_provider.post_inbound(client, MOBILE, body, sid="SMreplay1")
+    assert said(first).startswith("Recorded") and said(again) == ""
+    assert Reply.objects.get(poll=poll).version == 1
+    assert InboundMessage.objects.count() == 1
+    assert AuditEvent.objects.filter(action="sms.replayed").count() == 1
+
+
+def test_changing_the_answer_by_text_makes_a_new_version_and_same_again_changes_nothing(
+    client, swat, sms_provider
+):
+    poll, _, invitation = texted(swat)
+    code = invitation.reply_code
+    sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45")
+    changed = said(sms_provider.post_inbound(client, MOBILE, f"{code} N all committed"))
+    assert "UNAVAILABLE" in changed
+    same = said(sms_provider.post_inbound(client, MOBILE, f"{code} no: all committed"))
+    assert same.startswith("Nothing changed")
+    reply = Reply.objects.get(poll=poll)
+    assert (reply.decision, reply.decline_reason, reply.version) == (
+        "unavailable",
+        "all committed",
+        2,
+    )
+
+
+def test_unsigned_or_forged_texts_are_refused_and_audited(client, swat, sms_provider):
+    _poll, _, invitation = texted(swat)
+    forged = sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} Y 12 45",
+                                       token="wrong")  # fmt: skip
+    bare = client.post(reverse("surveys:sms-inbound"), {"From": MOBILE, "Body": "Y 12 45"})
+    assert forged.status_code == bare.status_code == 403
+    assert not Reply.objects.exists() and not InboundMessage.objects.exists()
+    assert AuditEvent.objects.filter(action="sms.refused").count() == 2
+
+
+def test_the_code_alone_does_not_answer_for_another_number(client, swat, sms_provider):
+    _poll, _, invitation = texted(swat)
+    text = said(sms_provider.post_inbound(client, "+13125550199", f"{invitation.reply_code} Y 5 5"))
+    assert text == f"No open poll has code {invitation.reply_code} for this number."
+    assert not Reply.objects.exists()
+    assert InboundMessage.objects.get().outcome == "unmatched"
+
+
+def test_with_one_open_poll_the_code_may_be_left_out_with_two_it_is_asked_for(
+    client, swat, sms_provider
+):
+    poll, agency, invitation = texted(swat)
+    assert said(sms_provider.post_inbound(client, MOBILE, "we can send 8 in an hour")).startswith(
+        "Recorded"
+    )
+    assert Reply.objects.get(poll=poll).lines.get().depart_minutes == 60
+    other = PollFactory(target_agencies=[agency], title="Second poll")
+    compose.poll_send(poll=other)
+    second = Invitation.objects.get(poll=other)
+    text = said(sms_provider.post_inbound(client, MOBILE, "Y 4 20"))
+    assert text.startswith("Several polls are open: start the answer with its code.")
+    assert second.reply_code in text and invitation.reply_code in text
+    assert not Reply.objects.filter(poll=other).exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("{code} Y 30 45", "At most 24: the team has 24 members"),
+        ("{code} Y 12 99999", "At most 4320 minutes"),
+        ("{code} Y 12", "How soon can the 12 officers leave?"),
+        ("{code} maybe later", "Not understood"),
+        ("", "The text was empty"),
+        ("{code} C 12 45", "Say the conditions"),
+    ],
+)
+def test_bad_answers_save_nothing_and_say_how_to_fix_them(
+    client, swat, sms_provider, body, expected
+):
+    _poll, _, invitation = texted(swat)
+    text = said(sms_provider.post_inbound(client, MOBILE, body.format(code=invitation.reply_code)))
+    assert expected in text, text
+    assert "/r/" in text  # and the form's link
+    assert not Reply.objects.exists()
+    assert InboundMessage.objects.get().outcome == "not_understood"
+
+
+def test_per_team_answers_by_letter(client, swat, sms_provider):
+    _poll, _agency, invitation = texted(swat, teams=2)
+    assert "A=Team A, B=Team B" in sms_provider_body(invitation)
+    code = invitation.reply_code
+    unclear = said(sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45"))
+    assert "say which team" in unclear and "A = Team A" in unclear
+    done = said(sms_provider.post_inbound(client, MOBILE, f"{code} Y A 8 30 B 4 45"))
+    assert done.startswith("Recorded")
+    lines = {x.team.name: (x.officers, x.depart_minutes) for x in Reply.objects.get().lines.all()}
+    assert lines == {"Team A": (8, 30), "Team B": (4, 45)}
+
+
+def sms_provider_body(invitation) -> str:
+    from surveys.channels import sms
+
+    invitation = sms.prefetch(Invitation.objects.filter(pk=invitation.pk)).get()
+    [(_, text)] = sms.build([invitation])
+    return text.body
+
+
+def test_closed_polls_and_withdrawn_links_refuse_with_the_reason(client, swat, sms_provider):
+    poll, _, invitation = texted(swat)
+    Invitation.objects.filter(pk=invitation.pk).update(revoked_at=poll.created_at)
+    text = said(sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} Y 12 45"))
+    assert text == "Not recorded: this invitation was withdrawn by the coordinator."
+    Poll.objects.filter(pk=poll.pk).update(state=Poll.State.CLOSED)
+    text = said(sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} Y 12 45"))
+    assert "no longer takes answers: it is closed" in text
+    assert not Reply.objects.exists()
+
+
+def test_help_stop_and_start(client, swat, sms_provider):
+    _poll, agency, _ = texted(swat)
+    assert "<code> Y <officers>" in said(sms_provider.post_inbound(client, MOBILE, "HELP"))
+    assert "no more texts" in said(sms_provider.post_inbound(client, MOBILE, "STOP"))
+    contact = Contact.objects.get(mobile=MOBILE)
+    assert contact.sms_stopped_at is not None and not contact.texts
+    other = PollFactory(target_agencies=[agency])
+    compose.poll_send(poll=other)
+    assert [i.channel for i in Invitation.objects.filter(poll=other)] == ["email"]
+    assert "on again" in said(sms_provider.post_inbound(client, MOBILE, "start"))
+    contact.refresh_from_db()
+    assert contact.texts
