@@ -20,7 +20,7 @@ from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness import permissions
 
 from .geo import distance_km_expression
-from .models import Invitation, Poll, Reply
+from .models import Invitation, Poll, Reply, ReplyVersion
 
 
 def _team_filter(type_ids: list[int], levels: list[tuple[int, int]], prefix: str = "") -> Q:
@@ -219,3 +219,9 @@ def polls_visible_to(user, polls):
         asked = Invitation.objects.filter(poll=OuterRef("pk"), agency_id=user.agency_id)
         return polls.filter(Exists(asked)).exclude(state=Poll.State.DRAFT)
     return polls.none()
+
+
+def current_channel(reply: str = "pk", version: str = "version"):
+    """How the current version of an answer came (ReplyVersion.Channel), as a subquery."""
+    current = ReplyVersion.objects.filter(reply=OuterRef(reply), number=OuterRef(version))
+    return Subquery(current.values("channel")[:1])

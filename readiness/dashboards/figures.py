@@ -17,6 +17,7 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery, 
 from django.utils import timezone
 
 from agencies.models import Agency, Region, SpecialTeam, TeamType
+from surveys import selectors
 from surveys.models import MAX_MINUTES, Invitation, Poll, Reply, ReplyLine
 
 STEP_MINUTES = 15
@@ -547,6 +548,7 @@ def reply_rows(*, ids: list[int], within: int | None) -> list[Reply]:
             depart=Min("lines__depart_minutes", filter=sending),
             travel=Min("lines__travel_minutes", filter=sending),
             arrival=Min("lines__arrival_minutes", filter=sending),
+            channel=selectors.current_channel(),
         )
         .in_bulk()
     )

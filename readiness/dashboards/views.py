@@ -15,6 +15,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from readiness import permissions
+from surveys import selectors
 from surveys.models import Poll, Reply, ReplyLine, ReplyVersion
 
 from . import charts, figures
@@ -178,7 +179,8 @@ CSV_COLUMNS = [
     "conditions_text", "decline_reason", "authorised_by", "note", "team_code", "team",
     "team_type", "level", "officers", "officers_meeting_requirements", "vehicles",
     "depart_minutes", "travel_minutes", "estimated_travel_minutes", "arrival_minutes",
-    "deploy_hours", "travel_flagged", "version", "last_changed", "answered", "contact",
+    "deploy_hours", "travel_flagged", "version", "last_changed", "answered_by", "answered",
+    "contact",
     "contact_email", "delivery",
 ]  # fmt: skip
 TEAM_CELLS = 13  # team_code .. travel_flagged
@@ -206,13 +208,16 @@ def poll_dashboard_csv(request, poll_id: int):
     show_contacts = permissions.can_view_contacts(request.user)
     silent = figures.poll_silent(poll=poll)
     labels = dict(Reply.Condition.choices)
+    channels = dict(ReplyVersion.Channel.choices)
     lines = (
         ReplyLine.objects.filter(poll=poll)
+        .annotate(channel=selectors.current_channel("reply_id", "reply__version"))
         .select_related("reply__agency__region", "team__team_type")
         .order_by("reply__agency__name", "team__team_type__sort_order", "team__name")
     )
     bare = (
         Reply.objects.filter(poll=poll, lines__isnull=True)
+        .annotate(channel=selectors.current_channel())
         .select_related("agency__region")
         .order_by("agency__name")
     )
@@ -233,11 +238,13 @@ def poll_dashboard_csv(request, poll_id: int):
                 line.officers, line.officers_qualified, line.vehicles, line.depart_minutes,
                 line.travel_minutes, line.estimated_travel_minutes, line.arrival_minutes,
                 line.deploy_hours, "yes" if line.travel_flagged else "no", reply.version,
-                timezone.localtime(reply.updated_at).isoformat(), "yes", "", "", "",
+                timezone.localtime(reply.updated_at).isoformat(), channels.get(line.channel, ""),
+                "yes", "", "", "",
             ]  # fmt: skip
         for reply in bare.iterator(chunk_size=2000):
             yield [*reply_cells(reply), *[""] * TEAM_CELLS, reply.version,
-                   timezone.localtime(reply.updated_at).isoformat(), "yes", "", "", ""]  # fmt: skip
+                   timezone.localtime(reply.updated_at).isoformat(),
+                   channels.get(reply.channel, ""), "yes", "", "", ""]  # fmt: skip
         for inv in silent.iterator(chunk_size=2000):
             delivery = inv.get_state_display()
             if inv.failure_reason and show_contacts:
@@ -247,7 +254,7 @@ def poll_dashboard_csv(request, poll_id: int):
             yield [
                 poll.pk, poll.title, inv.agency.code, inv.agency.name, inv.agency.region.name,
                 "", "", "", "", "",
-                "", *[""] * TEAM_CELLS, "", "", "no",
+                "", *[""] * TEAM_CELLS, "", "", "", "no",
                 inv.contact.name if show_contacts else "",
                 inv.email if show_contacts else "", delivery,
             ]  # fmt: skip
@@ -304,7 +311,7 @@ def poll_dashboard_history_csv(request, poll_id: int):
                 poll.pk, poll.title, v.reply.agency.code, v.reply.agency.name, v.number,
                 timezone.localtime(v.created_at).isoformat(),
                 v.author if show_contacts else v.author_name,
-                "signed in" if v.user_id else "emailed link",
+                v.get_channel_display(),
                 decisions.get(v.data.get("decision"), v.data.get("decision", "")),
                 v.data.get("officers", ""), changes,
             ]  # fmt: skip

@@ -24,7 +24,7 @@ from readiness.api.forms import form_errors, json_object, plain_text
 
 from .. import replies, selectors
 from ..forms import ReplySubmission
-from ..models import Invitation, Reply, ReplyLine
+from ..models import Invitation, Reply, ReplyLine, ReplyVersion
 
 
 class ReplyLineSerializer(serializers.ModelSerializer):
@@ -48,16 +48,30 @@ class ReplySerializer(serializers.ModelSerializer):
 
     agency = RefSerializer(read_only=True)
     lines = ReplyLineSerializer(many=True, read_only=True)
+    channel = serializers.SerializerMethodField(
+        help_text="How the current version came: link, form, api, sms or email."
+    )
 
     class Meta:
         model = Reply
         fields = [
             "id", "poll", "agency", "version", "decision", "authorised_by_name",
             "authorised_by_rank", "conditions", "conditions_text", "decline_reason", "note",
-            "officers", "earliest_arrival_minutes", "travel_flagged", "lines", "created_at",
-            "updated_at",
+            "officers", "earliest_arrival_minutes", "travel_flagged", "lines", "channel",
+            "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_channel(self, reply) -> str:
+        if hasattr(reply, "channel"):  # annotated on lists and details
+            channel = reply.channel
+        else:
+            channel = (
+                ReplyVersion.objects.filter(reply=reply, number=reply.version)
+                .values_list("channel", flat=True)
+                .first()
+            )
+        return channel or ""
 
 
 class ReplyLineInputSerializer(serializers.Serializer):
@@ -219,8 +233,10 @@ class ReplyViewSet(
         lines = ReplyLine.objects.select_related("team__team_type").order_by(
             "team__team_type__sort_order", "team__name"
         )
-        replies = Reply.objects.select_related("agency").prefetch_related(
-            Prefetch("lines", queryset=lines)
+        replies = (
+            Reply.objects.select_related("agency")
+            .prefetch_related(Prefetch("lines", queryset=lines))
+            .annotate(channel=selectors.current_channel())
         )
         return permissions.scope_to_agency(self.request.user, replies).order_by("-updated_at", "pk")
 

@@ -44,7 +44,7 @@ def texted(swat, *, teams=1, mobile=MOBILE, **poll_kwargs):
     return poll, agency, invitation
 
 
-def test_a_yes_by_text_is_the_same_answer_as_by_form(client, swat, sms_provider):
+def test_a_yes_by_text_is_the_same_answer_as_by_form(client, coordinator, swat, sms_provider):
     poll, agency, invitation = texted(swat)
     code = invitation.reply_code
     response = sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45")
@@ -67,6 +67,16 @@ def test_a_yes_by_text_is_the_same_answer_as_by_form(client, swat, sms_provider)
     # The link in the answer opens the form on the recorded answer.
     page = client.get(re.search(r"https?://\S+(/r/\S+/)", text)[1])
     assert page.status_code == 200
+    # The same answer everywhere, with its channel: figures, history, CSV, API.
+    client.force_login(coordinator)
+    summary = client.get(reverse("poll-dashboard-summary", args=[poll.pk])).json()
+    assert summary["headline"]["officers_available"] == 12
+    history = client.get(reverse("surveys:reply-history", args=[poll.pk, agency.pk])).text
+    assert "Text message" in history
+    csv_text = b"".join(client.get(reverse("poll-dashboard-csv", args=[poll.pk]))).decode()
+    assert "Text message" in csv_text.splitlines()[1]
+    api = client.get(reverse("api:reply-detail", args=[reply.pk])).json()
+    assert api["channel"] == "sms"
 
 
 def test_a_replayed_text_is_one_answer(client, swat, sms_provider):
