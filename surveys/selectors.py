@@ -20,7 +20,7 @@ from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness import permissions
 
 from .geo import distance_km_expression
-from .models import Invitation, Poll, Reply, ReplyVersion
+from .models import InboundMessage, Invitation, Poll, Reply, ReplyVersion
 
 
 def _team_filter(type_ids: list[int], levels: list[tuple[int, int]], prefix: str = "") -> Q:
@@ -225,3 +225,11 @@ def current_channel(reply: str = "pk", version: str = "version"):
     """How the current version of an answer came (ReplyVersion.Channel), as a subquery."""
     current = ReplyVersion.objects.filter(reply=OuterRef(reply), number=OuterRef(version))
     return Subquery(current.values("channel")[:1])
+
+
+def inbound_needing_attention():
+    """Messages not understood or not matched to an open poll, that nobody has seen to yet."""
+    return InboundMessage.objects.filter(
+        outcome__in=(InboundMessage.Outcome.NOT_UNDERSTOOD, InboundMessage.Outcome.UNMATCHED),
+        handled_at__isnull=True,
+    )

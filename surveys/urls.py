@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import inflight_views, reply_views, sms_views, views
+from . import inbound_views, inflight_views, reply_views, sms_views, views
 
 app_name = "surveys"
 
@@ -43,6 +43,10 @@ urlpatterns = [
     path("r/<str:token>/", reply_views.reply, name="reply"),
     path("r/<str:token>/done/", reply_views.reply_done, name="reply-done"),
     path("my-agency/", reply_views.my_agency, name="my-agency"),
+    path("messages/", inbound_views.inbound_list, name="inbound"),
+    path(
+        "messages/<int:message_id>/handled/", inbound_views.inbound_handled, name="inbound-handled"
+    ),
     path("sms/status/", sms_views.sms_status, name="sms-status"),
     path("sms/inbound/", sms_views.sms_inbound, name="sms-inbound"),
     path("my-agency/polls/<int:poll_id>/", reply_views.my_agency_reply, name="my-agency-reply"),

@@ -40,11 +40,13 @@ def poll_list(request):
             distinct=True,
         ),
     )
+    can_manage = permissions.can_manage_polls(request.user)
     return render(
         request,
         "surveys/poll_list.html",
-        {"polls": polls, "can_manage": permissions.can_manage_polls(request.user)},
-    )
+        {"polls": polls, "can_manage": can_manage,
+         "inbound_waiting": selectors.inbound_needing_attention().count() if can_manage else 0},
+    )  # fmt: skip
 
 
 @require_http_methods(["GET", "POST"])

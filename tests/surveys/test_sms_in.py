@@ -208,3 +208,23 @@ def test_help_stop_and_start(client, swat, sms_provider):
     assert "on again" in said(sms_provider.post_inbound(client, MOBILE, "start"))
     contact.refresh_from_db()
     assert contact.texts
+
+
+def test_what_was_not_understood_waits_for_a_coordinator(client, coordinator, swat, sms_provider):
+    poll, agency, invitation = texted(swat)
+    sms_provider.post_inbound(client, MOBILE, "call me <b>now</b>")
+    sms_provider.post_inbound(client, "+13125550199", "Y 4 20")  # a number never asked
+    sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} Y 12 45")  # fine
+    client.force_login(coordinator)
+    assert "2 messages need you" in client.get(reverse("surveys:poll-list")).text
+    page = client.get(reverse("surveys:inbound"))
+    assert page.status_code == 200
+    assert "call me &lt;b&gt;now&lt;/b&gt;" in page.text  # escaped, never markup
+    assert agency.name in page.text and "not matched to an open poll" in page.text
+    assert len(page.context["page"].object_list) == 2
+    first = page.context["page"].object_list[0]
+    client.post(reverse("surveys:inbound-handled", args=[first.pk]))
+    assert len(client.get(reverse("surveys:inbound")).context["page"].object_list) == 1
+    assert AuditEvent.objects.filter(action="inbound.handled").count() == 1
+    everything = client.get(reverse("surveys:inbound"), {"all": "1"})
+    assert len(everything.context["page"].object_list) == 3

@@ -1,0 +1,48 @@
+"""Messages that need a person: texts (and email replies) that could not be understood or
+matched to an open invitation. Nothing that came in is lost: a coordinator sees each beside its
+poll and agency, opens the agency's answer, and marks it handled. Coordinators only."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from readiness import audit, permissions
+
+from . import selectors
+from .models import InboundMessage
+
+
+@require_GET
+@permissions.require(permissions.can_manage_polls)
+def inbound_list(request):
+    show_all = request.GET.get("all") == "1"
+    waiting = selectors.inbound_needing_attention()
+    rows = InboundMessage.objects.all() if show_all else waiting
+    rows = rows.select_related("invitation__poll", "invitation__agency", "version").order_by(
+        "-received_at", "-pk"
+    )
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "surveys/inbound_list.html",
+        {
+            "page": page,
+            "show_all": show_all,
+            "waiting": selectors.inbound_needing_attention().count(),
+        },
+    )
+
+
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def inbound_handled(request, message_id: int):
+    message = get_object_or_404(InboundMessage, pk=message_id)
+    if InboundMessage.objects.filter(pk=message.pk, handled_at__isnull=True).update(
+        handled_at=timezone.now()
+    ):
+        audit.record("inbound.handled", request=request, obj=message,
+                     object_repr=f"{message.channel} from {message.sender}")  # fmt: skip
+        messages.success(request, "Marked as handled.")
+    return redirect("surveys:inbound")
