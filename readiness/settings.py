@@ -276,6 +276,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    "fetch-reply-mailbox": {
+        "task": "surveys.tasks.fetch_reply_mailbox",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "remind-agency-verification": {
         "task": "agencies.tasks.remind_verification",
         "schedule": 3600.0,
@@ -326,6 +331,19 @@ if SMS_PROVIDER == "twilio" and not (SMS_ACCOUNT_SID and SMS_AUTH_TOKEN and SMS_
     raise ImproperlyConfigured(
         "SMS_PROVIDER=twilio needs SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM"
     )
+# Answers by email reply: invitation emails get a signed Reply-To on this mailbox
+# (answers+r<id>.<signature>@...), which Celery beat reads over IMAP with TLS every minute; or a
+# provider that receives email POSTs it to /email/inbound/ with INBOUND_EMAIL_SECRET.
+REPLY_MAILBOX = env_str("REPLY_MAILBOX", "")
+IMAP_HOST = env_str("IMAP_HOST", "")
+IMAP_PORT = env_int("IMAP_PORT", 993)
+IMAP_USER = env_str("IMAP_USER", "")
+IMAP_PASSWORD = env_str("IMAP_PASSWORD", "")
+IMAP_CA_FILE = env_str("IMAP_CA_FILE", "")  # a private CA's certificate; default: the system's
+IMAP_FOLDER = env_str("IMAP_FOLDER", "INBOX")
+IMAP_PROCESSED_FOLDER = env_str("IMAP_PROCESSED_FOLDER", "Processed")
+INBOUND_EMAIL_SECRET = env_str("INBOUND_EMAIL_SECRET", "")
+INBOUND_EMAIL_MAX_BYTES = env_int("INBOUND_EMAIL_MAX_BYTES", 10 * 1024 * 1024)
 # Mobile numbers typed without a country code are read in this region (ISO 3166 code).
 PHONE_REGION = env_str("PHONE_REGION", "US")
 AGENCY_VERIFY_EVERY_DAYS = env_int("AGENCY_VERIFY_EVERY_DAYS", 365)

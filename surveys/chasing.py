@@ -284,31 +284,48 @@ def _escalate(poll: Poll, now) -> int:
     )
     created = []
     for primary in due:
-        with transaction.atomic():  # the claim and the new invitations stand or fall together
-            if not Invitation.objects.filter(pk=primary.pk, escalated_at__isnull=True).update(
-                escalated_at=now
-            ):
-                continue  # another run took it
-            asked = poll.invitations.filter(agency=primary.agency).values_list(
-                "contact_id", flat=True
-            )
-            alternates = []
-            for contact in primary.agency.contacts.filter(
-                active=True, role=Contact.Role.ALTERNATE
-            ).exclude(pk__in=list(asked)):
-                alternates += channels.invitations_for(
-                    poll, primary.agency, contact, now=now, distance_km=primary.distance_km,
-                    travel_minutes=primary.travel_minutes, is_escalation=True,
-                )  # fmt: skip
-            # The primary's other channel is not a reason to escalate twice.
-            poll.invitations.filter(agency=primary.agency, is_escalation=False).update(
-                escalated_at=now
-            )
-            created += channels.save_invitations(alternates)
+        created += _escalate_one(poll, primary, now)
     delivery.queue([i.pk for i in created])
     if created:
         audit.record("poll.escalate", obj=poll, changes={"alternates": len(created)})
     return len(created)
+
+
+def escalate_now(*, invitation: Invitation, reason: str, now=None) -> int:
+    """Ask the agency's alternates at once (the primary's email bounced), unless it answered."""
+    now = now or timezone.now()
+    poll = invitation.poll
+    if (
+        poll.state != Poll.State.OPEN
+        or poll.invitations.filter(agency=invitation.agency, replied_at__isnull=False).exists()
+    ):
+        return 0
+    created = _escalate_one(poll, invitation, now)
+    delivery.queue([i.pk for i in created])
+    if created:
+        audit.record("poll.escalate", obj=poll,
+                     changes={"alternates": len(created), "because": reason[:200]})  # fmt: skip
+    return len(created)
+
+
+def _escalate_one(poll: Poll, primary: Invitation, now) -> list[Invitation]:
+    with transaction.atomic():  # the claim and the new invitations stand or fall together
+        if not Invitation.objects.filter(pk=primary.pk, escalated_at__isnull=True).update(
+            escalated_at=now
+        ):
+            return []  # another run took it
+        asked = poll.invitations.filter(agency=primary.agency).values_list("contact_id", flat=True)
+        alternates = []
+        for contact in primary.agency.contacts.filter(
+            active=True, role=Contact.Role.ALTERNATE
+        ).exclude(pk__in=list(asked)):
+            alternates += channels.invitations_for(
+                poll, primary.agency, contact, now=now, distance_km=primary.distance_km,
+                travel_minutes=primary.travel_minutes, is_escalation=True,
+            )  # fmt: skip
+        # The primary's other channel is not a reason to escalate twice.
+        poll.invitations.filter(agency=primary.agency, is_escalation=False).update(escalated_at=now)
+        return channels.save_invitations(alternates)
 
 
 def poll_send_summary(*, poll_id: int) -> bool:

@@ -2,15 +2,20 @@
 matched to an open invitation. Nothing that came in is lost: a coordinator sees each beside its
 poll and agency, opens the agency's answer, and marks it handled. Coordinators only."""
 
+import hmac
+
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from readiness import audit, permissions
 
-from . import selectors
+from . import intake, selectors
 from .models import InboundMessage
 
 
@@ -46,3 +51,22 @@ def inbound_handled(request, message_id: int):
                      object_repr=f"{message.channel} from {message.sender}")  # fmt: skip
         messages.success(request, "Marked as handled.")
     return redirect("surveys:inbound")
+
+
+@csrf_exempt
+@require_POST
+def email_inbound(request):
+    """For providers that receive email and POST it: the raw message (RFC 822) as the body, or
+    as the form field `email`, with the shared secret in X-Inbound-Secret. Handled like a
+    message from the reply mailbox."""
+    secret = settings.INBOUND_EMAIL_SECRET
+    given = request.headers.get("X-Inbound-Secret", "")
+    if not secret or not hmac.compare_digest(secret, given):
+        audit.record("email.refused", request=request, object_type="webhook",
+                     object_repr="inbound email", changes={"secret": bool(given)})  # fmt: skip
+        return HttpResponse("Secret missing or wrong.", status=403, content_type="text/plain")
+    raw = request.POST["email"].encode() if "email" in request.POST else request.body
+    if not raw.strip():
+        return HttpResponse("No message.", status=400, content_type="text/plain")
+    handled = intake.email_received(raw)
+    return HttpResponse(status=202 if handled else 200)

@@ -1,15 +1,20 @@
-"""Answers that come in as text messages: matched to an invitation by the sender's number and
-the reply code, parsed by the short grammar (sms_grammar), checked by the very forms the web
-page uses and saved by the same reply service (versions, conflicts, audit). Each message is
-kept (InboundMessage): a provider's retry of the same message id is recognised and changes
-nothing; what cannot be understood waits for a person. The sender is told, in one text, what
-was recorded or exactly what was not understood and how to fix it, with a link to the form.
+"""Answers that come in as text messages or email replies: a text is matched to an invitation
+by the sender's number and the reply code, an email by its signed Reply-To address (and a
+sender of the agency); both are parsed by the short grammar (sms_grammar), checked by the very
+forms the web page uses and saved by the same reply service (versions, conflicts, audit). Each
+message is kept (InboundMessage): the same message id twice is one answer; what cannot be
+understood waits for a person. The sender is told, by the same channel, what was recorded or
+exactly what was not understood and how to fix it, with a link to the form. A bounce of an
+invitation email fails it with the reason and asks the agency's alternates at once.
 """
 
+import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -18,10 +23,12 @@ from agencies.models import Contact
 from agencies.phones import to_e164
 from readiness import audit
 
-from . import replies, selectors, sms_grammar
+from . import chasing, jobs, mailbox, replies, selectors, sms_grammar
 from .channels.sms import team_letters
 from .forms import ReplySubmission
 from .models import InboundMessage, Invitation, InvitationLink, Poll, Reply
+
+logger = logging.getLogger(__name__)
 
 HELP = (
     "Readiness mutual-aid polls. Answer with the code from the poll's text: "
@@ -169,7 +176,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
         version = replies.reply_submit(
             poll=poll, agency=agency, answer=submission.answer(), lines=submission.line_data(),
             base_version=reply.version if reply else 0, invitation=invitation, confirm=False,
-            now=now, channel="sms",
+            now=now, channel=message.channel,
         )  # fmt: skip
     except replies.ReplyRefused as exc:
         message.outcome = InboundMessage.Outcome.REFUSED
@@ -182,8 +189,9 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
         message.outcome = InboundMessage.Outcome.UNCHANGED
         return f"Nothing changed: {agency.name}'s answer stands. {_summary(poll, agency)}"
     message.outcome, message.version = InboundMessage.Outcome.APPLIED, version
+    again = "texting" if message.channel == "sms" else "replying"
     return (
-        f"Recorded for {agency.name}: {_summary(poll, agency)} Change it by texting again "
+        f"Recorded for {agency.name}: {_summary(poll, agency)} Change it by {again} again "
         f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {_link(invitation)}"
     )
 
@@ -247,3 +255,131 @@ def _summary(poll: Poll, agency) -> str:
     ]
     word = "YES with conditions" if reply.decision == Reply.Decision.CONDITIONAL else "YES"
     return f"{word}: {'; '.join(parts)}."
+
+
+# Email replies ---------------------------------------------------------------------------------
+
+
+def email_received(raw: bytes, *, now=None) -> InboundMessage | None:
+    """Handle one email from the reply mailbox (or the inbound webhook), all or nothing; None
+    when this message was handled before. The answer to the sender is emailed after commit."""
+    now = now or timezone.now()
+    if len(raw) > settings.INBOUND_EMAIL_MAX_BYTES:
+        parsed = mailbox.Parsed(
+            "sha256:" + hashlib.sha256(raw).hexdigest(), "", "", None, "",
+            problem="the email is too large to read: write the answer in a short reply.",
+        )  # fmt: skip
+    else:
+        parsed = mailbox.parse(raw)
+    try:
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                channel="email", message_id=parsed.message_id, sender=parsed.sender[:254],
+                body=(parsed.text or parsed.problem)[:5000], received_at=now,
+                outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
+            )  # fmt: skip
+            if parsed.bounce_of is not None or parsed.bounce_reason:
+                _bounced(message, parsed, now)
+            else:
+                message.response = _email_answer(message, parsed, now)
+            message.save(update_fields=["outcome", "invitation", "version", "response", "body"])
+            if message.response and parsed.sender:
+                jobs.after_commit("surveys.tasks.send_intake_response", message.pk)
+    except IntegrityError:
+        if InboundMessage.objects.filter(channel="email", message_id=parsed.message_id).exists():
+            return None  # already handled: a re-fetch after a crash, or a resent webhook
+        raise
+    return message
+
+
+def _email_answer(message: InboundMessage, parsed, now) -> str:
+    invitation = (
+        Invitation.objects.select_related("poll", "agency", "contact")
+        .filter(pk=parsed.invitation_pk, channel=Invitation.Channel.EMAIL)
+        .first()
+        if parsed.invitation_pk
+        else None
+    )
+    if invitation is None:
+        message.outcome = InboundMessage.Outcome.UNMATCHED
+        return "" if not parsed.sender else (
+            "This email did not reach an invitation: reply to the poll's email itself, or use "
+            "the link in it."
+        )  # fmt: skip
+    message.invitation = invitation
+    agency_emails = {
+        e.lower()
+        for e in invitation.agency.contacts.filter(active=True).values_list("email", flat=True)
+    }
+    if parsed.sender not in agency_emails | {invitation.email.lower()}:
+        message.outcome = InboundMessage.Outcome.UNMATCHED
+        audit.record("email.refused", object_type="inboundmessage", object_repr=parsed.sender,
+                     changes={"invitation": invitation.pk})  # fmt: skip
+        return (
+            f"Not recorded: answers for {invitation.agency.name} are taken from its contacts' "
+            "addresses only. Use the link in the poll's email."
+        )
+    if parsed.problem:
+        return f"Not recorded: {parsed.problem} Or answer on the form: {_link(invitation)}"
+    try:
+        answer = sms_grammar.parse(parsed.text)
+    except sms_grammar.ParseError as exc:
+        return f"Not understood: {exc} Or answer on the form: {_link(invitation)}"
+    if answer.command:
+        return HELP.replace("the code from the poll's text: <code> ", "a reply: ").replace(
+            "<code> ", ""
+        )
+    return _apply(message, invitation, answer, now)
+
+
+def _bounced(message: InboundMessage, parsed, now) -> None:
+    """A delivery-status notification: the invitation failed; its agency's alternates are asked."""
+    invitation = (
+        Invitation.objects.select_related("poll", "agency")
+        .filter(pk=parsed.bounce_of, channel=Invitation.Channel.EMAIL)
+        .first()
+    )
+    message.invitation = invitation
+    if invitation is None:
+        message.outcome = InboundMessage.Outcome.UNMATCHED
+        return
+    message.outcome = InboundMessage.Outcome.REFUSED
+    message.body = f"Bounce: {parsed.bounce_reason}"[:5000]
+    Invitation.objects.filter(pk=invitation.pk).update(
+        state=Invitation.State.FAILED, failure_reason=f"bounced: {parsed.bounce_reason}"[:500]
+    )
+    chasing.escalate_now(invitation=invitation, reason=parsed.bounce_reason, now=now)
+
+
+def email_response_send(*, message_id: int) -> bool:
+    """Tell the sender of an email what became of it (a reply in the same thread)."""
+    message = InboundMessage.objects.get(pk=message_id)
+    if not message.response or not message.sender:
+        return False
+    reply = EmailMultiAlternatives(
+        subject="Your answer: " + ("recorded" if message.outcome == "applied" else "not recorded"),
+        body=message.response,
+        to=[message.sender],
+        headers={"In-Reply-To": message.message_id, "References": message.message_id},
+    )
+    mailers.default.send_messages([reply])
+    return True
+
+
+def mailbox_fetch(*, limit: int = 500) -> dict:
+    """Read the reply mailbox: each message is handled (once, whatever happens after) and then
+    moved to the processed folder. A message that breaks the handler stays for the next run."""
+    done = {"handled": 0, "replayed": 0, "failed": 0}
+    if not settings.IMAP_HOST:
+        return done
+    with mailbox.Mailbox() as box:
+        for uid in box.uids(limit):
+            try:
+                handled = email_received(box.fetch(uid))
+            except Exception:
+                logger.exception("reply mailbox: message %s could not be handled", uid)
+                done["failed"] += 1
+                continue
+            box.done(uid)
+            done["handled" if handled else "replayed"] += 1
+    return done

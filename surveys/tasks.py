@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import chasing, delivery, inflight, replies
+from . import chasing, delivery, inflight, intake, replies
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +88,14 @@ def send_reply_digest(poll_id: int, since: str, until: str) -> int:
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_test_email(poll_id: int, user_id: int) -> bool:
     return inflight.poll_send_test_email(poll_id=poll_id, user_id=user_id)
+
+
+@shared_task(soft_time_limit=300, time_limit=330)
+def fetch_reply_mailbox() -> dict:
+    """The beat job (every minute): answers, bounces and the rest from the reply mailbox."""
+    return intake.mailbox_fetch()
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_intake_response(message_id: int) -> bool:
+    return intake.email_response_send(message_id=message_id)

@@ -47,6 +47,7 @@ urlpatterns = [
     path(
         "messages/<int:message_id>/handled/", inbound_views.inbound_handled, name="inbound-handled"
     ),
+    path("email/inbound/", inbound_views.email_inbound, name="email-inbound"),
     path("sms/status/", sms_views.sms_status, name="sms-status"),
     path("sms/inbound/", sms_views.sms_inbound, name="sms-inbound"),
     path("my-agency/polls/<int:poll_id>/", reply_views.my_agency_reply, name="my-agency-reply"),

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, Contact, SpecialTeam
 
-from .. import geo, selectors
+from .. import geo, mailbox, selectors
 from ..models import Invitation, InvitationLink
 from .base import PERMANENT, SENT, TRANSIENT, Result, Unreachable
 
@@ -133,10 +133,17 @@ def _email(
         subject = f"Reminder: {subject}"
     elif invitation.is_escalation:
         subject = f"No answer yet from {invitation.agency.name}: {subject}"
+    headers = {}
+    if invitation.pk:  # not a test email: replies and bounces find the invitation
+        headers["Message-ID"] = mailbox.message_id(invitation.pk)
+        if settings.REPLY_MAILBOX:
+            headers["Reply-To"] = mailbox.reply_address(invitation.pk)
+            context["reply_by_email"] = True
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()),  # names from a CSV may carry line breaks
         body=render_to_string("surveys/email/invitation.txt", context),
         to=[invitation.email],
+        headers=headers,
     )
     message.attach_alternative(
         render_to_string("surveys/email/invitation.html", context), "text/html"

@@ -3,6 +3,7 @@
 import asyncio
 import email
 import email.policy
+import shutil
 import socket
 import threading
 from dataclasses import dataclass
@@ -173,3 +174,34 @@ def sms_provider(settings):
     yield fake
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def imap_server():
+    """Dovecot on 127.0.0.1 with TLS, once per run (tests/imap_server.py)."""
+    import tempfile
+    from pathlib import Path
+
+    from tests import imap_server as dovecot
+    from tests.conftest import require_service
+
+    require_service("Dovecot (IMAP)", dovecot.available(), "apt-get install dovecot-imapd")
+    root = Path(tempfile.mkdtemp(prefix="readiness-imap-"))
+    root.chmod(0o755)  # the mailbox's owner (nobody) must reach it
+    server = dovecot.start(root)
+    yield server
+    dovecot.stop(server)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def reply_mailbox(imap_server, settings):
+    """The app's reply mailbox, empty, on the test IMAP server."""
+    from tests import imap_server as dovecot
+
+    imap_server.empty()
+    settings.REPLY_MAILBOX = dovecot.USER
+    settings.IMAP_HOST, settings.IMAP_PORT = "127.0.0.1", imap_server.port
+    settings.IMAP_USER, settings.IMAP_PASSWORD = dovecot.USER, dovecot.PASSWORD
+    settings.IMAP_CA_FILE = imap_server.ca_file
+    return imap_server

@@ -211,7 +211,7 @@ def test_help_stop_and_start(client, swat, sms_provider):
 
 
 def test_what_was_not_understood_waits_for_a_coordinator(client, coordinator, swat, sms_provider):
-    poll, agency, invitation = texted(swat)
+    _poll, agency, invitation = texted(swat)
     sms_provider.post_inbound(client, MOBILE, "call me <b>now</b>")
     sms_provider.post_inbound(client, "+13125550199", "Y 4 20")  # a number never asked
     sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} Y 12 45")  # fine
