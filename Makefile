@@ -38,6 +38,7 @@ bench: venv
 	$(PY) bench/import_registry.py $(BENCH_ARGS)
 	$(PY) bench/replies.py $(BENCH_ARGS)
 	$(PY) bench/dashboard.py $(BENCH_ARGS)
+	$(PY) bench/channels.py $(BENCH_ARGS)
 	$(PY) bench/api.py $(BENCH_ARGS)
 
 # schemathesis against the API's live schema, on a throwaway SQLite database (scripts/api-fuzz).
