@@ -96,7 +96,9 @@ class AgencySerializer(serializers.ModelSerializer):
     deployable_officers = serializers.IntegerField(read_only=True)
     teams = AgencyTeamSerializer(many=True, read_only=True)
     verified_at = serializers.DateTimeField(
-        read_only=True, help_text="When the agency last confirmed its record is current."
+        read_only=True,
+        allow_null=True,
+        help_text="When the agency last confirmed its record is current (null: never).",
     )
 
     class Meta:

@@ -62,6 +62,7 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
             )  # fmt: skip
             response = _handle(message, now)
             message.save(update_fields=["outcome", "invitation", "version", "response"])
+            _audit_bad_input(message)
     except IntegrityError:
         if InboundMessage.objects.filter(channel="sms", message_id=message_id[:200]).exists():
             audit.record("sms.replayed", object_type="inboundmessage", object_repr=message_id,
@@ -69,6 +70,20 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
             return Handled("", None)
         raise
     return Handled(response, message)
+
+
+def _audit_bad_input(message: InboundMessage) -> None:
+    """What was not recorded is in the audit trail too (a good answer is, as reply.*)."""
+    if message.outcome in (
+        InboundMessage.Outcome.NOT_UNDERSTOOD,
+        InboundMessage.Outcome.UNMATCHED,
+        InboundMessage.Outcome.REFUSED,
+    ):
+        audit.record(
+            f"{message.channel}.answer_{message.outcome}", obj=message,
+            object_repr=f"{message.channel} from {message.sender}",
+            changes={"invitation": message.invitation_id, "told": message.response[:300]},
+        )  # fmt: skip
 
 
 def _handle(message: InboundMessage, now) -> str:
@@ -283,6 +298,7 @@ def email_received(raw: bytes, *, now=None) -> InboundMessage | None:
             else:
                 message.response = _email_answer(message, parsed, now)
             message.save(update_fields=["outcome", "invitation", "version", "response", "body"])
+            _audit_bad_input(message)
             if message.response and parsed.sender:
                 jobs.after_commit("surveys.tasks.send_intake_response", message.pk)
     except IntegrityError:

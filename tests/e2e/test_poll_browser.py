@@ -109,3 +109,40 @@ def test_add_an_agency_to_an_open_poll_and_reissue_a_link(
     assert added.email == f"batavia{width}@pd.example"
     assert sorted(m.to[0] for m in mailoutbox).count(f"elgin{width}@pd.example") == 2
     page.context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1366, 1920])
+def test_the_draft_warns_and_asks_before_sending(
+    live_server, browser, artifacts, mailoutbox, width
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from surveys.models import Poll
+    from tests.surveys.factories import PollFactory
+
+    agency = AgencyFactory(name=f"Joliet PD {width}")
+    ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    user = UserFactory(role=User.Role.COORDINATOR, email=f"send{width}@readiness.example")
+    poll = PollFactory(target_agencies=[agency], created_by=user, title=f"Checks {width}",
+                       deadline=timezone.now() + timedelta(hours=3),
+                       reminder_hours_before=[24, 1])  # fmt: skip
+    page = new_page(browser, viewport={"width": width, "height": 900})
+    sign_in(page, live_server, user.email, next_url=f"/polls/{poll.pk}/")
+    page.wait_for_url(f"**/polls/{poll.pk}/")
+    checks = page.get_by_role("alert").filter(has_text="Check before sending")
+    expect(checks).to_contain_text("24-hour reminder would fall before now", use_inner_text=True)
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"draft-checks-{width}.png"), full_page=True)
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Send to 1 agency").click()
+    expect(page.get_by_role("button", name="Send to 1 agency")).to_be_visible()
+    assert asked and "Sending cannot be undone" in asked[0]
+    assert Poll.objects.get(pk=poll.pk).state == Poll.State.DRAFT and mailoutbox == []
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Send to 1 agency").click()
+    expect(page.locator(".messages")).to_contain_text("Sending to 1 agency")
+    assert Poll.objects.get(pk=poll.pk).state == Poll.State.OPEN
+    page.context.close()

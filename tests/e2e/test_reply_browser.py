@@ -125,3 +125,28 @@ def test_the_form_works_without_javascript(live_server, browser, artifacts):
     # A decline records no team lines.
     expect(page.locator("main")).not_to_contain_text(team.name, use_inner_text=True)
     page.context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1366, 1920])
+def test_a_failed_submit_puts_the_summary_where_the_eye_lands(
+    live_server, browser, artifacts, width
+):
+    from tests.surveys.factories import open_invitation
+
+    agency = AgencyFactory(name=f"Evanston PD {width}")
+    SpecialTeamFactory(agency=agency, team_type=TeamTypeFactory(code=f"swat{width}"), members=12)
+    _, token = open_invitation(agency=agency)
+    page = new_page(browser, viewport={"width": width, "height": 800})
+    page.goto(f"{live_server.url}/r/{token}/")
+    page.get_by_label("Unavailable", exact=True).check()
+    # No reason given: one error, linked to its field.
+    page.get_by_role("button", name="Send answer").click()
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    box = summary.bounding_box()
+    assert box is not None and 0 <= box["y"] < 800 and box["y"] + 40 < 800, box
+    expect(summary.get_by_role("link")).to_have_count(1)  # one clear error, linked to its field
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"reply-error-{width}.png"))
+    assert not Reply.objects.exists()
+    page.context.close()

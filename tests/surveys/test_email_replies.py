@@ -196,3 +196,77 @@ def test_the_inbound_webhook_needs_its_secret_and_takes_the_same_message(
         again = client.post(url, {"email": raw.decode()}, HTTP_X_INBOUND_SECRET="hook-secret")
     assert (taken.status_code, again.status_code) == (202, 200)
     assert Reply.objects.get(poll=poll).version == 1
+
+
+def test_three_channels_one_poll_end_to_end(
+    client, coordinator, sent, reply_mailbox, smtp_sink, sms_provider,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """Out by email and by text; one agency answers by text, one by email reply (IMAP), one on
+    the form; the dashboard counts all three with their channels; a replayed text changes
+    nothing; a bounce escalates to the alternate."""
+    import html
+    import re
+
+    from django.test import Client
+
+    poll, by_email, _, out = sent
+    swat = by_email.teams.get().team_type
+    by_text, by_form, bouncing = AgencyFactory(), AgencyFactory(), AgencyFactory()
+    for agency, mobile in ((by_text, "+13125550142"), (by_form, ""), (bouncing, "")):
+        SpecialTeamFactory(agency=agency, team_type=swat, members=20, name="SRT")
+        ContactFactory(agency=agency, role=Contact.Role.PRIMARY, mobile=mobile,
+                       channels="sms" if mobile else "email")  # fmt: skip
+    ContactFactory(agency=bouncing, role=Contact.Role.ALTERNATE, email="alt@bounce.example")
+    client.force_login(coordinator)
+    with django_capture_on_commit_callbacks(execute=True):
+        added = [by_text.pk, by_form.pk, bouncing.pk]
+        client.post(
+            reverse("surveys:poll-add", args=[poll.pk]), {"agencies": added, "confirm": "yes"}
+        )
+    text_invitation = Invitation.objects.get(poll=poll, agency=by_text)
+    assert text_invitation.channel == "sms" and sms_provider.to("+13125550142")
+
+    anonymous = Client()
+    answer = f"{text_invitation.reply_code} Y 7 20"
+    first = sms_provider.post_inbound(anonymous, "+13125550142", answer, sid="SMe2e")
+    assert "Recorded" in html.unescape(first.content.decode())
+    reply_mailbox.deliver(reply_to(out, "C 5 40 only under our own command"))
+    form_mail = next(m for m in smtp_sink.messages
+                     if m.rcpt_tos == [by_form.contacts.get().email])  # fmt: skip
+    bounce_mail = next(m for m in smtp_sink.messages
+                       if m.rcpt_tos == [bouncing.contacts.get(role="primary").email])  # fmt: skip
+    link = re.search(r"(/r/[A-Za-z0-9_-]+/)", form_mail.message.get_body(("plain",)).get_content())[
+        1
+    ]
+    assert anonymous.get(link).status_code == 200
+    team = by_form.teams.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        anonymous.post(link, {
+            "version": "0", "decision": "available", "authorised_by_name": "Sam Lee",
+            "authorised_by_rank": "Chief", f"team-{team.pk}-officers": "9",
+            f"team-{team.pk}-depart_minutes": "15", f"team-{team.pk}-travel_minutes": "30",
+        })  # fmt: skip
+    dsn = (
+        "From: MAILER-DAEMON@mx.example\r\nTo: readiness@localhost\r\nSubject: Undelivered\r\n"
+        "Message-ID: <dsn-e2e@mx.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report;"
+        ' report-type=delivery-status; boundary="b"\r\n\r\n--b\r\nContent-Type: '
+        "message/delivery-status\r\n\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: "
+        "smtp; 550 no such user\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {bounce_mail.message['Message-ID']}\r\n--b--\r\n"
+    ).encode()
+    reply_mailbox.deliver(dsn)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert intake.mailbox_fetch()["handled"] == 2
+    again = sms_provider.post_inbound(anonymous, "+13125550142", answer, sid="SMe2e")
+    assert b"<Message>" not in again.content
+
+    summary = client.get(reverse("poll-dashboard-summary", args=[poll.pk])).json()["headline"]
+    assert summary["agencies_replied"] == 3
+    assert summary["officers_available"] == 7 + 9
+    assert summary["officers_conditional"] == 5
+    channels = dict(Reply.objects.filter(poll=poll).values_list("agency_id", "versions__channel"))
+    assert channels == {by_text.pk: "sms", by_email.pk: "email", by_form.pk: "link"}
+    assert Invitation.objects.get(poll=poll, agency=bouncing, is_escalation=True).email == (
+        "alt@bounce.example"
+    )
