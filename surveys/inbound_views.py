@@ -7,7 +7,7 @@ import hmac
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -70,3 +70,19 @@ def email_inbound(request):
         return HttpResponse("No message.", status=400, content_type="text/plain")
     handled = intake.email_received(raw)
     return HttpResponse(status=202 if handled else 200)
+
+
+@require_POST
+@permissions.require(permissions.can_manage_polls)
+def inbound_open_form(request, message_id: int):
+    """Open the agency's answer form from a message that needs a person (to enter what the
+    sender meant, say after a call): a fresh link of that invitation, audited. The answer is
+    then saved under the coordinator's name."""
+    message = get_object_or_404(
+        InboundMessage.objects.select_related("invitation__agency"), pk=message_id
+    )
+    if message.invitation is None:
+        raise Http404("This message was not matched to an invitation.")
+    audit.record("inbound.open_form", request=request, obj=message.invitation,
+                 object_repr=f"{message.invitation.agency} (message {message.pk})")  # fmt: skip
+    return redirect(intake.form_link(message.invitation))

@@ -152,11 +152,14 @@ def _listing(candidates: list[Invitation]) -> str:
     return " Open: " + "; ".join(f"{i.reply_code} {i.poll.title[:40]}" for i in candidates[:5])
 
 
-def _link(invitation: Invitation) -> str:
+def form_link(invitation: Invitation) -> str:
     """A fresh link to the invitation's form (only its hash is kept, like every link)."""
     token = secrets.token_urlsafe(16)
     InvitationLink.objects.create(invitation=invitation, token_hash=Invitation.hash_token(token))
     return settings.SITE_URL + reverse("surveys:reply", args=[token])
+
+
+_link = form_link
 
 
 def _command(message: InboundMessage, command: str, now) -> str:

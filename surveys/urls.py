@@ -45,6 +45,11 @@ urlpatterns = [
     path("my-agency/", reply_views.my_agency, name="my-agency"),
     path("messages/", inbound_views.inbound_list, name="inbound"),
     path(
+        "messages/<int:message_id>/form/",
+        inbound_views.inbound_open_form,
+        name="inbound-open-form",
+    ),
+    path(
         "messages/<int:message_id>/handled/", inbound_views.inbound_handled, name="inbound-handled"
     ),
     path("email/inbound/", inbound_views.email_inbound, name="email-inbound"),

@@ -97,6 +97,7 @@ RULES = {
     "surveys:inbound": (None, {"get": staff_only(200)}),
     "surveys:email-inbound": (None, {"post": every(403)}),
     "surveys:inbound-handled": (lambda w: [999999], {"post": staff_only(404)}),
+    "surveys:inbound-open-form": (lambda w: [999999], {"post": staff_only(404)}),
     "surveys:invitation-reissue": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
     "surveys:invitation-send-to": (
         lambda w: [w["poll"].pk, 999999],

@@ -228,3 +228,10 @@ def test_what_was_not_understood_waits_for_a_coordinator(client, coordinator, sw
     assert AuditEvent.objects.filter(action="inbound.handled").count() == 1
     everything = client.get(reverse("surveys:inbound"), {"all": "1"})
     assert len(everything.context["page"].object_list) == 3
+    # One click to the agency's answer form, for what the sender meant (after a call).
+    matched = InboundMessage.objects.get(body="call me <b>now</b>")
+    opened = client.post(reverse("surveys:inbound-open-form", args=[matched.pk]))
+    assert opened.status_code == 302 and "/r/" in opened["Location"]
+    form = client.get(opened["Location"].split("://", 1)[1].split("/", 1)[1].join(["/", ""]))
+    assert form.status_code == 200 and agency.name in form.text
+    assert AuditEvent.objects.filter(action="inbound.open_form").count() == 1
