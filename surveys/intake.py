@@ -56,12 +56,15 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
     sender = _number(sender)
     try:
         with transaction.atomic():
-            message = InboundMessage.objects.create(
+            message = InboundMessage(
                 channel="sms", message_id=message_id[:200], sender=sender, body=body[:5000],
                 received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
             )  # fmt: skip
             response = _handle(message, now)
-            message.save(update_fields=["outcome", "invitation", "version", "response"])
+            message.response = response
+            # Saved last, in the same transaction: a second delivery of this message id fails
+            # here and takes back everything it did, so one message is one answer.
+            message.save(force_insert=True)
             _audit_bad_input(message)
     except IntegrityError:
         if InboundMessage.objects.filter(channel="sms", message_id=message_id[:200]).exists():
@@ -203,13 +206,14 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
         # Saved by someone else between our read and our write: tell them, keep nothing.
         message.outcome = InboundMessage.Outcome.REFUSED
         return f"Not recorded: the answer changed meanwhile. Check it: {_link(invitation)}"
+    summary = _summary(submission.answer()["decision"], submission.line_data())
     if version is None:
         message.outcome = InboundMessage.Outcome.UNCHANGED
-        return f"Nothing changed: {agency.name}'s answer stands. {_summary(poll, agency)}"
+        return f"Nothing changed: {agency.name}'s answer stands. {summary}"
     message.outcome, message.version = InboundMessage.Outcome.APPLIED, version
     again = "texting" if message.channel == "sms" else "replying"
     return (
-        f"Recorded for {agency.name}: {_summary(poll, agency)} Change it by {again} again "
+        f"Recorded for {agency.name}: {summary} Change it by {again} again "
         f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {_link(invitation)}"
     )
 
@@ -259,19 +263,17 @@ def _form_data(parsed, letters: dict, contact: Contact, reply, estimate: int) ->
     return data, ""
 
 
-def _summary(poll: Poll, agency) -> str:
-    reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines__team").first()
-    if reply is None:
-        return ""
-    if reply.decision == Reply.Decision.UNAVAILABLE:
+def _summary(decision: str, lines: list[dict]) -> str:
+    """The answer as saved, in a line: from the checked form data in hand (no query)."""
+    if decision == Reply.Decision.UNAVAILABLE:
         return "UNAVAILABLE."
     parts = [
-        f"{line.officers} {line.team.name}, leave in {line.depart_minutes} min, arrive in about "
-        f"{line.arrival_minutes} min"
-        for line in reply.lines.all()
-        if line.officers
+        f"{line['officers']} {line['team'].name}, leave in {line['depart_minutes']} min, arrive "
+        f"in about {line['depart_minutes'] + line['travel_minutes']} min"
+        for line in lines
+        if line["officers"]
     ]
-    word = "YES with conditions" if reply.decision == Reply.Decision.CONDITIONAL else "YES"
+    word = "YES with conditions" if decision == Reply.Decision.CONDITIONAL else "YES"
     return f"{word}: {'; '.join(parts)}."
 
 
