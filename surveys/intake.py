@@ -54,6 +54,9 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
     """Handle one inbound text, all or nothing. The same message id twice is one answer."""
     now = now or timezone.now()
     sender = _number(sender)
+    seen = InboundMessage.objects.filter(channel="sms", message_id=message_id[:200])
+    if seen.exists():  # a provider's retry: answered already (the insert below is the guard)
+        return _replayed(message_id, sender)
     try:
         with transaction.atomic():
             message = InboundMessage(
@@ -67,12 +70,16 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
             message.save(force_insert=True)
             _audit_bad_input(message)
     except IntegrityError:
-        if InboundMessage.objects.filter(channel="sms", message_id=message_id[:200]).exists():
-            audit.record("sms.replayed", object_type="inboundmessage", object_repr=message_id,
-                         changes={"sender": sender})  # fmt: skip
-            return Handled("", None)
+        if seen.exists():  # the same message, delivered twice at once: the other one won
+            return _replayed(message_id, sender)
         raise
     return Handled(response, message)
+
+
+def _replayed(message_id: str, sender: str) -> Handled:
+    audit.record("sms.replayed", object_type="inboundmessage", object_repr=message_id[:300],
+                 changes={"sender": sender})  # fmt: skip
+    return Handled("", None)
 
 
 def _audit_bad_input(message: InboundMessage) -> None:
