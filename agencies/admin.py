@@ -4,7 +4,16 @@ from django.db.models import Count
 
 from readiness.admin import CoordinatorOnlyAdminMixin
 
-from .models import Agency, Contact, Region, SpecialTeam, TeamMembership, TeamType, TeamTypeLevel
+from .models import (
+    Agency,
+    Contact,
+    Qualification,
+    Region,
+    SpecialTeam,
+    TeamMembership,
+    TeamType,
+    TeamTypeLevel,
+)
 
 
 class CoordinatorAdmin(CoordinatorOnlyAdminMixin, admin.ModelAdmin):
@@ -157,3 +166,12 @@ class ContactAdmin(CoordinatorAdmin):
     list_select_related = ["agency"]
     autocomplete_fields = ["agency"]
     raw_id_fields = ["user"]
+
+
+@admin.register(Qualification)
+class QualificationAdmin(CoordinatorAdmin):
+    """Qualifications team members can hold (rosters themselves are not in the admin: members'
+    names are their agency commander's, see ROSTER_NAMES_TO_COORDINATORS)."""
+
+    list_display = ["name", "code"]
+    search_fields = ["name", "code"]

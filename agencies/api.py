@@ -17,13 +17,14 @@ from readiness.api.errors import Conflict
 from readiness.api.filters import DateTimeFilter, IdFilter, IdsFilter
 from readiness.api.forms import form_errors, json_object, plain_text
 
-from . import upkeep
-from .forms import AgencyFactsForm, ContactForm, TeamForm
+from . import rosters, upkeep
+from .forms import AgencyFactsForm, ContactForm, MemberForm, TeamForm
 from .models import (
     Agency,
     Contact,
     Region,
     SpecialTeam,
+    TeamMember,
     TeamMembership,
     TeamType,
     TeamTypeLevel,
@@ -435,3 +436,97 @@ class ContactViewSet(
             "primary": contact.role == Contact.Role.PRIMARY,
         }
         return self._write(contact, agency, current, 200)
+
+
+class QualificationHeldSerializer(serializers.Serializer):
+    code = serializers.CharField(source="qualification.code", read_only=True)
+    name = serializers.CharField(source="qualification.name", read_only=True)
+    expires_on = serializers.DateField(read_only=True, allow_null=True)
+
+
+class TeamMemberSerializer(serializers.ModelSerializer):
+    agency = RefSerializer(read_only=True)
+    qualifications = QualificationHeldSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = TeamMember
+        fields = [
+            "id", "team", "agency", "name", "rank", "email", "mobile", "home_base", "is_leader",
+            "active", "qualifications", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class TeamMemberWriteSerializer(serializers.Serializer):
+    """A member to add (team and name required) or the fields to change. Qualifications as in
+    the roster CSV: "swat-cert:2027-06-30; crowd-control" (replaces the member's list)."""
+
+    team = serializers.IntegerField(required=False, help_text="On create only.")
+    name = serializers.CharField(required=False)
+    rank = serializers.CharField(required=False, allow_blank=True)
+    agency = serializers.IntegerField(required=False, help_text="Default: the team's agency.")
+    email = serializers.EmailField(required=False, allow_blank=True)
+    mobile = serializers.CharField(required=False, allow_blank=True)
+    home_base = serializers.CharField(required=False, allow_blank=True)
+    is_leader = serializers.BooleanField(required=False)
+    active = serializers.BooleanField(required=False)
+    qualifications = serializers.CharField(required=False, allow_blank=True)
+
+
+class TeamMemberViewSet(
+    UpkeepMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Team rosters' members: a commander's own agency's teams (coordinators' only where
+    ROSTER_NAMES_TO_COORDINATORS allows). Officials and other agencies see counts on the
+    agencies' pages, never members."""
+
+    serializer_class = TeamMemberSerializer
+    rules = {"read": permissions.can_see_any_roster, "write": permissions.can_see_any_roster}
+    ordering_fields = ["name", "updated_at", "id"]
+    http_method_names = ["get", "patch", "post", "head", "options"]
+    form_class = MemberForm
+
+    def get_queryset(self):
+        members = TeamMember.objects.select_related("agency", "team").prefetch_related(
+            "qualifications__qualification"
+        )
+        return permissions.scope_to_agency(self.request.user, members, "team__agency")
+
+    def _team(self, team_id) -> SpecialTeam:
+        team = (
+            SpecialTeam.objects.select_related("agency").filter(pk=team_id).first()
+            if str(team_id).isdigit()
+            else None
+        )
+        if team is None or not permissions.can_see_roster(self.request.user, team.agency):
+            raise exceptions.ValidationError({"team": ["No such team on your rosters."]})
+        return team
+
+    def _write(self, member, team, status: int) -> Response:
+        current = (
+            {**model_to_dict(member, MemberForm._meta.fields),
+             "qualifications": rosters.qualifications_text(member)}
+            if member
+            else {"agency": team.agency_id, "active": True}
+        )  # fmt: skip
+        before = {f: getattr(member, f) for f in rosters.MEMBER_FIELDS} if member else {}
+        form = self._form(
+            member, current=current, extra=("team",), team=team,
+            agencies=rosters.team_agencies(team),
+        )  # fmt: skip
+        rosters.member_save(
+            form.instance, before, form.cleaned_data["qualifications"], request=self.request
+        )
+        return self._saved(form.instance, status)
+
+    @extend_schema(request=TeamMemberWriteSerializer, responses={201: TeamMemberSerializer})
+    def create(self, request, *args, **kwargs):
+        return self._write(None, self._team(json_object(request.data).get("team")), 201)
+
+    @extend_schema(request=TeamMemberWriteSerializer, responses=TeamMemberSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        member = self.get_object()
+        return self._write(member, self._team(member.team_id), 200)

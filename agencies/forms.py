@@ -1,7 +1,9 @@
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
-from .models import Agency, Contact, Region, SpecialTeam, TeamType
+from .models import Agency, Contact, Region, SpecialTeam, TeamMember, TeamType
+from .rosters import parse_qualifications, qualifications_text
 
 
 class AgencyFilterForm(forms.Form):
@@ -191,3 +193,61 @@ class ContactForm(forms.ModelForm):
         elif start is not None and start == end:
             self.add_error("quiet_end", "The quiet hours must end at another time than they start.")
         return data
+
+
+class MemberForm(forms.ModelForm):
+    qualifications = forms.CharField(
+        required=False,
+        max_length=1000,
+        help_text="Codes, each with its expiry if it has one: swat-cert:2027-06-30; crowd-control",
+    )
+
+    class Meta:
+        model = TeamMember
+        fields = ["name", "rank", "agency", "email", "mobile", "home_base", "is_leader", "active"]
+        labels = {"mobile": "Mobile number", "active": "Active (may be asked)"}
+        widgets = {
+            "email": forms.EmailInput(attrs={"autocomplete": "off"}),
+            "mobile": forms.TextInput(attrs={"type": "tel"}),
+        }
+
+    def __init__(self, *args, team: SpecialTeam, agencies: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team = self.instance.team = team
+        self.fields["agency"].queryset = Agency.objects.filter(
+            pk__in=[a.pk for a in agencies.values()]
+        )
+        self.fields["agency"].initial = team.agency_id
+        self.fields["agency"].empty_label = None
+        if self.instance.pk:
+            self.fields["qualifications"].initial = qualifications_text(self.instance)
+
+    def clean_name(self):
+        return " ".join(self.cleaned_data["name"].split())
+
+    def clean_qualifications(self):
+        found, problems = parse_qualifications(
+            self.cleaned_data["qualifications"], today=timezone.localdate()
+        )
+        if problems:
+            raise forms.ValidationError(problems)
+        return found
+
+    def clean(self):
+        data = super().clean()
+        name, agency = data.get("name"), data.get("agency")
+        if name and agency:
+            clash = TeamMember.objects.filter(team=self.team, agency=agency, name__iexact=name)
+            if clash.exclude(pk=self.instance.pk).exists():
+                self.add_error("name", f"{name} is already on {self.team.name}.")
+        return data
+
+
+class RosterImportForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8 CSV with a header: name, rank, agency, email, mobile, home_base, leader, "
+        "qualifications, active. Nothing changes if any row is wrong.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    dry_run = forms.BooleanField(label="Check only (change nothing)", required=False)

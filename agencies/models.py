@@ -377,3 +377,78 @@ class Contact(models.Model):
             hour=self.quiet_end.hour, minute=self.quiet_end.minute, second=0, microsecond=0
         )
         return end if end > local else end + timezone.timedelta(days=1)
+
+
+class Qualification(models.Model):
+    """Something a team member holds, often with an expiry (a certification, a training, a typed
+    position). Seeded; coordinators add more in the admin."""
+
+    code = models.SlugField(max_length=40)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["code"], name="qualification_code_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMember(models.Model):
+    """A person on a special team's roster: a person to ask, not a login. Their names and
+    numbers are for their agency's commander (and coordinators where ROSTER_NAMES_TO_COORDINATORS
+    allows); everyone else sees counts."""
+
+    MAX_PER_TEAM = SpecialTeam.MAX_MEMBERS
+
+    team = models.ForeignKey(SpecialTeam, on_delete=models.CASCADE, related_name="roster")
+    agency = models.ForeignKey(
+        Agency,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The member's own agency: the host, or a member agency of a multi-agency team.",
+    )
+    name = models.CharField(max_length=150)
+    rank = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    mobile = MobileNumberField()
+    home_base = models.CharField(
+        "home base or station", max_length=200, blank=True,
+        help_text="Where they would start from; blank: the agency's station.",
+    )  # fmt: skip
+    is_leader = models.BooleanField("team leader", default=False)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team", "-is_leader", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                "team",
+                Lower("name"),
+                "agency",
+                name="teammember_once_per_team",
+                violation_error_message="This person is already on the team.",
+            ),
+        ]
+        indexes = [models.Index(fields=["team", "active"], name="teammember_team_active_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.team})"
+
+
+class MemberQualification(models.Model):
+    member = models.ForeignKey(TeamMember, on_delete=models.CASCADE, related_name="qualifications")
+    qualification = models.ForeignKey(Qualification, on_delete=models.PROTECT, related_name="+")
+    expires_on = models.DateField(null=True, blank=True, help_text="Blank: does not expire.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "qualification"], name="memberqualification_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.qualification} until {self.expires_on or 'no expiry'}"

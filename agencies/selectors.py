@@ -56,6 +56,7 @@ def agency_detail(*, agency_id: int) -> Agency:
     """One agency with its hosted teams (and their member agencies), participations, contacts."""
     teams = (
         SpecialTeam.objects.select_related("team_type")
+        .annotate(roster_count=Count("roster", filter=Q(roster__active=True)))
         .prefetch_related(
             Prefetch(
                 "memberships",

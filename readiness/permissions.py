@@ -97,6 +97,21 @@ def can_edit_agency(user, agency) -> bool:
     )
 
 
+def can_see_roster(user, agency) -> bool:
+    """Team members' names and numbers: their agency's commander, and coordinators only where
+    ROSTER_NAMES_TO_COORDINATORS allows. Everyone else who may see the agency sees counts."""
+    agency_id = getattr(agency, "pk", agency)
+    if is_coordinator(user):
+        return settings.ROSTER_NAMES_TO_COORDINATORS
+    return bool(agency_id and can_answer_for_agency(user) and user.agency_id == agency_id)
+
+
+def can_see_any_roster(user) -> bool:
+    return (is_coordinator(user) and settings.ROSTER_NAMES_TO_COORDINATORS) or (
+        can_answer_for_agency(user)
+    )
+
+
 def can_keep_agencies(user) -> bool:
     """May edit some agency: coordinators, and commanders (their own, checked per object)."""
     return is_coordinator(user) or can_answer_for_agency(user)

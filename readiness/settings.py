@@ -346,6 +346,9 @@ INBOUND_EMAIL_SECRET = env_str("INBOUND_EMAIL_SECRET", "")
 INBOUND_EMAIL_MAX_BYTES = env_int("INBOUND_EMAIL_MAX_BYTES", 10 * 1024 * 1024)
 # Mobile numbers typed without a country code are read in this region (ISO 3166 code).
 PHONE_REGION = env_str("PHONE_REGION", "US")
+# Team members' names and numbers are their own agency commander's; coordinators see (and keep)
+# them only when this is on. Officials and other agencies always see counts.
+ROSTER_NAMES_TO_COORDINATORS = env_bool("ROSTER_NAMES_TO_COORDINATORS", False)
 AGENCY_VERIFY_EVERY_DAYS = env_int("AGENCY_VERIFY_EVERY_DAYS", 365)
 AGENCY_VERIFY_REMIND_DAYS = env_int("AGENCY_VERIFY_REMIND_DAYS", 30)
 

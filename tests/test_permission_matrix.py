@@ -12,7 +12,7 @@ from django.utils import timezone
 from agencies.models import Agency, Contact
 from readiness.models import User
 from surveys.models import Invitation, Poll, Reply
-from tests.factories import AgencyFactory, UserFactory
+from tests.factories import AgencyFactory, SpecialTeamFactory, UserFactory
 from tests.surveys.factories import PollFactory, open_invitation
 
 ROLES = ["anonymous", "commander_a", "commander_b", "official", "coordinator"]
@@ -26,6 +26,10 @@ def every(status):
 def staff_only(status, *, anonymous=SIGN_IN, denied=403):
     return {"anonymous": anonymous, "commander_a": denied, "commander_b": denied,
             "official": denied, "coordinator": status}  # fmt: skip
+
+
+def roster_keeper(status):
+    return {**staff_only(403), "commander_a": status, "commander_b": 404}
 
 
 def upkeep(status):
@@ -71,6 +75,23 @@ RULES = {
         for name in ("agencies:team-edit", "agencies:contact-edit")
     },
     "agencies:agency-verify": (lambda w: [w["agency_a"].pk], {"post": upkeep(302)}),
+    # Rosters: counts for whoever sees the agency; names and changes for its own commander
+    # (coordinators only where ROSTER_NAMES_TO_COORDINATORS is on; off here).
+    "agencies:roster": (
+        lambda w: [w["agency_a"].pk, w["team_a"].pk],
+        {"get": {**signed_in(200), "commander_b": 404}},
+    ),
+    **{
+        name: (
+            lambda w: [w["agency_a"].pk, w["team_a"].pk],
+            {"get": roster_keeper(200), "post": roster_keeper(422)},
+        )
+        for name in ("agencies:member-create", "agencies:roster-import")
+    },
+    "agencies:member-edit": (
+        lambda w: [w["agency_a"].pk, w["team_a"].pk, 999999],
+        {"get": roster_keeper(404), "post": roster_keeper(404)},
+    ),
     "agencies:registry-import": (None, {"get": staff_only(200), "post": staff_only(422)}),
     "surveys:poll-list": (None, {"get": {**staff_only(200), "official": 200}}),
     "surveys:poll-create": (None, {"get": staff_only(200), "post": staff_only(422)}),
@@ -206,6 +227,7 @@ def world(db):
         "poll": poll,
         "open_poll": open_poll.poll,
         "agency_a": agency_a,
+        "team_a": SpecialTeamFactory(agency=agency_a),
         "agency_b": agency_b,
         "anonymous": None,
         "commander_a": UserFactory(role=User.Role.COMMANDER, agency=agency_a),

@@ -27,6 +27,7 @@ router.register("team-types", agencies_api.TeamTypeViewSet, basename="team-type"
 router.register("agencies", agencies_api.AgencyViewSet, basename="agency")
 router.register("teams", agencies_api.SpecialTeamViewSet, basename="team")
 router.register("contacts", agencies_api.ContactViewSet, basename="contact")
+router.register("team-members", agencies_api.TeamMemberViewSet, basename="team-member")
 router.register("polls", dashboards_api.PollViewSet, basename="poll")
 router.register("invitations", surveys_api.InvitationViewSet, basename="invitation")
 router.register("replies", surveys_api.ReplyViewSet, basename="reply")

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from agencies.models import Agency
+from agencies.models import Agency, Qualification, TeamMember
 from readiness.api.urls import router
 from readiness.models import User
 from surveys.models import Reply, ReplyLine
@@ -36,6 +36,8 @@ def grow(count: int, poll) -> None:
         agency = AgencyFactory()
         teams = [SpecialTeamFactory(agency=agency, team_type=swat) for _ in range(2)]
         TeamMembershipFactory(team=teams[0], agency=AgencyFactory())
+        member = TeamMember.objects.create(team=teams[0], agency=agency, name="Member")
+        member.qualifications.create(qualification=Qualification.objects.first())
         ContactFactory(agency=agency)
         open_invitation(agency=agency, poll=poll)
         reply = Reply.objects.create(
@@ -60,12 +62,16 @@ def queries(client, url) -> int:
 def test_every_list_is_on_the_query_count_check():
     assert LISTS == [
         "api:agency-list", "api:contact-list", "api:invitation-list", "api:poll-list",
-        "api:region-list", "api:reply-list", "api:team-list", "api:team-type-list",
+        "api:region-list", "api:reply-list", "api:team-list", "api:team-member-list",
+        "api:team-type-list",
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", LISTS)
-def test_list_queries_do_not_grow_with_the_rows(client, name, django_assert_max_num_queries):
+def test_list_queries_do_not_grow_with_the_rows(
+    client, name, django_assert_max_num_queries, settings
+):
+    settings.ROSTER_NAMES_TO_COORDINATORS = True  # so that coordinators list team members
     client.force_login(UserFactory(role=User.Role.COORDINATOR))
     poll = PollFactory(state="open", sent_at=timezone.now())
     grow(2, poll)

@@ -10,6 +10,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from agencies.models import TeamMember
 from readiness.accounts import services
 from readiness.api.urls import EXTRA, router
 from readiness.models import User
@@ -90,6 +91,23 @@ RULES = {
         lambda w: [w["contact_a"].pk],
         lambda w: {"title": "Captain"},
         own_agency(200),
+    ),
+    # Rosters: the agency's own commander only (coordinators where the setting allows; off).
+    ("api:team-member-list", "get"): (None, None, {**commanders(200), "coordinator": 403}),
+    ("api:team-member-list", "post"): (
+        None,
+        lambda w: {"team": w["team_a"].pk, "name": "New Member"},
+        {**commanders(201, commander_b=400), "coordinator": 403},
+    ),
+    ("api:team-member-detail", "get"): (
+        lambda w: [w["member_a"].pk],
+        None,
+        {**commanders(200, commander_b=404), "coordinator": 403},
+    ),
+    ("api:team-member-detail", "patch"): (
+        lambda w: [w["member_a"].pk],
+        lambda w: {"rank": "Sergeant"},
+        {**commanders(200, commander_b=404), "coordinator": 403},
     ),
     ("api:team-list", "post"): (
         None,
@@ -210,6 +228,7 @@ def world(db):
         "agency_b": agency_b,
         "contact_a": contact_a,
         "team_a": team_a,
+        "member_a": TeamMember.objects.create(team=team_a, agency=agency_a, name="Dana Ruiz"),
         "invitation_a": invitation_a,
         "reply_a": reply_a,
         "anonymous": None,
