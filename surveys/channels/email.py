@@ -5,7 +5,6 @@ delivery's and chasing's job): it builds, sends and reports."""
 
 import contextlib
 import logging
-import secrets
 import smtplib
 import socket
 
@@ -20,8 +19,9 @@ from django.utils import timezone
 from agencies.models import Agency, Contact, SpecialTeam
 
 from .. import geo, mailbox, selectors
-from ..models import Invitation, InvitationLink
+from ..models import Invitation
 from .base import PERMANENT, SENT, TRANSIENT, Result, Unreachable
+from .links import issue_links
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +80,7 @@ def build(invitations: list[Invitation], *, reminder: bool = False) -> list[tupl
     the same invitation keep working until the poll ends: a message sent twice (the server
     stored it, then dropped the connection), a reminder, or an earlier email forwarded.
     """
-    tokens = {inv.pk: secrets.token_urlsafe(32) for inv in invitations}  # 256 bits each
-    now = timezone.now()
-    for inv in invitations:
-        inv.token_hash = Invitation.hash_token(tokens[inv.pk])
-    Invitation.objects.bulk_update(invitations, ["token_hash"], batch_size=500)
-    InvitationLink.objects.bulk_create(
-        (InvitationLink(invitation=inv, token_hash=inv.token_hash, created_at=now)
-         for inv in invitations),
-        batch_size=500,
-    )  # fmt: skip
+    tokens = issue_links(invitations, nbytes=32)  # 256 bits each
     targets = {}  # the teams each email lists are those the poll targets
     built = []
     for inv in invitations:

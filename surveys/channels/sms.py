@@ -15,9 +15,10 @@ from django.utils import timezone
 from agencies.models import SpecialTeam
 
 from .. import selectors
-from ..models import Invitation, InvitationLink, Poll
+from ..models import Invitation, Poll
 from . import providers
 from .email import targeted
+from .links import issue_links
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +105,7 @@ def text_body(invitation: Invitation, url: str, *, reminder: bool = False, targe
 def build(invitations: list[Invitation], *, reminder: bool = False) -> list[tuple]:
     """[(invitation, Text or the exception that stopped building it)], each with a fresh link.
     128-bit tokens keep the link short; only their hashes are stored."""
-    tokens = {inv.pk: secrets.token_urlsafe(16) for inv in invitations}
-    now = timezone.now()
-    for inv in invitations:
-        inv.token_hash = Invitation.hash_token(tokens[inv.pk])
-    Invitation.objects.bulk_update(invitations, ["token_hash"], batch_size=500)
-    InvitationLink.objects.bulk_create(
-        (InvitationLink(invitation=inv, token_hash=inv.token_hash, created_at=now)
-         for inv in invitations),
-        batch_size=500,
-    )  # fmt: skip
+    tokens = issue_links(invitations, nbytes=16)
     callback = settings.SITE_URL + reverse("surveys:sms-status")
     targets, built = {}, []
     for inv in invitations:
