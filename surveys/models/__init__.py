@@ -1,0 +1,11 @@
+"""The polls' models, by flow: polls and invitations, answers, what came in. Import them from
+here (surveys.models)."""
+
+from .inbound import InboundMessage
+from .polls import Invitation, InvitationLink, Poll
+from .replies import MAX_DEPLOY_HOURS, MAX_MINUTES, Reply, ReplyLine, ReplyVersion
+
+__all__ = [
+    "MAX_DEPLOY_HOURS", "MAX_MINUTES", "InboundMessage", "Invitation", "InvitationLink", "Poll",
+    "Reply", "ReplyLine", "ReplyVersion",
+]  # fmt: skip
