@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import chasing, delivery, inflight, intake, replies
+from . import chasing, delivery, inflight, intake, members, replies
 
 logger = logging.getLogger(__name__)
 
@@ -99,3 +99,8 @@ def fetch_reply_mailbox() -> dict:
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_intake_response(message_id: int) -> bool:
     return intake.email_response_send(message_id=message_id)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_member_asks(ask_ids: list[int]) -> int:
+    return members.member_asks_send(ask_ids=ask_ids)

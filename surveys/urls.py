@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import inbound_views, inflight_views, reply_views, sms_views, views
+from . import inbound_views, inflight_views, member_views, reply_views, sms_views, views
 
 app_name = "surveys"
 
@@ -43,6 +43,12 @@ urlpatterns = [
     path("r/<str:token>/", reply_views.reply, name="reply"),
     path("r/<str:token>/done/", reply_views.reply_done, name="reply-done"),
     path("my-agency/", reply_views.my_agency, name="my-agency"),
+    path(
+        "my-agency/polls/<int:poll_id>/members/",
+        member_views.my_agency_members,
+        name="my-agency-members",
+    ),
+    path("m/<str:token>/", member_views.member_answer, name="member-answer"),
     path("messages/", inbound_views.inbound_list, name="inbound"),
     path(
         "messages/<int:message_id>/form/",

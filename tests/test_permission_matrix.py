@@ -119,6 +119,15 @@ RULES = {
     "surveys:email-inbound": (None, {"post": every(403)}),
     "surveys:inbound-handled": (lambda w: [999999], {"post": staff_only(404)}),
     "surveys:inbound-open-form": (lambda w: [999999], {"post": staff_only(404)}),
+    # A commander asks their members (their own agency's invitation only); a member's link.
+    "surveys:my-agency-members": (
+        lambda w: [w["open_poll"].pk],
+        {
+            "get": {**staff_only(403), "commander_a": 200, "commander_b": 404},
+            "post": {**staff_only(403), "commander_a": 422, "commander_b": 404},
+        },
+    ),
+    "surveys:member-answer": (lambda w: ["not-a-token"], {"get": every(404), "post": every(404)}),
     "surveys:invitation-reissue": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
     "surveys:invitation-send-to": (
         lambda w: [w["poll"].pk, 999999],

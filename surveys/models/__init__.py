@@ -2,10 +2,11 @@
 here (surveys.models)."""
 
 from .inbound import InboundMessage
+from .members import MemberAsk
 from .polls import Invitation, InvitationLink, Poll
 from .replies import MAX_DEPLOY_HOURS, MAX_MINUTES, Reply, ReplyLine, ReplyVersion
 
 __all__ = [
-    "MAX_DEPLOY_HOURS", "MAX_MINUTES", "InboundMessage", "Invitation", "InvitationLink", "Poll",
-    "Reply", "ReplyLine", "ReplyVersion",
+    "MAX_DEPLOY_HOURS", "MAX_MINUTES", "InboundMessage", "Invitation", "InvitationLink",
+    "MemberAsk", "Poll", "Reply", "ReplyLine", "ReplyVersion",
 ]  # fmt: skip

@@ -1,0 +1,83 @@
+"""The commander's forward to members, and a member's answer (a few taps on a phone)."""
+
+from django import forms
+from django.utils import timezone
+
+from ..models import MAX_MINUTES, MemberAsk
+from .compose import InstantField
+
+DEPARTURES = [(15, "15 min"), (30, "30 min"), (45, "45 min"), (60, "1 hour"), (90, "1½ hours"),
+              (120, "2 hours"), (240, "4 hours")]  # fmt: skip
+
+
+class ForwardForm(forms.Form):
+    answer_by = InstantField(
+        label="Members answer by",
+        help_text="Your own deadline, well before the poll's, so that you can send the agency's "
+        "answer in time.",
+    )
+
+    def __init__(self, *args, poll, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.poll = poll
+
+    def clean_answer_by(self):
+        moment = self.cleaned_data["answer_by"]
+        if moment <= timezone.now():
+            raise forms.ValidationError("Give a time in the future.")
+        if moment > self.poll.deadline:
+            raise forms.ValidationError("Give a time before the poll's own deadline.")
+        return moment
+
+
+class MemberAnswerForm(forms.Form):
+    answer = forms.ChoiceField(
+        label="Would you go?",
+        choices=[c for c in MemberAsk.Answer.choices if c[0]],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Say whether you would go."},
+    )
+    depart = forms.TypedChoiceField(
+        label="How soon could you leave?",
+        choices=DEPARTURES,
+        coerce=int,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    depart_other = forms.IntegerField(
+        label="Or, in minutes",
+        required=False,
+        min_value=0,
+        max_value=MAX_MINUTES,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+    start = forms.ChoiceField(
+        label="Starting from",
+        choices=MemberAsk.Start.choices,
+        initial=MemberAsk.Start.STATION,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    start_place = forms.CharField(label="Where?", required=False, max_length=200)
+    note = forms.CharField(
+        label="Note (conditions, anything your commander should know)",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        going = data.get("answer") in (MemberAsk.Answer.WILLING, MemberAsk.Answer.CONDITIONAL)
+        minutes = data.get("depart_other")
+        if minutes is None:
+            minutes = data.get("depart") if data.get("depart") not in ("", None) else None
+        if going and minutes is None and "depart_other" not in self.errors:
+            self.add_error("depart", "Say how soon you could leave.")
+        if data.get("answer") == MemberAsk.Answer.CONDITIONAL and not data.get("note"):
+            self.add_error("note", "Say what your conditions are.")
+        if going and data.get("start") == MemberAsk.Start.OTHER and not data.get("start_place"):
+            self.add_error("start_place", "Say where you would start from.")
+        data["depart_minutes"] = minutes if going else None
+        data["start"] = (data.get("start") or MemberAsk.Start.STATION) if going else ""
+        return data

@@ -1,0 +1,81 @@
+"""A commander asks their team members (the tally and the forward), and a member answers by
+their personal link (no sign-in; the link reaches only that member's answer)."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from readiness import permissions, ratelimit
+
+from . import members
+from .forms.members import ForwardForm, MemberAnswerForm
+from .models import MemberAsk
+from .reply_views import _my_invitation
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@permissions.require(permissions.can_answer_for_agency)
+def my_agency_members(request, poll_id: int):
+    invitation = _my_invitation(request, poll_id)
+    poll, agency = invitation.poll, invitation.agency
+    form = ForwardForm(
+        request.POST if request.method == "POST" else None,
+        poll=poll,
+        initial={"answer_by": members.default_answer_by(poll)},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            asked = members.members_forward(
+                poll=poll, agency=agency, answer_by=form.cleaned_data["answer_by"], request=request
+            )
+        except members.AskClosed as exc:
+            messages.error(request, f"Members cannot be asked: {exc.reason}.")
+        else:
+            if asked:
+                messages.success(request, f"Asked {asked} member{'s' if asked != 1 else ''}.")
+            else:
+                messages.info(request, "Every active member of the targeted teams was asked.")
+        return redirect("surveys:my-agency-members", poll.pk)
+    tallies = members.tally(poll=poll, agency=agency, travel_minutes=invitation.travel_minutes)
+    return render(
+        request,
+        "surveys/members.html",
+        {"poll": poll, "agency": agency, "form": form, "tallies": tallies,
+         "open": not members.ask_refusal_for_poll(poll)},
+        status=422 if form.errors else 200,
+    )  # fmt: skip
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def member_answer(request, token: str):
+    limit, window = settings.REPLY_LINK_RATE_LIMIT, settings.REPLY_LINK_RATE_WINDOW
+    ask = members.ask_by_token(token)
+    if ask is None:
+        if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
+            return render(request, "surveys/reply_gone.html", {"reason": "limited"}, status=429)
+        ratelimit.hit(request, "reply-link", window=window)
+        return render(request, "surveys/reply_gone.html", {"reason": "unknown"}, status=404)
+    closed = members.ask_refusal(ask)
+    initial = {"answer": ask.answer, "start": ask.start or MemberAsk.Start.STATION,
+               "start_place": ask.start_place, "note": ask.note}  # fmt: skip
+    if ask.depart_minutes is not None:
+        initial["depart_other"] = ask.depart_minutes
+    form = MemberAnswerForm(request.POST if request.method == "POST" else None, initial=initial)
+    saved = False
+    if request.method == "POST" and not closed and form.is_valid():
+        try:
+            ask = members.member_answer(ask=ask, data=form.cleaned_data)
+            saved = True
+        except members.AskClosed as exc:
+            closed = exc.reason
+    status = 410 if closed and request.method == "POST" else (422 if form.errors else 200)
+    return render(
+        request,
+        "surveys/member_answer.html",
+        {"ask": ask, "form": form, "closed": closed, "saved": saved},
+        status=status,
+    )

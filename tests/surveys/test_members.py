@@ -1,0 +1,125 @@
+"""A commander asks the members of the targeted teams (issue 19, part 2): once each, by a
+personal link that reaches only that member's answer, taken until the commander sends the
+agency's answer or the poll closes, and tallied on the commander's page."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from agencies.models import TeamMember
+from readiness.models import AuditEvent
+from surveys.models import MemberAsk, Poll, Reply
+
+from ..factories import SpecialTeamFactory, TeamTypeFactory
+from .factories import PollFactory, open_invitation
+
+pytestmark = pytest.mark.django_db
+
+LINK = re.compile(r"(/m/[A-Za-z0-9_-]+/)")
+
+
+@pytest.fixture
+def world(commander):
+    swat, mff = TeamTypeFactory(code="swat-m"), TeamTypeFactory(code="mff-m")
+    srt = SpecialTeamFactory(agency=commander.agency, team_type=swat, name="SRT", members=3)
+    other = SpecialTeamFactory(agency=commander.agency, team_type=mff, name="MFF", members=20)
+    for name, email in (("Dana Ruiz", "dana@pd.example"), ("Sam Lee", "sam@pd.example"),
+                        ("No Email", "")):  # fmt: skip
+        TeamMember.objects.create(team=srt, agency=commander.agency, name=name, email=email)
+    TeamMember.objects.create(team=srt, agency=commander.agency, name="Gone", active=False,
+                              email="gone@pd.example")  # fmt: skip
+    TeamMember.objects.create(team=other, agency=commander.agency, name="Mff Person",
+                              email="mff@pd.example")  # fmt: skip
+    poll = PollFactory(state=Poll.State.OPEN, sent_at=timezone.now())
+    poll.target_team_types.set([swat])
+    invitation, _ = open_invitation(agency=commander.agency, poll=poll, travel_minutes=40)
+    return poll, srt, invitation
+
+
+def forward(client, poll, capture, **data):
+    answer_by = (timezone.localtime(poll.deadline) - timezone.timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M"
+    )
+    with capture(execute=True):
+        return client.post(
+            reverse("surveys:my-agency-members", args=[poll.pk]), {"answer_by": answer_by, **data}
+        )
+
+
+def links(mailoutbox) -> dict[str, str]:
+    return {m.to[0]: LINK.search(m.body)[1] for m in mailoutbox if "asks:" in m.subject}
+
+
+def test_the_commander_asks_each_active_member_of_the_targeted_teams_once(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, _srt, _ = world
+    client.force_login(commander)
+    assert forward(client, poll, django_capture_on_commit_callbacks).status_code == 302
+    asks = {a.member.name: a for a in MemberAsk.objects.select_related("member")}
+    assert set(asks) == {"Dana Ruiz", "Sam Lee", "No Email"}  # not the inactive, not the MFF
+    assert asks["No Email"].state == "failed"
+    assert asks["No Email"].failure_reason == "no email address on the roster"
+    assert set(links(mailoutbox)) == {"dana@pd.example", "sam@pd.example"}
+    assert AuditEvent.objects.get(action="poll.members_forward").changes["members"] == 3
+    forward(client, poll, django_capture_on_commit_callbacks)  # again: nobody twice
+    assert MemberAsk.objects.count() == 3 and len(links(mailoutbox)) == 2
+
+
+def test_members_answer_by_their_own_link_and_the_tally_shows_it(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, _, _ = world
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    dana, sam = links(mailoutbox)["dana@pd.example"], links(mailoutbox)["sam@pd.example"]
+    member = Client()
+    page = member.get(dana)
+    assert page.status_code == 200 and "SRT" in page.text
+    assert "Sam Lee" not in page.text  # a link reaches only its own member's answer
+    refused = member.post(dana, {"answer": "willing"})
+    assert refused.status_code == 422 and "Say how soon you could leave" in refused.text
+    assert member.post(dana, {"answer": "willing", "depart": "30"}).status_code == 200
+    member.post(sam, {"answer": "conditional", "depart_other": "50", "note": "duress only"})
+    tally = client.get(reverse("surveys:my-agency-members", args=[poll.pk]))
+    [srt] = tally.context["tallies"]
+    assert (srt.asked, srt.answered, srt.willing, srt.conditional, srt.silent) == (3, 2, 1, 1, 1)
+    arrivals = {a.member.name: a.arrival for a in srt.asks}
+    assert arrivals["Dana Ruiz"] == 30 + 40 and arrivals["Sam Lee"] == 50 + 40
+    assert "duress only" in tally.text
+
+
+def test_answers_stop_once_the_commander_sends_the_agencys_answer(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, _, invitation = world
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    dana = links(mailoutbox)["dana@pd.example"]
+    Reply.objects.create(poll=poll, agency=invitation.agency, decision="unavailable",
+                         decline_reason="x", created_at=timezone.now(),
+                         updated_at=timezone.now())  # fmt: skip
+    response = Client().post(dana, {"answer": "willing", "depart": "30"})
+    assert response.status_code == 410
+    assert "Your commander has already sent the agency" in response.text
+    assert MemberAsk.objects.get(member__name="Dana Ruiz").answer == ""
+
+
+def test_a_made_up_member_link_finds_nothing(client):
+    assert Client().get(reverse("surveys:member-answer", args=["made-up"])).status_code == 404
+
+
+def test_another_agencys_commander_cannot_see_the_tally(client, other_commander, world):
+    poll, _, _ = world
+    client.force_login(other_commander)
+    assert client.get(reverse("surveys:my-agency-members", args=[poll.pk])).status_code == 404
+
+
+def test_the_commanders_list_leads_to_asking_members(client, commander, world):
+    poll, _, _ = world
+    client.force_login(commander)
+    page = client.get(reverse("surveys:my-agency")).text
+    assert reverse("surveys:my-agency-members", args=[poll.pk]) in page
