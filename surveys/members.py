@@ -187,3 +187,36 @@ def tally(*, poll: Poll, agency, travel_minutes: int) -> list[TeamTally]:
         )
         by_team.setdefault(ask.team_id, TeamTally(ask.team)).asks.append(ask)
     return list(by_team.values())
+
+
+def suggested_lines(tallies: list[TeamTally]) -> dict[int, dict]:
+    """The agency's lines as the members' answers suggest them, per team with willing members:
+    officers = members willing without conditions (conditional ones are the commander's call),
+    departure = the latest of their departures, so every officer counted can leave by then and
+    the line's arrival is honest for all of them."""
+    suggested = {}
+    for t in tallies:
+        willing = [a for a in t.asks if a.answer == MemberAsk.Answer.WILLING]
+        if willing:
+            suggested[t.team.pk] = {
+                "officers": len(willing),
+                "depart_minutes": max(a.depart_minutes or 0 for a in willing),
+            }
+    return suggested
+
+
+def tally_record(tallies: list[TeamTally], lines: list[dict]) -> dict:
+    """What the members said beside what the commander sent, per team: kept with the version
+    (the difference between the tally and the answer is the commander's, and recorded)."""
+    given = {line["team"].pk: line["officers"] or 0 for line in lines}
+    suggested = suggested_lines(tallies)
+    return {
+        t.team.name: {
+            "asked": t.asked, "willing": t.willing, "conditional": t.conditional,
+            "not_willing": t.not_willing, "silent": t.silent,
+            "suggested": suggested.get(t.team.pk, {}).get("officers", 0),
+            "given": given.get(t.team.pk, 0),
+        }
+        for t in tallies
+        if t.asks
+    }  # fmt: skip

@@ -125,7 +125,7 @@ def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> Poll:
 def reply_submit(
     *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
     invitation: Invitation | None = None, user=None, request=None, confirm_url: str = "",
-    confirm: bool = True, now=None, channel: str = "",
+    confirm: bool = True, now=None, channel: str = "", member_tally: dict | None = None,
 ) -> ReplyVersion | None:  # fmt: skip
     """Save an agency's answer and its team lines in one transaction, as a new version.
 
@@ -200,6 +200,7 @@ def reply_submit(
             author=f"{author} <{email}>"[:300],
             author_email=email,
             channel=channel or (ReplyVersion.Channel.FORM if reply.updated_by else "link"),
+            member_tally=member_tally or {},
             data=after,
             changes=changes,
         )

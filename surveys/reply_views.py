@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from readiness import permissions, ratelimit
 
-from . import replies, selectors
+from . import members, replies, selectors
 from .forms import ReplySubmission
 from .models import Invitation, Reply
 
@@ -54,6 +54,12 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
     teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
     kwargs = {"poll": poll, "agency": agency, "teams": teams, "targeted_ids": targeted,
               "estimate": invitation.travel_minutes}  # fmt: skip
+    # A signed-in commander who asked the members: the lines start from what they said.
+    tallies = [] if link else members.tally(
+        poll=poll, agency=agency, travel_minutes=invitation.travel_minutes
+    )  # fmt: skip
+    tallies = [t for t in tallies if t.asks]
+    kwargs["suggested"] = members.suggested_lines(tallies)
     submission = ReplySubmission(request.POST or None, reply=reply, **kwargs)
     conflict, status = None, 200
     if request.method == "POST":
@@ -67,6 +73,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
                     invitation=invitation if link else None,
                     user=request.user, request=request, confirm_url=confirm_url,
                     channel="link" if link else "form",
+                    member_tally=members.tally_record(tallies, submission.line_data()),
                 )  # fmt: skip
             except replies.ReplyRefused as exc:
                 return _gone(request, exc.reason, poll, invitation)
@@ -88,6 +95,8 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
         "submission": submission,
         "conflict": conflict,
         "deadline": timezone.localtime(poll.deadline),
+        "tallies": tallies,
+        "suggested": kwargs["suggested"],
     }
     return render(request, "surveys/reply.html", context, status=status)
 

@@ -193,7 +193,9 @@ class ReplySubmission:
     other team (another agency's, say) is refused and nothing is saved.
     """
 
-    def __init__(self, data=None, *, poll, agency, teams, targeted_ids, estimate, reply=None):
+    def __init__(
+        self, data=None, *, poll, agency, teams, targeted_ids, estimate, reply=None, suggested=None
+    ):
         self.poll, self.agency, self.reply = poll, agency, reply
         lines = {line.team_id: line for line in reply.lines.all()} if reply else {}
         initial = {"version": reply.version if reply else 0}
@@ -212,7 +214,7 @@ class ReplySubmission:
                     requirements=bool(poll.requirements),
                     initial={f: getattr(line, f) for f in ReplyLineForm.base_fields}
                     if line
-                    else {},
+                    else dict((suggested or {}).get(team.pk, {})),
                 )
             )
         self.targeted = [f for f in self.lines if f.team.pk in targeted_ids or f.team.pk in lines]

@@ -163,6 +163,9 @@ class ReplyVersion(models.Model):
     channel = models.CharField(max_length=10, choices=Channel, default=Channel.LINK)
     data = models.JSONField(help_text="The whole answer as saved.")
     changes = models.JSONField(default=dict, blank=True, help_text='{"field": [before, after]}')
+    member_tally = models.JSONField(
+        default=dict, blank=True, help_text="What the team members said, beside what was sent."
+    )
 
     class Meta:
         ordering = ["-created_at", "-number"]

@@ -123,3 +123,35 @@ def test_the_commanders_list_leads_to_asking_members(client, commander, world):
     client.force_login(commander)
     page = client.get(reverse("surveys:my-agency")).text
     assert reverse("surveys:my-agency-members", args=[poll.pk]) in page
+
+
+def test_the_agencys_form_starts_from_the_members_and_keeps_the_difference(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, srt, _invitation = world
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    dana, sam = links(mailoutbox)["dana@pd.example"], links(mailoutbox)["sam@pd.example"]
+    member = Client()
+    member.post(dana, {"answer": "willing", "depart": "30"})
+    member.post(sam, {"answer": "willing", "depart": "45"})
+    url = reverse("surveys:my-agency-reply", args=[poll.pk])
+    page = client.get(url)
+    assert "What your members said" in page.text
+    [line] = [f for f in page.context["submission"].lines if f.team == srt]
+    assert (line.initial["officers"], line.initial["depart_minutes"]) == (2, 45)
+    # The commander sends 1 officer: the answer is theirs, and the members' tally is kept.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {
+            "version": "0", "decision": "available", "authorised_by_name": "Chief Lee",
+            "authorised_by_rank": "Chief", f"team-{srt.pk}-officers": "1",
+            f"team-{srt.pk}-depart_minutes": "45", f"team-{srt.pk}-travel_minutes": "40",
+        })  # fmt: skip
+    assert response.status_code == 302
+    version = Reply.objects.get(poll=poll).versions.get()
+    assert version.member_tally == {
+        "SRT": {"asked": 3, "willing": 2, "conditional": 0, "not_willing": 0, "silent": 1,
+                "suggested": 2, "given": 1},
+    }  # fmt: skip
+    # And members can no longer change their answers.
+    assert member.post(dana, {"answer": "not_willing"}).status_code == 410
