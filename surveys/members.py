@@ -220,3 +220,13 @@ def tally_record(tallies: list[TeamTally], lines: list[dict]) -> dict:
         for t in tallies
         if t.asks
     }  # fmt: skip
+
+
+def with_backing(tallies: list[TeamTally], lines: list[dict]) -> list[dict]:
+    """The lines with `officers_backed`: as many of the line's officers as members of that team
+    said they would go (without conditions)."""
+    willing = {t.team.pk: t.willing for t in tallies}
+    return [
+        {**line, "officers_backed": min(line["officers"] or 0, willing.get(line["team"].pk, 0))}
+        for line in lines
+    ]

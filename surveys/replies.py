@@ -248,6 +248,7 @@ def _line(poll: Poll, data: dict) -> ReplyLine:
         arrival_minutes=arrival,
         deploy_hours=data.get("deploy_hours"),
         officers_qualified=data.get("officers_qualified") if poll.requirements else None,
+        officers_backed=min(data.get("officers_backed") or 0, data["officers"] or 0),
         estimated_travel_minutes=estimate,
         travel_flagged=flagged,
     )

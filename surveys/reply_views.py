@@ -68,7 +68,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
             try:
                 version = replies.reply_submit(
                     poll=poll, agency=agency, answer=submission.answer(),
-                    lines=submission.line_data(),
+                    lines=members.with_backing(tallies, submission.line_data()),
                     base_version=submission.form.cleaned_data["version"],
                     invitation=invitation if link else None,
                     user=request.user, request=request, confirm_url=confirm_url,

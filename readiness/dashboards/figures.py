@@ -137,6 +137,7 @@ class Summary:
     conditions: list[dict]
     conditions_replies: int
     conditions_texts: list[dict]
+    officers_backed: int = 0  # of the officers counted, those backed by members' own answers
     stamp: str = ""
 
     @property
@@ -168,6 +169,7 @@ class Summary:
                 "agencies_too_late": self.late,
                 "officers_available": self.officers_available,
                 "officers_conditional": self.officers_conditional,
+                "officers_backed_by_members": self.officers_backed,
                 "officers_qualified_available": self.qualified_available,
                 "officers_qualified_conditional": self.qualified_conditional,
             },
@@ -240,6 +242,7 @@ def poll_summary(
     officers = lines.aggregate(
         **{f"officers_{k}": v for k, v in _by_decision("officers").items()},
         **{f"qualified_{k}": v for k, v in _by_decision("officers_qualified").items()},
+        officers_backed=Sum("officers_backed", default=0),
         need_available=Sum("officers", filter=Q(reply__decision=AVAILABLE) & needed, default=0),
         need_everyone=Sum("officers", filter=needed, default=0),
     )

@@ -103,6 +103,9 @@ class ReplyLine(models.Model):
         null=True, blank=True, help_text="Officers meeting every requirement the poll states."
     )
     estimated_travel_minutes = models.PositiveIntegerField()
+    # Of the officers, those backed by team members who said they would go (the rest are the
+    # commander's estimate); set when the commander answered from their members' tally.
+    officers_backed = models.PositiveIntegerField(default=0)
     travel_flagged = models.BooleanField(default=False)
 
     class Meta:

@@ -155,3 +155,24 @@ def test_the_agencys_form_starts_from_the_members_and_keeps_the_difference(
     }  # fmt: skip
     # And members can no longer change their answers.
     assert member.post(dana, {"answer": "not_willing"}).status_code == 410
+
+
+def test_the_dashboard_tells_member_backed_officers_from_estimates(
+    client, commander, coordinator, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, srt, _ = world
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    Client().post(links(mailoutbox)["dana@pd.example"], {"answer": "willing", "depart": "30"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("surveys:my-agency-reply", args=[poll.pk]), {
+            "version": "0", "decision": "available", "authorised_by_name": "Chief Lee",
+            "authorised_by_rank": "Chief", f"team-{srt.pk}-officers": "3",
+            f"team-{srt.pk}-depart_minutes": "30", f"team-{srt.pk}-travel_minutes": "40",
+        })  # fmt: skip
+    client.force_login(coordinator)
+    headline = client.get(reverse("poll-dashboard-summary", args=[poll.pk])).json()["headline"]
+    assert headline["officers_available"] == 3
+    assert headline["officers_backed_by_members"] == 1  # Dana; the other two are an estimate
+    page = client.get(reverse("poll-dashboard", args=[poll.pk])).text
+    assert "1 backed by members" in page
