@@ -18,6 +18,7 @@ from agencies.models import SpecialTeam, TeamMember
 from readiness import audit
 
 from . import jobs, replies, selectors
+from .channels import providers
 from .models import MemberAsk, Poll, Reply
 
 SEND_TASK = "surveys.tasks.send_member_asks"
@@ -70,15 +71,15 @@ def members_forward(*, poll: Poll, agency, answer_by, request) -> int:
 
 
 def member_asks_send(*, ask_ids: list[int]) -> int:
-    """Email each member their personal link, once: each ask is claimed (queued -> sent) before
-    its message goes, and marked failed with the reason if the server refuses it."""
+    """Send each member their personal link by email and by text (whichever the roster has),
+    once: each ask is claimed (queued -> sent) before its messages go, and marked failed with
+    the reason when none of them could be sent."""
     sent = 0
-    for ask in MemberAsk.objects.filter(
-        pk__in=ask_ids, state=MemberAsk.State.QUEUED
-    ).select_related("member", "team", "poll", "agency"):
-        if not ask.member.email:
+    queued = MemberAsk.objects.filter(pk__in=ask_ids, state=MemberAsk.State.QUEUED)
+    for ask in queued.select_related("member", "team", "poll", "agency"):
+        if not ask.member.email and not ask.member.mobile:
             MemberAsk.objects.filter(pk=ask.pk).update(
-                state=MemberAsk.State.FAILED, failure_reason="no email address on the roster"
+                state=MemberAsk.State.FAILED, failure_reason="no email or mobile on the roster"
             )
             continue
         token = secrets.token_urlsafe(16)
@@ -88,21 +89,47 @@ def member_asks_send(*, ask_ids: list[int]) -> int:
         ):  # fmt: skip
             continue  # another run took it
         url = settings.SITE_URL + reverse("surveys:member-answer", args=[token])
-        body = render_to_string("surveys/email/member_ask.txt", {"ask": ask, "url": url,
-                                "answer_by": timezone.localtime(ask.answer_by)})  # fmt: skip
-        subject = f"{ask.agency.name} asks: would you respond? {ask.poll.title}"
-        try:
-            message = EmailMultiAlternatives(
-                subject=" ".join(subject.split()), body=body, to=[ask.member.email]
-            )
-            mailers.default.send_messages([message])
-        except Exception as exc:  # one refused address costs only itself
+        failures = [f for f in (_email(ask, url), _text(ask, url)) if f]
+        if len(failures) == bool(ask.member.email) + bool(ask.member.mobile):
             MemberAsk.objects.filter(pk=ask.pk).update(
-                state=MemberAsk.State.FAILED, failure_reason=str(exc)[:300]
+                state=MemberAsk.State.FAILED, failure_reason="; ".join(failures)[:300]
             )
             continue
         sent += 1
     return sent
+
+
+def _email(ask: MemberAsk, url: str) -> str:
+    """'' when sent (or no address), else why not: one refused address costs only itself."""
+    if not ask.member.email:
+        return ""
+    body = render_to_string("surveys/email/member_ask.txt", {"ask": ask, "url": url,
+                            "answer_by": timezone.localtime(ask.answer_by)})  # fmt: skip
+    subject = f"{ask.agency.name} asks: would you respond? {ask.poll.title}"
+    try:
+        message = EmailMultiAlternatives(
+            subject=" ".join(subject.split()), body=body, to=[ask.member.email]
+        )
+        mailers.default.send_messages([message])
+    except Exception as exc:
+        return f"email: {exc}"
+    return ""
+
+
+def _text(ask: MemberAsk, url: str) -> str:
+    if not ask.member.mobile:
+        return ""
+    local = timezone.localtime(ask.answer_by)
+    body = (
+        f"{ask.agency.name} asks: would you go with {ask.team.name} to "
+        f"{ask.poll.destination_name} ({ask.poll.get_purpose_display().lower()})? Answer by "
+        f"{local:%a %H:%M}: {url}"
+    )
+    try:
+        result = providers.provider().send(providers.Text(to=ask.member.mobile, body=body))
+    except Exception as exc:  # the provider unreachable, say
+        return f"text: {exc}"
+    return "" if result.outcome == "sent" else f"text: {result.reason}"
 
 
 def ask_by_token(token: str) -> MemberAsk | None:

@@ -62,7 +62,7 @@ def test_the_commander_asks_each_active_member_of_the_targeted_teams_once(
     asks = {a.member.name: a for a in MemberAsk.objects.select_related("member")}
     assert set(asks) == {"Dana Ruiz", "Sam Lee", "No Email"}  # not the inactive, not the MFF
     assert asks["No Email"].state == "failed"
-    assert asks["No Email"].failure_reason == "no email address on the roster"
+    assert asks["No Email"].failure_reason == "no email or mobile on the roster"
     assert set(links(mailoutbox)) == {"dana@pd.example", "sam@pd.example"}
     assert AuditEvent.objects.get(action="poll.members_forward").changes["members"] == 3
     forward(client, poll, django_capture_on_commit_callbacks)  # again: nobody twice
@@ -176,3 +176,17 @@ def test_the_dashboard_tells_member_backed_officers_from_estimates(
     assert headline["officers_backed_by_members"] == 1  # Dana; the other two are an estimate
     page = client.get(reverse("poll-dashboard", args=[poll.pk])).text
     assert "1 backed by members" in page
+
+
+def test_members_with_a_mobile_get_their_link_by_text(
+    client, commander, world, sms_provider, django_capture_on_commit_callbacks
+):
+    poll, _srt, _ = world
+    TeamMember.objects.filter(name="No Email").update(mobile="+13125550177")
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    [text] = sms_provider.to("+13125550177")
+    assert "asks: would you go with SRT" in text.body
+    path = re.search(r"(/m/[\w-]+/)", text.body)[1]
+    assert Client().get(path).status_code == 200
+    assert MemberAsk.objects.get(member__name="No Email").state == "sent"
