@@ -1,6 +1,7 @@
-"""Secrets never reach a log: reply links, account invitation links, password reset and email
-confirmation keys are masked in every log line (Django's, runserver's and gunicorn's access log).
-Only their hashes are stored; a log must not undo that."""
+"""Secrets never reach a log: reply links (agencies' /r/ and team members' /m/), account
+invitation links, password reset and email confirmation keys are masked in every log line
+(Django's, runserver's and gunicorn's access log). Only their hashes are stored; a log must not
+undo that."""
 
 import logging
 import re
@@ -9,7 +10,7 @@ import re
 # the path, a Referer header). "done" and "key/done" are pages, not secrets.
 SLASH = r"(?:/|%2[fF])"
 SECRET_PATHS = re.compile(
-    rf"(?P<prefix>{SLASH}r{SLASH}|{SLASH}accounts{SLASH}invitation{SLASH}[^/\s\"?%]+{SLASH}"
+    rf"(?P<prefix>{SLASH}[rm]{SLASH}|{SLASH}accounts{SLASH}invitation{SLASH}[^/\s\"?%]+{SLASH}"
     rf"|{SLASH}accounts{SLASH}password{SLASH}reset{SLASH}key{SLASH}"
     rf"|{SLASH}accounts{SLASH}confirm-email{SLASH})(?P<secret>(?!done(?:/|%2[fF]))[^/\s\"?#%]+)"
 )

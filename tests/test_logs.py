@@ -110,3 +110,10 @@ def test_a_refused_request_is_logged_once_as_one_line(client, console):
 def test_pages_carry_the_apps_icon(client, db):
     page = client.get(reverse("account_login")).text
     assert 'rel="icon" href="/static/img/favicon.svg"' in page
+
+
+def test_member_links_are_masked_like_reply_links():
+    from readiness.log_filters import mask_secrets
+
+    line = '"GET /m/Zx8-secret_token/ HTTP/1.1" 200 referer http://x/m/Zx8-secret_token/'
+    assert mask_secrets(line) == '"GET /m/[hidden]/ HTTP/1.1" 200 referer http://x/m/[hidden]/'
