@@ -418,6 +418,9 @@ class TeamMember(models.Model):
     )  # fmt: skip
     is_leader = models.BooleanField("team leader", default=False)
     active = models.BooleanField(default=True)
+    # Set by the member from their personal link (leave, injury, training): not asked until then.
+    away_until = models.DateField("unavailable until", null=True, blank=True)
+    away_reason = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from readiness import permissions, ratelimit
 
 from . import members
-from .forms.members import ForwardForm, MemberAnswerForm
+from .forms.members import AwayForm, ForwardForm, MemberAnswerForm
 from .models import MemberAsk
 from .reply_views import _my_invitation
 
@@ -64,18 +64,32 @@ def member_answer(request, token: str):
                "start_place": ask.start_place, "note": ask.note}  # fmt: skip
     if ask.depart_minutes is not None:
         initial["depart_other"] = ask.depart_minutes
-    form = MemberAnswerForm(request.POST if request.method == "POST" else None, initial=initial)
+    away_posted = request.method == "POST" and request.POST.get("action") == "away"
+    away = AwayForm(
+        request.POST if away_posted else None,
+        initial={"away_until": ask.member.away_until, "away_reason": ask.member.away_reason},
+    )
+    if away_posted and away.is_valid():
+        members.member_away(ask=ask, until=away.cleaned_data["away_until"],
+                            reason=away.cleaned_data["away_reason"])  # fmt: skip
+        return redirect("surveys:member-answer", token)
+    form = MemberAnswerForm(
+        request.POST if request.method == "POST" and not away_posted else None, initial=initial
+    )
     saved = False
-    if request.method == "POST" and not closed and form.is_valid():
+    if request.method == "POST" and not away_posted and not closed and form.is_valid():
         try:
             ask = members.member_answer(ask=ask, data=form.cleaned_data)
             saved = True
         except members.AskClosed as exc:
             closed = exc.reason
-    status = 410 if closed and request.method == "POST" else (422 if form.errors else 200)
+    status = (
+        410 if closed and request.method == "POST" and not away_posted
+        else 422 if form.errors or away.errors else 200
+    )  # fmt: skip
     return render(
         request,
         "surveys/member_answer.html",
-        {"ask": ask, "form": form, "closed": closed, "saved": saved},
+        {"ask": ask, "form": form, "closed": closed, "saved": saved, "away": away},
         status=status,
     )

@@ -50,9 +50,11 @@ def members_forward(*, poll: Poll, agency, answer_by, request) -> int:
         raise AskClosed("the poll no longer takes answers")
     teams = targeted_teams(poll, agency)
     asked = set(MemberAsk.objects.filter(poll=poll).values_list("member_id", flat=True))
+    today = timezone.localdate()
     members = (
         TeamMember.objects.filter(team__in=teams, active=True)
         .exclude(pk__in=asked)
+        .exclude(away_until__gte=today)  # said they are away (leave, injury, training)
         .select_related("team")
     )
     now = timezone.now()
@@ -257,3 +259,13 @@ def with_backing(tallies: list[TeamTally], lines: list[dict]) -> list[dict]:
         {**line, "officers_backed": min(line["officers"] or 0, willing.get(line["team"].pk, 0))}
         for line in lines
     ]
+
+
+def member_away(*, ask: MemberAsk, until, reason: str) -> None:
+    """The member says they are away until a date (or back: None): they are not asked by later
+    polls until then, and their commander's roster shows it."""
+    TeamMember.objects.filter(pk=ask.member_id).update(
+        away_until=until, away_reason=(reason or "")[:100] if until else ""
+    )
+    audit.record("teammember.away", obj=ask.member, object_repr=f"member of {ask.team}",
+                 changes={"until": until.isoformat() if until else None})  # fmt: skip

@@ -81,3 +81,27 @@ class MemberAnswerForm(forms.Form):
         data["depart_minutes"] = minutes if going else None
         data["start"] = (data.get("start") or MemberAsk.Start.STATION) if going else ""
         return data
+
+
+class AwayForm(forms.Form):
+    away_until = forms.DateField(
+        label="I am unavailable until",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave, injury, training: you will not be asked until the day after. Leave it "
+        "empty to say you are back.",
+    )
+    away_reason = forms.ChoiceField(
+        label="Because of",
+        required=False,
+        choices=[("", "—"), ("leave", "Leave"), ("injury", "Injury or illness"),
+                 ("training", "Training"), ("other", "Other")],
+    )  # fmt: skip
+
+    def clean_away_until(self):
+        until = self.cleaned_data["away_until"]
+        if until and until < timezone.localdate():
+            raise forms.ValidationError("Give a date from today on.")
+        if until and until > timezone.localdate() + timezone.timedelta(days=366):
+            raise forms.ValidationError("At most a year ahead.")
+        return until

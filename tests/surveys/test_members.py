@@ -190,3 +190,31 @@ def test_members_with_a_mobile_get_their_link_by_text(
     path = re.search(r"(/m/[\w-]+/)", text.body)[1]
     assert Client().get(path).status_code == 200
     assert MemberAsk.objects.get(member__name="No Email").state == "sent"
+
+
+def test_a_member_away_is_not_asked_until_back(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, srt, invitation = world
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    dana = links(mailoutbox)["dana@pd.example"]
+    member = Client()
+    until = (timezone.localdate() + timezone.timedelta(days=10)).isoformat()
+    past = member.post(dana, {"action": "away", "away_until": "2001-01-01"})
+    assert past.status_code == 422 and "from today on" in past.text
+    assert member.post(dana, {"action": "away", "away_until": until, "away_reason": "injury"})
+    assert TeamMember.objects.get(name="Dana Ruiz").away_until.isoformat() == until
+    assert AuditEvent.objects.filter(action="teammember.away").count() == 1
+    # The next poll does not ask her; the roster shows why.
+    second = PollFactory(state=Poll.State.OPEN, sent_at=timezone.now())
+    second.target_team_types.set(poll.target_team_types.all())
+    open_invitation(agency=invitation.agency, poll=second)
+    forward(client, second, django_capture_on_commit_callbacks)
+    asked = set(MemberAsk.objects.filter(poll=second).values_list("member__name", flat=True))
+    assert asked == {"Sam Lee", "No Email"}
+    roster = client.get(reverse("agencies:roster", args=[srt.agency_id, srt.pk])).text
+    assert "away until" in roster and "(injury)" in roster
+    member.post(dana, {"action": "away", "away_until": ""})  # back
+    forward(client, second, django_capture_on_commit_callbacks)
+    assert MemberAsk.objects.filter(poll=second, member__name="Dana Ruiz").exists()
