@@ -8,7 +8,7 @@ from django.utils import timezone
 from readiness import audit
 
 from . import channels, delivery, geo, selectors
-from .models import Invitation, Poll
+from .models import Poll
 
 
 class PollNotDraft(Exception):
@@ -77,13 +77,8 @@ def poll_send(*, poll: Poll, request=None) -> int:
     agencies = len({i.agency_id for i in invitations})
     audit.record("poll.send", request=request, obj=poll,
                  changes={"agencies": agencies, "invitations": len(invitations)})  # fmt: skip
-    rows = Invitation.objects.filter(poll=poll).order_by("pk").values_list("pk", "next_attempt_at")
-    delivery.queue_due([(pk, _seconds_until(at, now)) for pk, at in rows])
+    delivery.queue_new(invitations, now)
     return agencies
-
-
-def _seconds_until(at, now) -> int:
-    return max(0, int((at - now).total_seconds()) + 1) if at else 0
 
 
 COPIED_FIELDS = (

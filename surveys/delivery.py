@@ -25,6 +25,15 @@ def queue(invitation_ids: list[int]) -> None:
     queue_due([(pk, 0) for pk in invitation_ids])
 
 
+def queue_new(invitations, now=None) -> int:
+    """Queue new invitations, each when it is due (a text in quiet hours when they end)."""
+    now = now or timezone.now()
+    return queue_due(
+        [(i.pk, max(0, math.ceil((i.next_attempt_at - now).total_seconds()))
+          if i.next_attempt_at else 0) for i in invitations]
+    )  # fmt: skip
+
+
 def queue_due(rows: list[tuple[int, int]]) -> int:
     """Queue [(invitation id, seconds until due)] in chunks, each when its earliest is due."""
     rows = sorted(rows, key=lambda row: (row[1], row[0]))

@@ -40,15 +40,6 @@ def _invitations(poll: Poll, agency: Agency, contact: Contact, distance: float) 
     )  # fmt: skip
 
 
-def _queue(invitations) -> None:
-    """Hand new invitations to delivery, a text in quiet hours when they end."""
-    now = timezone.now()
-    delivery.queue_due(
-        [(i.pk, max(0, int((i.next_attempt_at - now).total_seconds()) + 1)
-          if i.next_attempt_at else 0) for i in invitations]
-    )  # fmt: skip
-
-
 @dataclass
 class Added:
     invited: list[str] = field(default_factory=list)
@@ -97,7 +88,7 @@ def poll_add_agencies(*, poll: Poll, agencies, request=None) -> Added:
             obj=poll,
             changes={"agencies": result.invited},
         )
-        _queue(invitations)
+        delivery.queue_new(invitations)
     return result
 
 
@@ -146,7 +137,7 @@ def invitation_send_to_contact(
         changes={"instead_of": invitation.email or invitation.mobile,
                  "channels": [i.channel for i in made]},
     )  # fmt: skip
-    _queue(made)
+    delivery.queue_new(made)
     return made[0]
 
 

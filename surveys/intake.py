@@ -101,7 +101,7 @@ def _handle(message: InboundMessage, now) -> str:
         parsed = sms_grammar.parse(message.body)
     except sms_grammar.ParseError as exc:
         invitation = _match(message, exc.code, quiet=True)
-        link = f" Or answer on the form: {_link(invitation)}" if invitation else ""
+        link = f" Or answer on the form: {form_link(invitation)}" if invitation else ""
         message.invitation = invitation
         return f"Not understood: {exc}{link}"
     if parsed.command:
@@ -169,9 +169,6 @@ def form_link(invitation: Invitation) -> str:
     return settings.SITE_URL + reverse("surveys:reply", args=[token])
 
 
-_link = form_link
-
-
 def _command(message: InboundMessage, command: str, now) -> str:
     contacts = Contact.objects.filter(mobile=message.sender)
     if command == "stop":
@@ -192,14 +189,16 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
     letters = team_letters([t for t in teams if t.pk in targeted])
     data, problem = _form_data(parsed, letters, contact, reply, invitation.travel_minutes)
     if problem:
-        return f"Not understood: {problem} Or answer on the form: {_link(invitation)}"
+        return f"Not understood: {problem} Or answer on the form: {form_link(invitation)}"
     submission = ReplySubmission(
         data, reply=reply, poll=poll, agency=agency, teams=teams, targeted_ids=targeted,
         estimate=invitation.travel_minutes,
     )  # fmt: skip
     if not submission.is_valid():
         errors = "; ".join(text.rstrip(".") for _, text in submission.error_summary()[:3])
-        return f"Not recorded: {errors}. Fix and send again, or use the form: {_link(invitation)}"
+        return (
+            f"Not recorded: {errors}. Fix and send again, or use the form: {form_link(invitation)}"
+        )
     try:
         version = replies.reply_submit(
             poll=poll, agency=agency, answer=submission.answer(), lines=submission.line_data(),
@@ -212,7 +211,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
     except replies.ReplyConflict:
         # Saved by someone else between our read and our write: tell them, keep nothing.
         message.outcome = InboundMessage.Outcome.REFUSED
-        return f"Not recorded: the answer changed meanwhile. Check it: {_link(invitation)}"
+        return f"Not recorded: the answer changed meanwhile. Check it: {form_link(invitation)}"
     summary = _summary(submission.answer()["decision"], submission.line_data())
     if version is None:
         message.outcome = InboundMessage.Outcome.UNCHANGED
@@ -221,7 +220,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
     again = "texting" if message.channel == "sms" else "replying"
     return (
         f"Recorded for {agency.name}: {summary} Change it by {again} again "
-        f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {_link(invitation)}"
+        f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {form_link(invitation)}"
     )
 
 
@@ -348,11 +347,11 @@ def _email_answer(message: InboundMessage, parsed, now) -> str:
             "addresses only. Use the link in the poll's email."
         )
     if parsed.problem:
-        return f"Not recorded: {parsed.problem} Or answer on the form: {_link(invitation)}"
+        return f"Not recorded: {parsed.problem} Or answer on the form: {form_link(invitation)}"
     try:
         answer = sms_grammar.parse(parsed.text)
     except sms_grammar.ParseError as exc:
-        return f"Not understood: {exc} Or answer on the form: {_link(invitation)}"
+        return f"Not understood: {exc} Or answer on the form: {form_link(invitation)}"
     if answer.command:
         return HELP.replace("the code from the poll's text: <code> ", "a reply: ").replace(
             "<code> ", ""

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from readiness import permissions, ratelimit
 
-from . import members
+from . import members, replies
 from .forms.members import AwayForm, ForwardForm, MemberAnswerForm
 from .models import MemberAsk
 from .reply_views import _my_invitation
@@ -44,7 +44,7 @@ def my_agency_members(request, poll_id: int):
         request,
         "surveys/members.html",
         {"poll": poll, "agency": agency, "form": form, "tallies": tallies,
-         "open": not members.ask_refusal_for_poll(poll)},
+         "open": not replies.reply_refusal(poll)},
         status=422 if form.errors else 200,
     )  # fmt: skip
 

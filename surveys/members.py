@@ -142,10 +142,6 @@ def ask_by_token(token: str) -> MemberAsk | None:
     )
 
 
-def ask_refusal_for_poll(poll: Poll) -> str:
-    return replies.reply_refusal(poll)
-
-
 def ask_refusal(ask: MemberAsk) -> str:
     """Why this member's answer is no longer taken ("" while it is)."""
     reason = replies.reply_refusal(ask.poll)
@@ -162,12 +158,11 @@ def member_answer(*, ask: MemberAsk, data: dict, now=None) -> MemberAsk:
     reason = ask_refusal(ask)
     if reason:
         raise AskClosed(reason)
-    for name in ("answer", "depart_minutes", "start", "start_place", "note"):
-        setattr(ask, name, data.get(name) if data.get(name) is not None else "")
-    if ask.answer == MemberAsk.Answer.NOT_WILLING:
-        ask.depart_minutes, ask.start, ask.start_place = None, "", ""
-    if ask.depart_minutes == "":
-        ask.depart_minutes = None
+    going = data["answer"] != MemberAsk.Answer.NOT_WILLING
+    ask.answer, ask.note = data["answer"], data.get("note") or ""
+    ask.depart_minutes = data.get("depart_minutes") if going else None
+    ask.start = (data.get("start") or "") if going else ""
+    ask.start_place = (data.get("start_place") or "") if going else ""
     ask.answered_at = now or timezone.now()
     ask.save()
     return ask

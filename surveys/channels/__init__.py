@@ -26,15 +26,11 @@ __all__ = [
     "Result",
     "SmsChannel",
     "Unreachable",
-    "for_invitation",
+
     "invitations_for",
     "providers",
     "save_invitations",
 ]  # fmt: skip
-
-
-def for_invitation(invitation) -> EmailChannel | SmsChannel:
-    return BY_NAME[invitation.channel]
 
 
 def invitations_for(poll, agency, contact, *, now, **fields) -> list[Invitation]:

@@ -203,7 +203,8 @@ def test_a_member_away_is_not_asked_until_back(
     until = (timezone.localdate() + timezone.timedelta(days=10)).isoformat()
     past = member.post(dana, {"action": "away", "away_until": "2001-01-01"})
     assert past.status_code == 422 and "from today on" in past.text
-    assert member.post(dana, {"action": "away", "away_until": until, "away_reason": "injury"})
+    saved = member.post(dana, {"action": "away", "away_until": until, "away_reason": "injury"})
+    assert saved.status_code == 302
     assert TeamMember.objects.get(name="Dana Ruiz").away_until.isoformat() == until
     assert AuditEvent.objects.filter(action="teammember.away").count() == 1
     # The next poll does not ask her; the roster shows why.
