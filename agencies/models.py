@@ -421,6 +421,8 @@ class TeamMember(models.Model):
     # Set by the member from their personal link (leave, injury, training): not asked until then.
     away_until = models.DateField("unavailable until", null=True, blank=True)
     away_reason = models.CharField(max_length=100, blank=True)
+    # The member texted STOP (carriers require it be honoured): no texts until they text START.
+    sms_stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,10 +1,13 @@
 """Distances and travel estimates, in the database (for filtering and ordering) and in Python."""
 
 import math
+import re
 
 from django.conf import settings
-from django.db.models import F, FloatField, Value
+from django.db.models import F, FloatField, Q, Value
 from django.db.models.functions import ACos, Cos, Least, Radians, Sin
+
+from agencies.models import Agency  # the registry is the gazetteer of locate()
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -37,3 +40,28 @@ def km(distance: float) -> float:
 def travel_minutes(distance: float) -> int:
     """Estimated minutes to drive `distance` km of straight line (see TRAVEL_* settings)."""
     return math.ceil(distance * settings.TRAVEL_ROAD_FACTOR / settings.TRAVEL_SPEED_KMH * 60)
+
+
+COORDINATES = re.compile(r"^\s*(-?\d{1,2}(?:\.\d+)?)\s*[,;\s]\s*(-?\d{1,3}(?:\.\d+)?)\s*$")
+
+
+def locate(place: str) -> tuple[float, float] | None:
+    """A typed starting place as a point, without a geocoding service: "41.88, -87.63", or the
+    name or city of an agency in the registry (e.g. "Naperville" or "Naperville, IL"). None when
+    it cannot be placed: the caller falls back to the member's station and says so."""
+    text = " ".join((place or "").split())
+    if not text:
+        return None
+    if match := COORDINATES.match(text):
+        lat, lon = float(match[1]), float(match[2])
+        return (lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
+    for name in dict.fromkeys([text, text.split(",")[0].strip()]):
+        found = (
+            Agency.objects.filter(Q(name__iexact=name) | Q(city__iexact=name))
+            .order_by("-sworn_officers", "pk")
+            .values_list("latitude", "longitude")
+            .first()
+        )
+        if found:
+            return found
+    return None

@@ -19,11 +19,11 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from agencies.models import Contact
+from agencies.models import Contact, TeamMember
 from agencies.phones import to_e164
 from readiness import audit
 
-from . import chasing, jobs, mailbox, replies, selectors, sms_grammar
+from . import chasing, jobs, mailbox, member_texts, replies, selectors, sms_grammar
 from .channels.sms import team_letters
 from .forms import ReplySubmission
 from .models import InboundMessage, Invitation, InvitationLink, Poll, Reply
@@ -97,6 +97,8 @@ def _audit_bad_input(message: InboundMessage) -> None:
 
 
 def _handle(message: InboundMessage, now) -> str:
+    if message.channel == "sms" and (ask := member_texts.ask_for(message.sender, message.body)):
+        return member_texts.answer(message, ask, now)
     try:
         parsed = sms_grammar.parse(message.body)
     except sms_grammar.ParseError as exc:
@@ -104,6 +106,8 @@ def _handle(message: InboundMessage, now) -> str:
         link = f" Or answer on the form: {form_link(invitation)}" if invitation else ""
         message.invitation = invitation
         return f"Not understood: {exc}{link}"
+    if parsed.command == "ask":  # "<code> ASK": the commander asks their team members
+        return member_texts.forward(message, _match(message, parsed.code), now)
     if parsed.command:
         message.outcome = InboundMessage.Outcome.COMMAND
         return _command(message, parsed.command, now)
@@ -173,10 +177,12 @@ def _command(message: InboundMessage, command: str, now) -> str:
     contacts = Contact.objects.filter(mobile=message.sender)
     if command == "stop":
         contacts.update(sms_stopped_at=now)
+        TeamMember.objects.filter(mobile=message.sender).update(sms_stopped_at=now)
         audit.record("sms.stop", object_type="contact", object_repr=message.sender)
         return "You will get no more texts from Readiness. Reply START to get them again."
     if command == "start":
         contacts.update(sms_stopped_at=None)
+        TeamMember.objects.filter(mobile=message.sender).update(sms_stopped_at=None)
         audit.record("sms.start", object_type="contact", object_repr=message.sender)
         return "Texts from Readiness are on again. " + HELP
     return HELP

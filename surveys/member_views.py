@@ -3,13 +3,14 @@ their personal link (no sign-in; the link reaches only that member's answer)."""
 
 from django.conf import settings
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from readiness import permissions, ratelimit
 
-from . import members, replies
+from . import members, replies, tally
 from .forms.members import AwayForm, ForwardForm, MemberAnswerForm
 from .models import MemberAsk
 from .reply_views import _my_invitation
@@ -39,7 +40,7 @@ def my_agency_members(request, poll_id: int):
             else:
                 messages.info(request, "Every active member of the targeted teams was asked.")
         return redirect("surveys:my-agency-members", poll.pk)
-    tallies = members.tally(poll=poll, agency=agency, travel_minutes=invitation.travel_minutes)
+    tallies = tally.tally(poll=poll, agency=agency)
     return render(
         request,
         "surveys/members.html",
@@ -47,6 +48,21 @@ def my_agency_members(request, poll_id: int):
          "open": not replies.reply_refusal(poll)},
         status=422 if form.errors else 200,
     )  # fmt: skip
+
+
+@never_cache
+@require_GET
+@permissions.require(permissions.can_answer_for_agency)
+def my_agency_tally(request, poll_id: int):
+    """The live tally on the commander's answer form: 204 while nothing changed."""
+    invitation = _my_invitation(request, poll_id)
+    poll, agency = invitation.poll, invitation.agency
+    stamp = tally.stamp(poll=poll, agency=agency)
+    if request.GET.get("stamp") == stamp:
+        return HttpResponse(status=204)
+    tallies = [t for t in tally.tally(poll=poll, agency=agency) if t.asks]
+    context = {"poll": poll, "tallies": tallies, "tally_stamp": stamp}
+    return render(request, "surveys/_member_tally.html", context)
 
 
 @never_cache

@@ -1,38 +1,39 @@
 """Asking the members of an agency's teams (issue 19): the commander forwards the poll to the
-active members of the targeted teams; each gets a personal link that reaches only their own
-answer; answers are taken until the commander submits the agency's answer or the poll closes;
-the commander's page shows the tally. Nothing here counts on a dashboard: the commander's
-submitted answer does."""
+active members of the targeted teams (from the page, or by texting "<code> ASK"); Celery sends
+each a personal link and reply code by their channels, and reminds the silent once before the
+commander's own deadline; a member answers by link or text until the commander submits the
+agency's answer or the poll closes. The tally is surveys.tally; nothing here counts on a
+dashboard: the commander's submitted answer does."""
 
 import secrets
-from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from agencies.models import SpecialTeam, TeamMember
+from agencies.models import TeamMember
 from readiness import audit
 
-from . import jobs, replies, selectors
+from . import geo, jobs, replies, tally
 from .channels import providers
-from .models import MemberAsk, Poll, Reply
+from .models import Invitation, MemberAsk, MemberLink, Poll, Reply
 
 SEND_TASK = "surveys.tasks.send_member_asks"
+REMIND_TASK = "surveys.tasks.send_member_reminders"
+CHUNK = 100  # asks per task: 500 members are five tasks that several workers share
+STUCK_AFTER = timedelta(minutes=2)  # a claim this old belongs to a dead worker
+OPEN = (Poll.State.OPEN, Poll.State.SENDING)
 
 
 class AskClosed(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def targeted_teams(poll: Poll, agency) -> list[SpecialTeam]:
-    teams, targeted = selectors.reply_teams(poll=poll, agency=agency)
-    return [t for t in teams if t.pk in targeted]
 
 
 def default_answer_by(poll: Poll, now=None):
@@ -43,90 +44,150 @@ def default_answer_by(poll: Poll, now=None):
 
 
 @transaction.atomic
-def members_forward(*, poll: Poll, agency, answer_by, request) -> int:
-    """Ask every active roster member of the agency's targeted teams not asked yet; returns how
-    many were asked. Sent by Celery after commit."""
+def members_forward(*, poll: Poll, agency, answer_by, request=None, by: str = "") -> int:
+    """Ask every active roster member of the agency's targeted teams not asked yet and not away;
+    returns how many were asked. Sent by Celery after commit, CHUNK asks per task."""
     if replies.reply_refusal(poll):
         raise AskClosed("the poll no longer takes answers")
-    teams = targeted_teams(poll, agency)
-    asked = set(MemberAsk.objects.filter(poll=poll).values_list("member_id", flat=True))
-    today = timezone.localdate()
+    teams = tally.targeted_teams(poll, agency)
+    asked = MemberAsk.objects.filter(poll=poll).values("member_id")
     members = (
         TeamMember.objects.filter(team__in=teams, active=True)
         .exclude(pk__in=asked)
-        .exclude(away_until__gte=today)  # said they are away (leave, injury, training)
+        .exclude(away_until__gte=timezone.localdate())  # away (leave, injury, training)
         .select_related("team")
     )
-    now = timezone.now()
-    new = MemberAsk.objects.bulk_create(
-        MemberAsk(poll=poll, agency=agency, team=m.team, member=m, asked_by=request.user,
-                  asked_at=now, answer_by=answer_by)
+    now, user = timezone.now(), getattr(request, "user", None)
+    new = [
+        MemberAsk(poll=poll, agency=agency, team=m.team, member=m, asked_at=now,
+                  answer_by=answer_by, asked_by=user if user and user.is_authenticated else None)
         for m in members
-    )  # fmt: skip
+    ]  # fmt: skip
+    _assign_codes(new, {m.pk: m.mobile for m in members})
+    new = MemberAsk.objects.bulk_create(new, batch_size=500)
     if new:
         audit.record("poll.members_forward", request=request, obj=poll,
-                     changes={"agency": agency.code, "members": len(new),
+                     changes={"agency": agency.code, "members": len(new), "by": by or None,
                               "answer_by": answer_by.isoformat()})  # fmt: skip
         ids = [a.pk for a in new]
-        jobs.after_commit(SEND_TASK, ids)
+        for start in range(0, len(ids), CHUNK):
+            jobs.after_commit(SEND_TASK, ids[start : start + CHUNK])
     return len(new)
 
 
-def member_asks_send(*, ask_ids: list[int]) -> int:
+def _assign_codes(asks: list[MemberAsk], mobiles: dict[int, str]) -> None:
+    """A reply code per ask texted, that no open ask or invitation to the same number holds
+    (a commander may also be on a roster): the number and the code find the ask."""
+    numbers = {n for n in mobiles.values() if n}
+    taken: dict[str, set[str]] = {n: set() for n in numbers}
+    pairs = [
+        *MemberAsk.objects.filter(member__mobile__in=numbers, poll__state__in=OPEN)
+        .order_by()
+        .values_list("member__mobile", "reply_code"),
+        *Invitation.objects.filter(mobile__in=numbers, poll__state__in=OPEN)
+        .order_by()
+        .values_list("mobile", "reply_code"),
+    ]
+    for number, code in pairs:
+        taken[number].add(code)
+    for ask in asks:
+        number = mobiles.get(ask.member_id)
+        if number:
+            while (code := f"{secrets.randbelow(9000) + 1000}") in taken[number]:
+                pass
+            taken[number].add(code)
+            ask.reply_code = code
+
+
+def _link(ask: MemberAsk, now) -> str:
+    """A new personal link (only its hash kept; earlier ones keep working)."""
+    token = secrets.token_urlsafe(16)
+    MemberLink.objects.create(ask_id=ask.pk, token_hash=MemberAsk.hash_token(token), created_at=now)
+    return settings.SITE_URL + reverse("surveys:member-answer", args=[token])
+
+
+def member_asks_send(*, ask_ids: list[int], now=None) -> int:
     """Send each member their personal link by email and by text (whichever the roster has),
-    once: each ask is claimed (queued -> sent) before its messages go, and marked failed with
-    the reason when none of them could be sent."""
+    once: each ask is claimed (queued -> sending) before its messages go, then marked sent, or
+    failed with the reason when none of them could be sent. A worker killed between the claim
+    and the mark leaves it `sending`; the sweep gives it back after STUCK_AFTER."""
     sent = 0
     queued = MemberAsk.objects.filter(pk__in=ask_ids, state=MemberAsk.State.QUEUED)
     for ask in queued.select_related("member", "team", "poll", "agency"):
-        if not ask.member.email and not ask.member.mobile:
-            MemberAsk.objects.filter(pk=ask.pk).update(
-                state=MemberAsk.State.FAILED, failure_reason="no email or mobile on the roster"
+        now = timezone.now()
+        if replies.reply_refusal(ask.poll) or _agency_answered(ask):
+            MemberAsk.objects.filter(pk=ask.pk, state=MemberAsk.State.QUEUED).update(
+                state=MemberAsk.State.FAILED, failure_reason="not sent: no longer taken"
             )
             continue
-        token = secrets.token_urlsafe(16)
         if not MemberAsk.objects.filter(pk=ask.pk, state=MemberAsk.State.QUEUED).update(
-            state=MemberAsk.State.SENT, sent_at=timezone.now(),
-            token_hash=MemberAsk.hash_token(token),
-        ):  # fmt: skip
+            state=MemberAsk.State.SENDING, claimed_at=now
+        ):
             continue  # another run took it
-        url = settings.SITE_URL + reverse("surveys:member-answer", args=[token])
-        failures = [f for f in (_email(ask, url), _text(ask, url)) if f]
-        if len(failures) == bool(ask.member.email) + bool(ask.member.mobile):
-            MemberAsk.objects.filter(pk=ask.pk).update(
-                state=MemberAsk.State.FAILED, failure_reason="; ".join(failures)[:300]
-            )
-            continue
-        sent += 1
+        failure = _send(ask, _link(ask, now) if _reachable(ask) else "", reminder=False)
+        MemberAsk.objects.filter(pk=ask.pk).update(
+            state=MemberAsk.State.FAILED if failure else MemberAsk.State.SENT,
+            failure_reason=failure[:300], sent_at=None if failure else now,
+        )  # fmt: skip
+        sent += not failure
     return sent
 
 
-def _email(ask: MemberAsk, url: str) -> str:
+def _reachable(ask: MemberAsk) -> bool:
+    return bool(ask.member.email or ask.member.mobile)
+
+
+def _send(ask: MemberAsk, url: str, *, reminder: bool) -> str:
+    """'' when at least one channel took the message, else why none did."""
+    if not url:
+        return "no email or mobile on the roster"
+    failures = [f for f in (_email(ask, url, reminder), _text(ask, url, reminder)) if f]
+    return "; ".join(failures) if len(failures) == _reachable_count(ask) else ""
+
+
+def _reachable_count(ask: MemberAsk) -> int:
+    return bool(ask.member.email) + bool(ask.member.mobile)
+
+
+def _email(ask: MemberAsk, url: str, reminder: bool) -> str:
     """'' when sent (or no address), else why not: one refused address costs only itself."""
     if not ask.member.email:
         return ""
-    body = render_to_string("surveys/email/member_ask.txt", {"ask": ask, "url": url,
-                            "answer_by": timezone.localtime(ask.answer_by)})  # fmt: skip
-    subject = f"{ask.agency.name} asks: would you respond? {ask.poll.title}"
+    context = {"ask": ask, "url": url, "reminder": reminder,
+               "answer_by": timezone.localtime(ask.answer_by)}  # fmt: skip
+    body = render_to_string("surveys/email/member_ask.txt", context)
+    subject = f"{'Reminder: ' if reminder else ''}{ask.agency.name} asks: would you respond? "
     try:
         message = EmailMultiAlternatives(
-            subject=" ".join(subject.split()), body=body, to=[ask.member.email]
-        )
+            subject=" ".join(f"{subject}{ask.poll.title}".split()), body=body,
+            to=[ask.member.email],
+        )  # fmt: skip
         mailers.default.send_messages([message])
     except Exception as exc:
         return f"email: {exc}"
     return ""
 
 
-def _text(ask: MemberAsk, url: str) -> str:
+def text_body(ask: MemberAsk, url: str, *, reminder: bool = False) -> str:
+    local = timezone.localtime(ask.answer_by)
+    code = ask.reply_code
+    how = (
+        f"reply {code} Y <minutes to leave>, {code} N, or {code} C <minutes> <conditions>. Or: "
+        if code else "answer: "
+    )  # fmt: skip
+    return (
+        f"{'REMINDER: ' if reminder else ''}{ask.agency.name} asks: would you go with "
+        f"{ask.team.name} to {ask.poll.destination_name} "
+        f"({ask.poll.get_purpose_display().lower()})? By {local:%a %H:%M} {how}{url}"
+    )
+
+
+def _text(ask: MemberAsk, url: str, reminder: bool) -> str:
     if not ask.member.mobile:
         return ""
-    local = timezone.localtime(ask.answer_by)
-    body = (
-        f"{ask.agency.name} asks: would you go with {ask.team.name} to "
-        f"{ask.poll.destination_name} ({ask.poll.get_purpose_display().lower()})? Answer by "
-        f"{local:%a %H:%M}: {url}"
-    )
+    if ask.member.sms_stopped_at:
+        return "text: the member texted STOP"
+    body = text_body(ask, url, reminder=reminder)
     try:
         result = providers.provider().send(providers.Text(to=ask.member.mobile, body=body))
     except Exception as exc:  # the provider unreachable, say
@@ -134,12 +195,69 @@ def _text(ask: MemberAsk, url: str) -> str:
     return "" if result.outcome == "sent" else f"text: {result.reason}"
 
 
+def asks_requeue_stuck(*, now=None) -> int:
+    """The sweep: asks claimed by a worker that died before marking them go back to the queue,
+    and queued asks whose task was lost are sent again (the claim sends each once)."""
+    now = now or timezone.now()
+    MemberAsk.objects.filter(
+        state=MemberAsk.State.SENDING, claimed_at__lt=now - STUCK_AFTER
+    ).update(state=MemberAsk.State.QUEUED)
+    ids = list(
+        MemberAsk.objects.filter(
+            state=MemberAsk.State.QUEUED, asked_at__lt=now - STUCK_AFTER, poll__state__in=OPEN
+        ).values_list("pk", flat=True)[:5000]
+    )
+    for start in range(0, len(ids), CHUNK):
+        jobs.after_commit(SEND_TASK, ids[start : start + CHUNK])
+    return len(ids)
+
+
+def members_chase(*, now=None) -> int:
+    """Remind once each member still silent halfway between their message and the commander's
+    deadline, while the poll is open and the agency has not answered. Claimed by a conditional
+    UPDATE (reminded_at), so beats running at once remind nobody twice."""
+    now = now or timezone.now()
+    answered = Reply.objects.filter(
+        poll=OuterRef("poll"), agency=OuterRef("agency"), updated_at__gt=OuterRef("asked_at")
+    )
+    due = MemberAsk.objects.filter(
+        state=MemberAsk.State.SENT, answer="", reminded_at=None, poll__state=Poll.State.OPEN,
+        answer_by__gt=now, sent_at__lte=now - (F("answer_by") - now),
+    ).exclude(Exists(answered))  # fmt: skip
+    ids = list(due.values_list("pk", flat=True)[:5000])
+    claimed = list(
+        MemberAsk.objects.filter(pk__in=ids, reminded_at=None).values_list("pk", flat=True)
+    )
+    MemberAsk.objects.filter(pk__in=claimed, reminded_at=None).update(reminded_at=now)
+    for start in range(0, len(claimed), CHUNK):
+        jobs.after_commit(REMIND_TASK, claimed[start : start + CHUNK])
+    return len(claimed)
+
+
+def member_reminders_send(*, ask_ids: list[int]) -> int:
+    sent = 0
+    for ask in MemberAsk.objects.filter(pk__in=ask_ids, answer="").select_related(
+        "member", "team", "poll", "agency"
+    ):
+        if replies.reply_refusal(ask.poll) or _agency_answered(ask) or not _reachable(ask):
+            continue
+        sent += not _send(ask, _link(ask, timezone.now()), reminder=True)
+    return sent
+
+
 def ask_by_token(token: str) -> MemberAsk | None:
-    return (
-        MemberAsk.objects.select_related("poll", "agency", "team", "member")
+    link = (
+        MemberLink.objects.select_related("ask__poll", "ask__agency", "ask__team", "ask__member")
         .filter(token_hash=MemberAsk.hash_token(token))
         .first()
     )
+    return link.ask if link else None
+
+
+def _agency_answered(ask: MemberAsk) -> bool:
+    return Reply.objects.filter(
+        poll=ask.poll_id, agency=ask.agency_id, updated_at__gt=ask.asked_at
+    ).exists()
 
 
 def ask_refusal(ask: MemberAsk) -> str:
@@ -147,113 +265,49 @@ def ask_refusal(ask: MemberAsk) -> str:
     reason = replies.reply_refusal(ask.poll)
     if reason:
         return "The poll is closed." if reason != "cancelled" else "The poll was cancelled."
-    if Reply.objects.filter(poll=ask.poll, agency=ask.agency, updated_at__gt=ask.asked_at).exists():
+    if _agency_answered(ask):
         return "Your commander has already sent the agency's answer."
     return ""
 
 
+def start_travel(ask: MemberAsk, poll: Poll) -> tuple[int, str]:
+    """Minutes from where the member starts to the destination, and what they were timed from:
+    their home base or a typed place when the registry can place it, else their station (their
+    own agency's address), saying so."""
+    place = {MemberAsk.Start.HOME: ask.member.home_base,
+             MemberAsk.Start.OTHER: ask.start_place}.get(ask.start, "")  # fmt: skip
+    point = geo.locate(place) if place else None
+    label = place
+    if point is None:
+        station = ask.member.agency
+        point, label = (station.latitude, station.longitude), f"station ({station.name})"
+        if place:
+            label = f"station: “{place}” not found"
+    distance = geo.distance_km(*point, poll.destination_latitude, poll.destination_longitude)
+    return geo.travel_minutes(distance), label[:200]
+
+
 @transaction.atomic
-def member_answer(*, ask: MemberAsk, data: dict, now=None) -> MemberAsk:
-    ask = MemberAsk.objects.select_for_update().select_related("poll", "agency").get(pk=ask.pk)
+def member_answer(*, ask: MemberAsk, data: dict, now=None, via: str = "link") -> MemberAsk:
+    ask = (
+        MemberAsk.objects.select_for_update(of=("self",))
+        .select_related("poll", "agency", "team", "member__agency")
+        .get(pk=ask.pk)
+    )
     reason = ask_refusal(ask)
     if reason:
         raise AskClosed(reason)
     going = data["answer"] != MemberAsk.Answer.NOT_WILLING
     ask.answer, ask.note = data["answer"], data.get("note") or ""
     ask.depart_minutes = data.get("depart_minutes") if going else None
-    ask.start = (data.get("start") or "") if going else ""
+    ask.start = (data.get("start") or MemberAsk.Start.STATION) if going else ""
     ask.start_place = (data.get("start_place") or "") if going else ""
-    ask.answered_at = now or timezone.now()
+    ask.travel_minutes, ask.travel_from = start_travel(ask, ask.poll) if going else (None, "")
+    ask.answered_at, ask.answered_via = now or timezone.now(), via
     ask.save()
+    audit.record("memberask.answer", obj=ask, object_repr=f"member of {ask.team}",
+                 changes={"answer": ask.answer, "via": via})  # fmt: skip
     return ask
-
-
-@dataclass
-class TeamTally:
-    team: SpecialTeam
-    asks: list = field(default_factory=list)
-
-    def count(self, answer: str) -> int:
-        return sum(1 for a in self.asks if a.answer == answer)
-
-    @property
-    def asked(self) -> int:
-        return len(self.asks)
-
-    @property
-    def answered(self) -> int:
-        return sum(1 for a in self.asks if a.answer)
-
-    @property
-    def willing(self) -> int:
-        return self.count(MemberAsk.Answer.WILLING)
-
-    @property
-    def conditional(self) -> int:
-        return self.count(MemberAsk.Answer.CONDITIONAL)
-
-    @property
-    def not_willing(self) -> int:
-        return self.count(MemberAsk.Answer.NOT_WILLING)
-
-    @property
-    def silent(self) -> int:
-        return self.asked - self.answered
-
-
-def tally(*, poll: Poll, agency, travel_minutes: int) -> list[TeamTally]:
-    """Per targeted team, its members' answers; each willing member's arrival is their departure
-    plus the agency's travel estimate (members' own starting points are not estimated yet)."""
-    by_team = {t.pk: TeamTally(t) for t in targeted_teams(poll, agency)}
-    for ask in MemberAsk.objects.filter(poll=poll, agency=agency).select_related("member"):
-        ask.arrival = (
-            ask.depart_minutes + travel_minutes if ask.depart_minutes is not None else None
-        )
-        by_team.setdefault(ask.team_id, TeamTally(ask.team)).asks.append(ask)
-    return list(by_team.values())
-
-
-def suggested_lines(tallies: list[TeamTally]) -> dict[int, dict]:
-    """The agency's lines as the members' answers suggest them, per team with willing members:
-    officers = members willing without conditions (conditional ones are the commander's call),
-    departure = the latest of their departures, so every officer counted can leave by then and
-    the line's arrival is honest for all of them."""
-    suggested = {}
-    for t in tallies:
-        willing = [a for a in t.asks if a.answer == MemberAsk.Answer.WILLING]
-        if willing:
-            suggested[t.team.pk] = {
-                "officers": len(willing),
-                "depart_minutes": max(a.depart_minutes or 0 for a in willing),
-            }
-    return suggested
-
-
-def tally_record(tallies: list[TeamTally], lines: list[dict]) -> dict:
-    """What the members said beside what the commander sent, per team: kept with the version
-    (the difference between the tally and the answer is the commander's, and recorded)."""
-    given = {line["team"].pk: line["officers"] or 0 for line in lines}
-    suggested = suggested_lines(tallies)
-    return {
-        t.team.name: {
-            "asked": t.asked, "willing": t.willing, "conditional": t.conditional,
-            "not_willing": t.not_willing, "silent": t.silent,
-            "suggested": suggested.get(t.team.pk, {}).get("officers", 0),
-            "given": given.get(t.team.pk, 0),
-        }
-        for t in tallies
-        if t.asks
-    }  # fmt: skip
-
-
-def with_backing(tallies: list[TeamTally], lines: list[dict]) -> list[dict]:
-    """The lines with `officers_backed`: as many of the line's officers as members of that team
-    said they would go (without conditions)."""
-    willing = {t.team.pk: t.willing for t in tallies}
-    return [
-        {**line, "officers_backed": min(line["officers"] or 0, willing.get(line["team"].pk, 0))}
-        for line in lines
-    ]
 
 
 def member_away(*, ask: MemberAsk, until, reason: str) -> None:

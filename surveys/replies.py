@@ -247,7 +247,8 @@ def _line(poll: Poll, data: dict) -> ReplyLine:
         travel_minutes=travel,
         arrival_minutes=arrival,
         deploy_hours=data.get("deploy_hours"),
-        officers_qualified=data.get("officers_qualified") if poll.requirements else None,
+        # Only asked (the form has the field) when the poll has requirements.
+        officers_qualified=data.get("officers_qualified"),
         officers_backed=min(data.get("officers_backed") or 0, data["officers"] or 0),
         estimated_travel_minutes=estimate,
         travel_flagged=flagged,

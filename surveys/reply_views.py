@@ -1,7 +1,10 @@
 """The answering side: the reply form by emailed link (no sign-in) and a signed-in commander's
 own agency's polls. Every answer is saved through surveys.replies."""
 
+import contextlib
+
 from django.conf import settings
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from readiness import permissions, ratelimit
 
-from . import members, replies, selectors
+from . import replies, selectors, tally
 from .forms import ReplySubmission
 from .models import Invitation, Reply
 
@@ -55,26 +58,28 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
     kwargs = {"poll": poll, "agency": agency, "teams": teams, "targeted_ids": targeted,
               "estimate": invitation.travel_minutes}  # fmt: skip
     # A signed-in commander who asked the members: the lines start from what they said.
-    tallies = [] if link else members.tally(
-        poll=poll, agency=agency, travel_minutes=invitation.travel_minutes
-    )  # fmt: skip
-    tallies = [t for t in tallies if t.asks]
-    kwargs["suggested"] = members.suggested_lines(tallies)
+    tallies = [] if link else [t for t in tally.tally(poll=poll, agency=agency) if t.asks]
+    kwargs["suggested"] = tally.suggested_lines(tallies)
     submission = ReplySubmission(request.POST or None, reply=reply, **kwargs)
     conflict, status = None, 200
     if request.method == "POST":
         status = 422
         if submission.is_valid():
+            lines = submission.line_data()
             try:
-                version = replies.reply_submit(
-                    poll=poll, agency=agency, answer=submission.answer(),
-                    lines=members.with_backing(tallies, submission.line_data()),
-                    base_version=submission.form.cleaned_data["version"],
-                    invitation=invitation if link else None,
-                    user=request.user, request=request, confirm_url=confirm_url,
-                    channel="link" if link else "form",
-                    member_tally=members.tally_record(tallies, submission.line_data()),
-                )  # fmt: skip
+                # The answer and the members it counts, together (one transaction).
+                with transaction.atomic() if tallies else contextlib.nullcontext():
+                    version = replies.reply_submit(
+                        poll=poll, agency=agency, answer=submission.answer(),
+                        lines=tally.with_backing(tallies, lines),
+                        base_version=submission.form.cleaned_data["version"],
+                        invitation=invitation if link else None,
+                        user=request.user, request=request, confirm_url=confirm_url,
+                        channel="link" if link else "form",
+                        member_tally=tally.tally_record(tallies, lines),
+                    )  # fmt: skip
+                    if version and tallies:
+                        tally.rollup_commit(poll=poll, agency=agency, tallies=tallies, lines=lines)
             except replies.ReplyRefused as exc:
                 return _gone(request, exc.reason, poll, invitation)
             except replies.ReplyConflict as exc:
@@ -96,6 +101,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
         "conflict": conflict,
         "deadline": timezone.localtime(poll.deadline),
         "tallies": tallies,
+        "tally_stamp": tally.stamp(poll=poll, agency=agency) if tallies else "",
         "suggested": kwargs["suggested"],
     }
     return render(request, "surveys/reply.html", context, status=status)

@@ -19,7 +19,7 @@ NO = {"n", "no", "nope", "cannot", "cant", "can't", "unable", "unavailable", "de
 CONDITIONAL = {"c", "cond", "conditional", "conditions", "condition", "maybe", "if"}
 COMMANDS = {"help": "help", "info": "help", "?": "help", "stop": "stop", "unsubscribe": "stop",
             "cancel": "stop", "end": "stop", "quit": "stop", "start": "start", "unstop": "start",
-            "yes-start": "start"}  # fmt: skip
+            "yes-start": "start", "ask": "ask", "members": "ask"}  # fmt: skip
 FILLER = {"we", "i", "can", "could", "send", "sending", "will", "would", "officers", "officer",
           "men", "people", "of", "them", "us", "and", "leave", "leaving", "depart", "ready",
           "go", "be", "there", "about", "around", "approx", "approximately", "~"}  # fmt: skip
@@ -46,7 +46,7 @@ class TeamLine:
 @dataclass
 class Parsed:
     code: str = ""
-    command: str = ""  # "help", "stop" or "start"; then nothing else is set
+    command: str = ""  # "help", "stop", "start" or "ask" (a commander asks their members)
     decision: str = ""  # "available", "conditional" or "unavailable"
     lines: list[TeamLine] = field(default_factory=list)
     text: str = ""  # the reason (no) or the conditions (with conditions)
@@ -163,3 +163,72 @@ def _yes(words: list[str], code: str, *, conditional: bool, sentence: str = "") 
         lines=lines,
         text=rest[:2000],
     )
+
+
+@dataclass
+class MemberParsed:
+    """A team member's own answer: `answer` is "willing", "conditional" or "not_willing"."""
+
+    code: str = ""
+    answer: str = ""
+    depart_minutes: int | None = None
+    note: str = ""
+
+
+MINUTES_SUFFIX = re.compile(r"^(\d+)\s*(m|min|mins|minutes?|h|hr|hrs|hours?)?$", re.IGNORECASE)
+
+
+def leading_code(text: str) -> str:
+    """The reply code a text starts with, or ""."""
+    words = _tokens(text or "")
+    return words[0] if words and CODE.match(words[0]) else ""
+
+
+def parse_command_free(text: str) -> list[str] | None:
+    """The words of a text, or None when it is only a command (HELP, STOP, START)."""
+    words = _tokens(text or "")
+    rest = words[1:] if words and CODE.match(words[0]) else words
+    if len(rest) == 1 and rest[0].lower().strip(".!") in COMMANDS:
+        return None
+    return words
+
+
+def parse_member(text: str) -> MemberParsed:
+    """A member's answer by text, as short as the agency's:
+
+    4821 Y 30                 yes, I can leave in 30 minutes
+    4821 Y in an hour         the same words as the agency's answers
+    4821 C 45 not overnight   yes with conditions (the rest of the text)
+    4821 N                    no (a reason is welcome, not required)
+    """
+    raw = (text or "").strip()
+    words = _tokens(raw)
+    code = words.pop(0) if words and CODE.match(words[0]) else ""
+    if not words:
+        raise ParseError("Say Y (yes), N (no) or C (yes, with conditions) after the code.", code)
+    first = words[0].lower().strip(".!")
+    if first in NO or first == "not":
+        note = LEADING_WORD.sub("", raw, count=1).strip(" -:,.!\u2014") if len(words) > 1 else ""
+        return MemberParsed(code=code, answer="not_willing", note=note[:500])
+    conditional = first in CONDITIONAL
+    if not conditional and first not in YES:
+        raise ParseError("Start with Y (yes), N (no) or C (yes, with conditions).", code)
+    rest = " ".join(words[1:])
+    minutes, rest = _minutes_phrase(rest)
+    rest_words = rest.split()
+    if minutes is None and rest_words and (match := MINUTES_SUFFIX.match(rest_words[0])):
+        amount = int(match[1])
+        hours = (match[2] or "").lower().startswith("h")
+        minutes, rest_words = amount * 60 if hours else amount, rest_words[1:]
+        if rest_words and rest_words[0].lower() in {"min", "mins", "minutes", "m"}:
+            rest_words = rest_words[1:]
+    letter = "C" if conditional else "Y"
+    if minutes is None:
+        raise ParseError(f"How soon could you leave? Add the minutes, e.g. {letter} 30.", code)
+    note = " ".join(rest_words).strip(" -:,.!\u2014")
+    if conditional and not note:
+        raise ParseError("Say your conditions after the minutes, e.g. C 45 not overnight.", code)
+    return MemberParsed(
+        code=code, answer="conditional" if conditional else "willing", depart_minutes=minutes,
+        note=note[:500],
+    )  # fmt: skip

@@ -35,7 +35,7 @@ def deliver_invitations(self, invitation_ids: list[int]) -> None:
 @shared_task
 def requeue_stuck_invitations() -> int:
     """The beat sweep (every minute): what no worker is moving goes back to the workers."""
-    return delivery.queue_due(delivery.invitations_requeue_stuck())
+    return delivery.queue_due(delivery.invitations_requeue_stuck()) + members.asks_requeue_stuck()
 
 
 @worker_ready.connect
@@ -62,7 +62,7 @@ def send_stand_down(poll_id: int) -> int:
 
 @shared_task
 def chase_polls() -> dict:
-    return chasing.polls_chase()
+    return {**chasing.polls_chase(), "members_reminded": members.members_chase()}
 
 
 @shared_task
@@ -104,3 +104,8 @@ def send_intake_response(message_id: int) -> bool:
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_member_asks(ask_ids: list[int]) -> int:
     return members.member_asks_send(ask_ids=ask_ids)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_member_reminders(ask_ids: list[int]) -> int:
+    return members.member_reminders_send(ask_ids=ask_ids)

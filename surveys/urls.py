@@ -48,6 +48,11 @@ urlpatterns = [
         member_views.my_agency_members,
         name="my-agency-members",
     ),
+    path(
+        "my-agency/polls/<int:poll_id>/members/tally/",
+        member_views.my_agency_tally,
+        name="my-agency-tally",
+    ),
     path("m/<str:token>/", member_views.member_answer, name="member-answer"),
     path("messages/", inbound_views.inbound_list, name="inbound"),
     path(

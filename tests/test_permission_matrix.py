@@ -127,6 +127,10 @@ RULES = {
             "post": {**staff_only(403), "commander_a": 422, "commander_b": 404},
         },
     ),
+    "surveys:my-agency-tally": (
+        lambda w: [w["open_poll"].pk],
+        {"get": {**staff_only(403), "commander_a": 200, "commander_b": 404}},
+    ),
     "surveys:member-answer": (lambda w: ["not-a-token"], {"get": every(404), "post": every(404)}),
     "surveys:invitation-reissue": (lambda w: [w["poll"].pk, 999999], {"post": staff_only(404)}),
     "surveys:invitation-send-to": (

@@ -47,6 +47,9 @@ class CurvePointSerializer(serializers.Serializer):
     with_conditions = serializers.IntegerField(help_text="Including conditional officers.")
     qualified_available = serializers.IntegerField()
     qualified_with_conditions = serializers.IntegerField()
+    backed_by_members = serializers.IntegerField(
+        help_text="Officers backed by members' own answers, by the members' own arrival times."
+    )
 
 
 class NeedSerializer(serializers.Serializer):

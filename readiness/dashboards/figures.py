@@ -13,12 +13,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from agencies.models import Agency, Region, SpecialTeam, TeamType
 from surveys import selectors
-from surveys.models import MAX_MINUTES, Invitation, Poll, Reply, ReplyLine
+from surveys.models import MAX_MINUTES, Invitation, MemberAsk, Poll, Reply, ReplyLine
 
 STEP_MINUTES = 15
 CURVE_STEPS = 32  # 15-minute steps to 8 hours; one more step holds everything later
@@ -89,6 +103,9 @@ class CurvePoint:
     qualified_everyone: int
     need_available: int  # officers of the needed team type (all types when none is named)
     need_everyone: int
+    # Officers backed by members' answers, by the members' own arrival (their departure plus
+    # travel from where they start), where commanders submitted a roll-up of their members.
+    members: int = 0
 
     @property
     def label(self) -> str:
@@ -180,6 +197,7 @@ class Summary:
                     "with_conditions": p.everyone,
                     "qualified_available": p.qualified_available,
                     "qualified_with_conditions": p.qualified_everyone,
+                    "backed_by_members": p.members,
                 }
                 for p in self.curve
             ],
@@ -302,7 +320,43 @@ def arrival_curve(*, poll: Poll) -> list[CurvePoint]:
         last = tuple(int(v) for v in rows.get(index, last))
         minutes = None if index > CURVE_STEPS else index * STEP_MINUTES
         points.append(CurvePoint(minutes, *last))
+    _add_member_arrivals(poll, points)
     return points
+
+
+def _add_member_arrivals(poll: Poll, points: list[CurvePoint]) -> None:
+    """Members backing their agency's submitted answer (one that still says yes), counted at
+    their own arrival: one grouped query."""
+    arrival = F("depart_minutes") + F("travel_minutes")
+    steps = (
+        MemberAsk.objects.filter(
+            poll=poll,
+            backing=True,
+            depart_minutes__isnull=False,
+            travel_minutes__isnull=False,
+            agency__in=Reply.objects.filter(
+                poll=poll, decision__in=[AVAILABLE, CONDITIONAL]
+            ).values("agency"),
+        )
+        .annotate(
+            step=Case(
+                When(
+                    Q(depart_minutes__gt=CURVE_END - F("travel_minutes")),
+                    then=Value(CURVE_STEPS + 1),
+                ),
+                default=(arrival + Value(STEP_MINUTES - 1)) / Value(STEP_MINUTES),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by()
+        .values_list("step")
+        .annotate(n=Count("pk"))
+    )
+    counts = dict(steps)
+    total = 0
+    for index, point in enumerate(points):
+        total += counts.get(index, 0)
+        point.members = total
 
 
 def _need(
@@ -550,6 +604,7 @@ def reply_rows(*, ids: list[int], within: int | None) -> list[Reply]:
             officers_in_time=Sum("lines__officers", filter=in_time, default=0),
             depart=Min("lines__depart_minutes", filter=sending),
             travel=Min("lines__travel_minutes", filter=sending),
+            backed=Sum("lines__officers_backed", filter=in_time, default=0),
             arrival=Min("lines__arrival_minutes", filter=sending),
             channel=selectors.current_channel(),
         )

@@ -59,6 +59,7 @@ def prefetch(invitations):
         "poll__created_by", "poll__requesting_agency", "poll__needed_team_type", "agency",
         "contact",
     ).prefetch_related(
+        "poll__required_qualifications",
         Prefetch(
             "agency__teams",
             queryset=SpecialTeam.objects.filter(active=True).select_related("team_type"),

@@ -15,7 +15,7 @@ from django.utils import timezone
 from agencies.models import SpecialTeam
 
 from .. import selectors
-from ..models import Invitation, Poll
+from ..models import Invitation, MemberAsk, Poll
 from . import providers
 from .email import targeted
 from .links import issue_links
@@ -33,9 +33,16 @@ def assign_reply_codes(invitations: list[Invitation]) -> None:
     if not mobiles:
         return
     taken: dict[str, set[str]] = {m: set() for m in mobiles}
-    for mobile, code in Invitation.objects.filter(
-        mobile__in=mobiles, poll__state__in=(Poll.State.OPEN, Poll.State.SENDING)
-    ).values_list("mobile", "reply_code"):
+    open_ = (Poll.State.OPEN, Poll.State.SENDING)
+    for mobile, code in [
+        *Invitation.objects.filter(mobile__in=mobiles, poll__state__in=open_)
+        .order_by()
+        .values_list("mobile", "reply_code"),
+        # A commander may be on a roster too: their members' codes are taken as well.
+        *MemberAsk.objects.filter(member__mobile__in=mobiles, poll__state__in=open_)
+        .order_by()
+        .values_list("member__mobile", "reply_code"),
+    ]:
         taken[mobile].add(code)
     for invitation in invitations:
         if not invitation.mobile:

@@ -211,7 +211,7 @@ class ReplySubmission:
                     prefix=f"team-{team.pk}",
                     team=team,
                     estimate=line.estimated_travel_minutes if line else estimate,
-                    requirements=bool(poll.requirements),
+                    requirements=bool(poll.requirement_list),
                     initial={f: getattr(line, f) for f in ReplyLineForm.base_fields}
                     if line
                     else dict((suggested or {}).get(team.pk, {})),

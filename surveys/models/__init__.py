@@ -2,11 +2,11 @@
 here (surveys.models)."""
 
 from .inbound import InboundMessage
-from .members import MemberAsk
+from .members import MemberAsk, MemberLink
 from .polls import Invitation, InvitationLink, Poll
 from .replies import MAX_DEPLOY_HOURS, MAX_MINUTES, Reply, ReplyLine, ReplyVersion
 
 __all__ = [
     "MAX_DEPLOY_HOURS", "MAX_MINUTES", "InboundMessage", "Invitation", "InvitationLink",
-    "MemberAsk", "Poll", "Reply", "ReplyLine", "ReplyVersion",
+    "MemberAsk", "MemberLink", "Poll", "Reply", "ReplyLine", "ReplyVersion",
 ]  # fmt: skip

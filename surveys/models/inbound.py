@@ -3,6 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
+from .members import MemberAsk
 from .polls import Invitation
 from .replies import ReplyVersion
 
@@ -27,6 +28,10 @@ class InboundMessage(models.Model):
     invitation = models.ForeignKey(
         Invitation, models.SET_NULL, null=True, blank=True, related_name="inbound"
     )
+    member_ask = models.ForeignKey(
+        MemberAsk, models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="A team member's answer by text.",
+    )  # fmt: skip
     version = models.ForeignKey(
         ReplyVersion, models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -17,6 +17,7 @@ from .replies import MAX_MINUTES
 class MemberAsk(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
@@ -40,16 +41,26 @@ class MemberAsk(models.Model):
     )
     asked_at = models.DateTimeField(default=timezone.now)
     answer_by = models.DateTimeField(help_text="The commander's own deadline for members.")
-    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    # A text is answered by "<code> Y 30": the code and the member's number find the ask.
+    reply_code = models.CharField(max_length=8, blank=True)
     state = models.CharField(max_length=10, choices=State, default=State.QUEUED)
+    # When a worker claimed it for sending: a claim older than a few minutes is a dead worker's.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
     answer = models.CharField(max_length=12, choices=Answer, blank=True, default="")
     depart_minutes = models.PositiveIntegerField(null=True, blank=True)
     start = models.CharField(max_length=10, choices=Start, blank=True, default="")
     start_place = models.CharField(max_length=200, blank=True)
+    # Travel from where they start, estimated as they answered (see surveys.places).
+    travel_minutes = models.PositiveIntegerField(null=True, blank=True)
+    travel_from = models.CharField(max_length=200, blank=True, help_text="What it was timed from.")
     note = models.CharField(max_length=500, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
+    answered_via = models.CharField(max_length=10, blank=True, help_text="link or sms")
+    # Counted in the agency's submitted answer (set, or cleared, each time the commander submits).
+    backing = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["team", "member__name"]
@@ -65,6 +76,24 @@ class MemberAsk(models.Model):
     def __str__(self) -> str:
         return f"{self.member} asked for {self.poll}"
 
+    @property
+    def arrival(self) -> int | None:
+        if self.depart_minutes is None or self.travel_minutes is None:
+            return None
+        return self.depart_minutes + self.travel_minutes
+
     @staticmethod
     def hash_token(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
+
+
+class MemberLink(models.Model):
+    """A personal link sent to a member (the first message, a reminder): only its hash is kept,
+    and every one keeps working while the member's answer is taken."""
+
+    ask = models.ForeignKey(MemberAsk, on_delete=models.CASCADE, related_name="links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"link for {self.ask_id}"

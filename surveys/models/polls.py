@@ -7,8 +7,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 
-from agencies.models import Agency, Contact, Region, TeamType, TeamTypeLevel
+from agencies.models import Agency, Contact, Qualification, Region, TeamType, TeamTypeLevel
 
 
 class Poll(models.Model):
@@ -42,6 +43,9 @@ class Poll(models.Model):
     )
     needed_by = models.DateTimeField(null=True, blank=True)
     requirements = models.JSONField(default=list, blank=True)  # short texts
+    # Qualifications from team rosters that every officer counted must hold, unexpired: the
+    # members' tally counts them (typed requirements are the commander's to count).
+    required_qualifications = models.ManyToManyField(Qualification, blank=True, related_name="+")
     message = models.TextField()
     situation = models.CharField(max_length=20, choices=Situation, default=Situation.EMERGENCY)
     destination_name = models.CharField(max_length=150)
@@ -96,6 +100,12 @@ class Poll(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @cached_property
+    def requirement_list(self) -> list[str]:
+        """Every requirement as shown: the roster qualifications required, then the typed ones."""
+        held = [f"Current {q.name}" for q in self.required_qualifications.all()] if self.pk else []
+        return held + list(self.requirements)
 
 
 class Invitation(models.Model):

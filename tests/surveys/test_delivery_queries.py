@@ -17,9 +17,9 @@ pytestmark = pytest.mark.django_db
 def test_chunk_delivery_queries_stay_bounded(smtp_sink, django_assert_max_num_queries, size):
     ids = [inv.pk for inv in queued_poll(size)]
     # claim + read claimed, the channels among them, invitations, teams, primary contacts, token
-    # hashes and links, once per poll its targets (to list the targeted teams), what is left;
-    # and two per email
-    with django_assert_max_num_queries(15 + 2 * size):
+    # hashes and links, once per poll its targets (to list the targeted teams) and required
+    # qualifications, what is left; and two per email
+    with django_assert_max_num_queries(16 + 2 * size):
         assert delivery.invitations_deliver(invitation_ids=ids).pending == []
     assert Invitation.objects.filter(state=Invitation.State.SENT).count() == size
     assert len(smtp_sink.messages) == size

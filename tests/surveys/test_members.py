@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from agencies.models import TeamMember
 from readiness.models import AuditEvent
+from surveys import geo
 from surveys.models import MemberAsk, Poll, Reply
 
 from ..factories import SpecialTeamFactory, TeamTypeFactory
@@ -47,6 +48,12 @@ def forward(client, poll, capture, **data):
         return client.post(
             reverse("surveys:my-agency-members", args=[poll.pk]), {"answer_by": answer_by, **data}
         )
+
+
+def station_travel(poll, agency) -> int:
+    distance = geo.distance_km(agency.latitude, agency.longitude, poll.destination_latitude,
+                               poll.destination_longitude)  # fmt: skip
+    return geo.travel_minutes(distance)
 
 
 def links(mailoutbox) -> dict[str, str]:
@@ -88,7 +95,8 @@ def test_members_answer_by_their_own_link_and_the_tally_shows_it(
     [srt] = tally.context["tallies"]
     assert (srt.asked, srt.answered, srt.willing, srt.conditional, srt.silent) == (3, 2, 1, 1, 1)
     arrivals = {a.member.name: a.arrival for a in srt.asks}
-    assert arrivals["Dana Ruiz"] == 30 + 40 and arrivals["Sam Lee"] == 50 + 40
+    station = station_travel(poll, commander.agency)  # timed from their own station
+    assert arrivals["Dana Ruiz"] == 30 + station and arrivals["Sam Lee"] == 50 + station
     assert "duress only" in tally.text
 
 
@@ -140,6 +148,8 @@ def test_the_agencys_form_starts_from_the_members_and_keeps_the_difference(
     assert "What your members said" in page.text
     [line] = [f for f in page.context["submission"].lines if f.team == srt]
     assert (line.initial["officers"], line.initial["depart_minutes"]) == (2, 45)
+    # Both start from the station: the line arrives when the later of them would.
+    assert line.initial["travel_minutes"] == station_travel(poll, commander.agency)
     # The commander sends 1 officer: the answer is theirs, and the members' tally is kept.
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(url, {
@@ -151,8 +161,11 @@ def test_the_agencys_form_starts_from_the_members_and_keeps_the_difference(
     version = Reply.objects.get(poll=poll).versions.get()
     assert version.member_tally == {
         "SRT": {"asked": 3, "willing": 2, "conditional": 0, "not_willing": 0, "silent": 1,
-                "suggested": 2, "given": 1},
+                "unqualified": 0, "away": 0, "suggested": 2, "given": 1},
     }  # fmt: skip
+    # The one officer sent is backed by the member who arrives first (Dana leaves sooner).
+    backing = MemberAsk.objects.filter(backing=True).values_list("member__name", flat=True)
+    assert list(backing) == ["Dana Ruiz"]
     # And members can no longer change their answers.
     assert member.post(dana, {"answer": "not_willing"}).status_code == 410
 
