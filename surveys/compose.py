@@ -87,7 +87,8 @@ COPIED_FIELDS = (
     "destination_longitude", "target_kinds", "target_radius_km", "reminder_hours_before",
     "escalate_after_hours", "reply_digest",
 )  # fmt: skip
-TARGET_SETS = ("target_regions", "target_team_types", "target_levels", "target_agencies")
+TARGET_SETS = ("target_regions", "target_team_types", "target_levels", "target_agencies",
+               "required_qualifications")  # fmt: skip
 
 
 @transaction.atomic

@@ -29,7 +29,7 @@ from ..forms.inflight import AddAgenciesForm
 from ..models import Invitation, Poll, Reply
 
 POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_kinds",
-              "target_agencies"}  # fmt: skip
+              "target_agencies", "required_qualifications"}  # fmt: skip
 # The API's field names for the compose form's (lists where the page has a text box).
 POLL_RENAMES = {"requirements_text": "requirements", "reminders": "reminder_hours_before",
                 "destination": "destination_name"}  # fmt: skip
@@ -90,8 +90,9 @@ class PollWriteSerializer(serializers.ModelSerializer):
         model = Poll
         fields = [
             "title", "purpose", "requesting_agency", "requesting_person", "situation",
-            "officers_needed", "needed_team_type", "needed_by", "requirements", "message",
-            "destination_name", "destination_latitude", "destination_longitude",
+            "officers_needed", "needed_team_type", "needed_by", "requirements",
+            "required_qualifications", "message", "destination_name", "destination_latitude",
+            "destination_longitude",
             "target_regions", "target_team_types", "target_levels", "target_kinds",
             "target_radius_km", "target_agencies", "deadline", "reminder_hours_before",
             "escalate_after_hours", "reply_digest",
@@ -101,6 +102,7 @@ class PollWriteSerializer(serializers.ModelSerializer):
             "target_team_types": {"required": False},
             "target_levels": {"required": False},
             "target_agencies": {"required": False},
+            "required_qualifications": {"required": False},
         }
 
     def to_internal_value(self, data):
@@ -248,7 +250,8 @@ class PollViewSet(
         polls = (
             Poll.objects.select_related("created_by")
             .prefetch_related(
-                "target_regions", "target_team_types", "target_levels", "target_agencies"
+                "target_regions", "target_team_types", "target_levels", "target_agencies",
+                "required_qualifications",
             )
             .annotate(agencies_asked=_asked_count(), agencies_answered=_answered_count())
         )

@@ -55,7 +55,8 @@ class PollForm(forms.ModelForm):
     # before its custom fields); when and chasing.
     field_order = [
         "title", "purpose", "requesting_agency", "requesting_person", "situation", "message",
-        "requirements_text", "officers_needed", "needed_team_type", "needed_by",
+        "requirements_text", "required_qualifications", "officers_needed", "needed_team_type",
+        "needed_by",
         "target_regions", "target_team_types", "target_levels", "target_kinds",
         "target_radius_km", "target_agencies",
         "destination", "destination_name", "destination_latitude", "destination_longitude",
@@ -90,6 +91,7 @@ class PollForm(forms.ModelForm):
         fields = [
             "title", "purpose", "requesting_agency", "requesting_person", "situation",
             "officers_needed", "needed_team_type", "needed_by", "message",
+            "required_qualifications",
             "destination_name", "destination_latitude", "destination_longitude",
             "target_regions", "target_team_types", "target_levels", "target_kinds",
             "target_radius_km", "target_agencies", "deadline", "escalate_after_hours",
@@ -102,6 +104,7 @@ class PollForm(forms.ModelForm):
             "message": forms.Textarea(attrs={"rows": 7}),
             "target_regions": forms.CheckboxSelectMultiple,
             "target_team_types": forms.CheckboxSelectMultiple,
+            "required_qualifications": forms.CheckboxSelectMultiple,
             # data-searchable: app.js adds a search box and tick-box list (276 agencies).
             "target_levels": forms.SelectMultiple(attrs={"size": 6, "data-searchable": True}),
             "target_agencies": forms.SelectMultiple(attrs={"size": 8, "data-searchable": True}),
@@ -116,12 +119,15 @@ class PollForm(forms.ModelForm):
             "target_radius_km": "Within (km of the destination)",
             "target_agencies": "Also ask these agencies",
             "escalate_after_hours": "Escalate to alternates after (hours)",
+            "required_qualifications": "Qualifications required (from team rosters)",
         }
         help_texts = {
             "purpose": "A planning survey sizes what could respond; a request for assistance "
             "means an agency has asked for help. Every email and page says which.",
             "requesting_person": "Required for a request for assistance.",
             "target_regions": "Targets combine: an agency must match every filter you set.",
+            "required_qualifications": "Where commanders ask their members, only members "
+            "holding every one, unexpired, are counted as qualified.",
         }
 
     def __init__(self, *args, **kwargs):

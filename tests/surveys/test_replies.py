@@ -474,7 +474,7 @@ def test_the_form_and_a_save_take_as_many_queries_whatever_the_teams(
         data.setdefault(f"team-{team.pk}-travel_minutes", 60)
     with django_assert_max_num_queries(15):
         assert post(client, setup, data).status_code == 302
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         assert client.get(reverse("surveys:reply-done", args=[setup["token"]])).status_code == 200
 
 
