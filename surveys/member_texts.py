@@ -68,9 +68,13 @@ def answer(message: InboundMessage, ask: MemberAsk, now) -> str:
     )
 
 
-def forward(invitation: Invitation, now) -> str:
-    """ "<code> ASK" from an agency's contact: their team members are asked, as from the page,
-    with the default deadline for members."""
+def forward(message: InboundMessage, invitation: Invitation | None, now) -> str:
+    """Text "<code> ASK" from an agency's contact (`invitation`, matched by number and code):
+    their team members are asked, as from the page, with the default deadline for members."""
+    if invitation is None:
+        message.outcome = InboundMessage.Outcome.UNMATCHED
+        return message.response
+    message.invitation, message.outcome = invitation, InboundMessage.Outcome.COMMAND
     poll, agency = invitation.poll, invitation.agency
     answer_by = members.default_answer_by(poll, now)
     try:

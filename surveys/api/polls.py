@@ -250,7 +250,10 @@ class PollViewSet(
         polls = (
             Poll.objects.select_related("created_by")
             .prefetch_related(
-                "target_regions", "target_team_types", "target_levels", "target_agencies",
+                "target_regions",
+                "target_team_types",
+                "target_levels",
+                "target_agencies",
                 "required_qualifications",
             )
             .annotate(agencies_asked=_asked_count(), agencies_answered=_answered_count())

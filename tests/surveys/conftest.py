@@ -10,6 +10,13 @@ from dataclasses import dataclass
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.utils import timezone
+
+from agencies.models import TeamMember
+from surveys.models import Poll
+
+from ..factories import SpecialTeamFactory, TeamTypeFactory
+from .factories import PollFactory, open_invitation
 
 
 @dataclass
@@ -205,3 +212,23 @@ def reply_mailbox(imap_server, settings):
     settings.IMAP_USER, settings.IMAP_PASSWORD = dovecot.USER, dovecot.PASSWORD
     settings.IMAP_CA_FILE = imap_server.ca_file
     return imap_server
+
+
+# A commander's agency with a SWAT team of three active members (one without email), an
+# inactive one and an MFF member; an open poll targeting SWAT (issue 19's tests).
+@pytest.fixture
+def world(commander):
+    swat, mff = TeamTypeFactory(code="swat-m"), TeamTypeFactory(code="mff-m")
+    srt = SpecialTeamFactory(agency=commander.agency, team_type=swat, name="SRT", members=3)
+    other = SpecialTeamFactory(agency=commander.agency, team_type=mff, name="MFF", members=20)
+    for name, address in (("Dana Ruiz", "dana@pd.example"), ("Sam Lee", "sam@pd.example"),
+                        ("No Email", "")):  # fmt: skip
+        TeamMember.objects.create(team=srt, agency=commander.agency, name=name, email=address)
+    TeamMember.objects.create(team=srt, agency=commander.agency, name="Gone", active=False,
+                              email="gone@pd.example")  # fmt: skip
+    TeamMember.objects.create(team=other, agency=commander.agency, name="Mff Person",
+                              email="mff@pd.example")  # fmt: skip
+    poll = PollFactory(state=Poll.State.OPEN, sent_at=timezone.now())
+    poll.target_team_types.set([swat])
+    invitation, _ = open_invitation(agency=commander.agency, poll=poll, travel_minutes=40)
+    return poll, srt, invitation

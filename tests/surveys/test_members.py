@@ -14,30 +14,11 @@ from readiness.models import AuditEvent
 from surveys import geo
 from surveys.models import MemberAsk, Poll, Reply
 
-from ..factories import SpecialTeamFactory, TeamTypeFactory
 from .factories import PollFactory, open_invitation
 
 pytestmark = pytest.mark.django_db
 
 LINK = re.compile(r"(/m/[A-Za-z0-9_-]+/)")
-
-
-@pytest.fixture
-def world(commander):
-    swat, mff = TeamTypeFactory(code="swat-m"), TeamTypeFactory(code="mff-m")
-    srt = SpecialTeamFactory(agency=commander.agency, team_type=swat, name="SRT", members=3)
-    other = SpecialTeamFactory(agency=commander.agency, team_type=mff, name="MFF", members=20)
-    for name, email in (("Dana Ruiz", "dana@pd.example"), ("Sam Lee", "sam@pd.example"),
-                        ("No Email", "")):  # fmt: skip
-        TeamMember.objects.create(team=srt, agency=commander.agency, name=name, email=email)
-    TeamMember.objects.create(team=srt, agency=commander.agency, name="Gone", active=False,
-                              email="gone@pd.example")  # fmt: skip
-    TeamMember.objects.create(team=other, agency=commander.agency, name="Mff Person",
-                              email="mff@pd.example")  # fmt: skip
-    poll = PollFactory(state=Poll.State.OPEN, sent_at=timezone.now())
-    poll.target_team_types.set([swat])
-    invitation, _ = open_invitation(agency=commander.agency, poll=poll, travel_minutes=40)
-    return poll, srt, invitation
 
 
 def forward(client, poll, capture, **data):
