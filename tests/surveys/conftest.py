@@ -5,7 +5,11 @@ import email
 import email.policy
 import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +17,9 @@ from aiosmtpd.controller import Controller
 from django.utils import timezone
 
 from agencies.models import TeamMember
+from readiness.celery import app as celery_app
 from surveys.models import Poll
+from tests.test_services import ROOT, worker_env
 
 from ..factories import SpecialTeamFactory, TeamTypeFactory
 from .factories import PollFactory, open_invitation
@@ -232,3 +238,67 @@ def world(commander):
     poll.target_team_types.set([swat])
     invitation, _ = open_invitation(agency=commander.agency, poll=poll, travel_minutes=40)
     return poll, srt, invitation
+
+
+# Real Celery workers (issue 13's delivery tests, issue 19's members end to end) ------------
+
+
+class Workers:
+    """Real worker processes on a queue of their own, mailing through the test's SMTP sink;
+    `start()` again under the same name is a restart."""
+
+    def __init__(self, smtp_sink):
+        self.queue = f"test-{uuid.uuid4().hex[:8]}"
+        self.name = f"{self.queue}@localhost"
+        self.env = {
+            **worker_env(),
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(smtp_sink.port),
+            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
+        }
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "readiness", "worker", "--pool=solo",
+             "-n", self.name, "-Q", self.queue, "--without-heartbeat", "--without-gossip",
+             "--without-mingle", "--loglevel=WARNING"],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.communicate(timeout=30)
+
+
+@pytest.fixture
+def workers(redis_url, postgres, smtp_sink):
+    workers = Workers(smtp_sink)
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = workers.queue
+    celery_app.conf.task_always_eager = False  # through the broker (conftest restores it)
+    try:
+        yield workers
+    finally:
+        celery_app.conf.task_default_queue = previous
+        workers.stop()
+
+
+@pytest.fixture
+def worker(workers):
+    """One worker on a queue of its own, mailing through the test's SMTP sink."""
+    return workers.start()
+
+
+def wait_until(condition, *, seconds: float = 60) -> bool:
+    """Poll with a deadline (no fixed sleep): the worker runs in another process."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()

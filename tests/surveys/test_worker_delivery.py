@@ -3,10 +3,6 @@
 Needs REDIS_URL and PostgreSQL (CI has both; with CI=true their absence fails the test).
 """
 
-import subprocess
-import sys
-import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -15,71 +11,10 @@ from django.db.models import Count
 from readiness.celery import app as celery_app
 from surveys import compose
 from surveys.models import Invitation
-from tests.test_services import ROOT, worker_env
 
+from .conftest import wait_until
 from .factories import PollFactory
 from .test_delivery import agencies_with_contacts
-
-
-class Workers:
-    """Real worker processes on a queue of their own, mailing through the test's SMTP sink;
-    `start()` again under the same name is a restart."""
-
-    def __init__(self, smtp_sink):
-        self.queue = f"test-{uuid.uuid4().hex[:8]}"
-        self.name = f"{self.queue}@localhost"
-        self.env = {
-            **worker_env(),
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(smtp_sink.port),
-            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
-        }
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "readiness", "worker", "--pool=solo",
-             "-n", self.name, "-Q", self.queue, "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "--loglevel=WARNING"],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                process.communicate(timeout=30)
-
-
-@pytest.fixture
-def workers(redis_url, postgres, smtp_sink):
-    workers = Workers(smtp_sink)
-    previous = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = workers.queue
-    celery_app.conf.task_always_eager = False  # through the broker (conftest restores it)
-    try:
-        yield workers
-    finally:
-        celery_app.conf.task_default_queue = previous
-        workers.stop()
-
-
-@pytest.fixture
-def worker(workers):
-    """One worker on a queue of its own, mailing through the test's SMTP sink."""
-    return workers.start()
-
-
-def wait_until(condition, *, seconds: float = 60) -> bool:
-    """Poll with a deadline (no fixed sleep): the worker runs in another process."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
 
 
 @pytest.mark.django_db(transaction=True)
