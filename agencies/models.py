@@ -109,6 +109,8 @@ class Agency(models.Model):
             models.Index(fields=["region", "active"], name="agency_region_active_idx"),
             models.Index(fields=["kind", "active"], name="agency_kind_active_idx"),
             models.Index(fields=["active", "latitude", "longitude"], name="agency_location_idx"),
+            # surveys.geo.locate() finds a member's typed starting place by city.
+            models.Index(Lower("city"), name="agency_city_ci_idx"),
         ]
 
     def __str__(self) -> str:

@@ -237,21 +237,28 @@ def rollup(poll, commander, times: int) -> tuple[float, int]:
     """p50 ms and queries of the commander's answer form with the members' tally."""
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
     client = Client()
     client.force_login(commander)
     url = reverse("surveys:my-agency-reply", args=[poll.pk])
-    with CaptureQueriesContext(connection) as queries:
+    statements = []
+
+    def count(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    client.get(url)  # the first request of a process caches the poll's targets
+    with connection.execute_wrapper(count):
         response = client.get(url)
     assert response.status_code == 200 and b"What your members said" in response.content
+    queries = len(statements)
     took = []
     for _ in range(times):
         start = time.perf_counter()
         client.get(url)
         took.append(time.perf_counter() - start)
-    return 1000 * statistics.median(took), len(queries)
+    return 1000 * statistics.median(took), queries
 
 
 def run(args: argparse.Namespace, database: BenchDatabase) -> dict:

@@ -5,7 +5,7 @@ import re
 
 from django.conf import settings
 from django.db.models import F, FloatField, Q, Value
-from django.db.models.functions import ACos, Cos, Least, Radians, Sin
+from django.db.models.functions import ACos, Cos, Least, Lower, Radians, Sin
 
 from agencies.models import Agency  # the registry is the gazetteer of locate()
 
@@ -55,9 +55,11 @@ def locate(place: str) -> tuple[float, float] | None:
     if match := COORDINATES.match(text):
         lat, lon = float(match[1]), float(match[2])
         return (lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
-    for name in dict.fromkeys([text, text.split(",")[0].strip()]):
+    agencies = Agency.objects.annotate(lower_name=Lower("name"), lower_city=Lower("city"))
+    for name in dict.fromkeys([text.lower(), text.split(",")[0].strip().lower()]):
+        # Lower(...) = value: the agencies' case-insensitive indexes on name and city serve it.
         found = (
-            Agency.objects.filter(Q(name__iexact=name) | Q(city__iexact=name))
+            agencies.filter(Q(lower_name=name) | Q(lower_city=name))
             .order_by("-sworn_officers", "pk")
             .values_list("latitude", "longitude")
             .first()

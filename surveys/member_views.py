@@ -75,7 +75,9 @@ def member_answer(request, token: str):
             return render(request, "surveys/reply_gone.html", {"reason": "limited"}, status=429)
         ratelimit.hit(request, "reply-link", window=window)
         return render(request, "surveys/reply_gone.html", {"reason": "unknown"}, status=404)
-    closed = members.ask_refusal(ask)
+    answering = request.method == "POST" and request.POST.get("action") != "away"
+    # An answer is refused by the save itself when it is no longer taken (one query fewer).
+    closed = "" if answering else members.ask_refusal(ask)
     initial = {"answer": ask.answer, "start": ask.start or MemberAsk.Start.STATION,
                "start_place": ask.start_place, "note": ask.note}  # fmt: skip
     if ask.depart_minutes is not None:
@@ -92,13 +94,15 @@ def member_answer(request, token: str):
     form = MemberAnswerForm(
         request.POST if request.method == "POST" and not away_posted else None, initial=initial
     )
-    saved = False
-    if request.method == "POST" and not away_posted and not closed and form.is_valid():
+    if answering and not form.is_valid():
+        closed = members.ask_refusal(ask)
+    elif answering:
         try:
             ask = members.member_answer(ask=ask, data=form.cleaned_data)
-            saved = True
         except members.AskClosed as exc:
             closed = exc.reason
+        else:  # a short page that says what was recorded (and links back to change it)
+            return render(request, "surveys/member_answered.html", {"ask": ask})
     status = (
         410 if closed and request.method == "POST" and not away_posted
         else 422 if form.errors or away.errors else 200
@@ -106,6 +110,6 @@ def member_answer(request, token: str):
     return render(
         request,
         "surveys/member_answer.html",
-        {"ask": ask, "form": form, "closed": closed, "saved": saved, "away": away},
+        {"ask": ask, "form": form, "closed": closed, "away": away},
         status=status,
     )

@@ -247,7 +247,9 @@ def member_reminders_send(*, ask_ids: list[int]) -> int:
 
 def ask_by_token(token: str) -> MemberAsk | None:
     link = (
-        MemberLink.objects.select_related("ask__poll", "ask__agency", "ask__team", "ask__member")
+        MemberLink.objects.select_related(
+            "ask__poll", "ask__agency", "ask__team", "ask__member__agency"
+        )
         .filter(token_hash=MemberAsk.hash_token(token))
         .first()
     )
@@ -280,34 +282,43 @@ def start_travel(ask: MemberAsk, poll: Poll) -> tuple[int, str]:
     label = place
     if point is None:
         station = ask.member.agency
-        point, label = (station.latitude, station.longitude), f"station ({station.name})"
+        point, label = (station.latitude, station.longitude), f"the {station.name} station"
         if place:
-            label = f"station: “{place}” not found"
+            label = f"the station; “{place}” not found"
     distance = geo.distance_km(*point, poll.destination_latitude, poll.destination_longitude)
     return geo.travel_minutes(distance), label[:200]
 
 
-@transaction.atomic
 def member_answer(*, ask: MemberAsk, data: dict, now=None, via: str = "link") -> MemberAsk:
-    ask = (
-        MemberAsk.objects.select_for_update(of=("self",))
-        .select_related("poll", "agency", "team", "member__agency")
-        .get(pk=ask.pk)
-    )
-    reason = ask_refusal(ask)
-    if reason:
-        raise AskClosed(reason)
+    """Save a member's answer: one conditional UPDATE that takes it only while the poll is open
+    and the agency has not answered since the member was asked (the commander's submit ends
+    the members' answers), and its audit row, in one transaction."""
+    now = now or timezone.now()
     going = data["answer"] != MemberAsk.Answer.NOT_WILLING
     ask.answer, ask.note = data["answer"], data.get("note") or ""
     ask.depart_minutes = data.get("depart_minutes") if going else None
     ask.start = (data.get("start") or MemberAsk.Start.STATION) if going else ""
     ask.start_place = (data.get("start_place") or "") if going else ""
     ask.travel_minutes, ask.travel_from = start_travel(ask, ask.poll) if going else (None, "")
-    ask.answered_at, ask.answered_via = now or timezone.now(), via
-    ask.save()
-    audit.record("memberask.answer", obj=ask, object_repr=f"member of {ask.team}",
-                 changes={"answer": ask.answer, "via": via})  # fmt: skip
+    ask.answered_at, ask.answered_via = now, via
+    answered = Reply.objects.filter(
+        poll=OuterRef("poll"), agency=OuterRef("agency"), updated_at__gt=OuterRef("asked_at")
+    )
+    with transaction.atomic():
+        taken = (
+            MemberAsk.objects.filter(pk=ask.pk, poll__state=Poll.State.OPEN, poll__deadline__gt=now)
+            .exclude(Exists(answered))
+            .update(**{name: getattr(ask, name) for name in ANSWER_FIELDS})
+        )
+        if not taken:
+            raise AskClosed(ask_refusal(ask) or "The poll is closed.")
+        audit.record("memberask.answer", obj=ask, object_repr=f"member of {ask.team}",
+                     changes={"answer": ask.answer, "via": via})  # fmt: skip
     return ask
+
+
+ANSWER_FIELDS = ("answer", "note", "depart_minutes", "start", "start_place", "travel_minutes",
+                 "travel_from", "answered_at", "answered_via")  # fmt: skip
 
 
 def member_away(*, ask: MemberAsk, until, reason: str) -> None:

@@ -58,7 +58,10 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
     kwargs = {"poll": poll, "agency": agency, "teams": teams, "targeted_ids": targeted,
               "estimate": invitation.travel_minutes}  # fmt: skip
     # A signed-in commander who asked the members: the lines start from what they said.
-    tallies = [] if link else [t for t in tally.tally(poll=poll, agency=agency) if t.asks]
+    targeted_teams = [t for t in teams if t.pk in targeted]
+    tallies = [] if link else [
+        t for t in tally.tally(poll=poll, agency=agency, teams=targeted_teams) if t.asks
+    ]  # fmt: skip
     kwargs["suggested"] = tally.suggested_lines(tallies)
     submission = ReplySubmission(request.POST or None, reply=reply, **kwargs)
     conflict, status = None, 200

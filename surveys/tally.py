@@ -5,6 +5,7 @@ commander submits the agency's answer; then `rollup_commit` marks the members wh
 back the officers sent."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.db.models import Count, Max, Q
 from django.utils import timezone
@@ -15,6 +16,10 @@ from . import selectors
 from .models import MemberAsk, Poll
 
 Answer = MemberAsk.Answer
+# What the tally and its pages read of an ask: a team of 500 is 500 rows, kept narrow.
+TALLY_FIELDS = ("team", "member", "state", "failure_reason", "answer", "depart_minutes", "start",
+                "start_place", "travel_minutes", "travel_from", "note", "answered_via",
+                "backing")  # fmt: skip
 
 
 def targeted_teams(poll: Poll, agency) -> list[SpecialTeam]:
@@ -56,7 +61,7 @@ class TeamTally:
     def silent(self) -> int:
         return self.asked - self.answered
 
-    @property
+    @cached_property  # read often by the page; computed once the tally is complete
     def counted(self) -> list:
         """The members the agency's line can count: willing without conditions and holding
         every qualification the poll requires, unexpired; soonest to arrive first."""
@@ -64,19 +69,32 @@ class TeamTally:
         return sorted(found, key=lambda a: (a.arrival is None, a.arrival or 0, a.member.name))
 
     @property
+    def arrivals(self) -> dict | None:
+        """When the members counted would arrive: the first, half of them, and the last."""
+        times = [a.arrival for a in self.counted if a.arrival is not None]
+        if not times:
+            return None
+        return {"first": times[0], "half": times[(len(times) - 1) // 2], "last": times[-1]}
+
+    @property
     def unqualified(self) -> int:
         """Willing, but missing (or with an expired) required qualification."""
         return sum(1 for a in self.asks if a.answer == Answer.WILLING and not a.qualified)
 
 
-def tally(*, poll: Poll, agency, today=None) -> list[TeamTally]:
+def tally(*, poll: Poll, agency, today=None, teams=None) -> list[TeamTally]:
     """Per targeted team, its members' answers (three queries whatever the team's size): each
     ask carries `qualified` (every required qualification held and unexpired today) and
     `missing` (the names of those it lacks)."""
     today = today or timezone.localdate()
-    by_team = {t.pk: TeamTally(t) for t in targeted_teams(poll, agency)}
-    asks = list(MemberAsk.objects.filter(poll=poll, agency=agency).select_related("member"))
-    required = {q.pk: q.name for q in poll.required_qualifications.all()}
+    teams = targeted_teams(poll, agency) if teams is None else teams
+    by_team = {t.pk: TeamTally(t) for t in teams}
+    asks = list(
+        MemberAsk.objects.filter(poll=poll, agency=agency)
+        .select_related("member")
+        .only(*TALLY_FIELDS, "member__name", "member__is_leader")
+    )
+    required = {q.pk: q.name for q in poll.required}
     held: dict[int, set[int]] = {}
     if required and asks:
         for member_id, qualification_id in MemberQualification.objects.filter(
@@ -89,7 +107,9 @@ def tally(*, poll: Poll, agency, today=None) -> list[TeamTally]:
             name for pk, name in required.items() if pk not in held.get(ask.member_id, ())
         ]
         ask.qualified = not ask.missing
-        by_team.setdefault(ask.team_id, TeamTally(ask.team)).asks.append(ask)
+        if ask.team_id not in by_team:  # a team no longer targeted, asked before (rare)
+            by_team[ask.team_id] = TeamTally(ask.team)
+        by_team[ask.team_id].asks.append(ask)
     for t in by_team.values():
         t.required = bool(required)
     asked = {a.member_id for a in asks}

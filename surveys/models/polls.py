@@ -102,10 +102,14 @@ class Poll(models.Model):
         return self.title
 
     @cached_property
+    def required(self) -> list:
+        """The roster qualifications required (read once per instance)."""
+        return list(self.required_qualifications.all()) if self.pk else []
+
+    @cached_property
     def requirement_list(self) -> list[str]:
         """Every requirement as shown: the roster qualifications required, then the typed ones."""
-        held = [f"Current {q.name}" for q in self.required_qualifications.all()] if self.pk else []
-        return held + list(self.requirements)
+        return [f"Current {q.name}" for q in self.required] + list(self.requirements)
 
 
 class Invitation(models.Model):

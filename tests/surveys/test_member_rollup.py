@@ -61,9 +61,9 @@ def test_travel_is_timed_from_home_base_or_a_typed_place_when_the_registry_knows
     assert dana.arrival == 30 + from_rockford
     # A place nobody can find: timed from the station, and the commander is told why.
     assert sam.travel_minutes == station_travel(poll, commander.agency)
-    assert sam.travel_from == "station: “Atlantis” not found"
+    assert sam.travel_from == "the station; “Atlantis” not found"
     page = client.get(reverse("surveys:my-agency-members", args=[poll.pk])).text
-    assert "timed from station: “Atlantis” not found" in html.unescape(page)
+    assert "timed from the station; “Atlantis” not found" in html.unescape(page)
 
 
 def test_coordinates_typed_as_a_start_are_used_as_given():
