@@ -25,13 +25,15 @@ def my_agency_members(request, poll_id: int):
     form = ForwardForm(
         request.POST if request.method == "POST" else None,
         poll=poll,
+        eligible=members.eligible(poll, agency),
         initial={"answer_by": members.default_answer_by(poll)},
     )
     if request.method == "POST" and form.is_valid():
         try:
             asked = members.members_forward(
-                poll=poll, agency=agency, answer_by=form.cleaned_data["answer_by"], request=request
-            )
+                poll=poll, agency=agency, answer_by=form.cleaned_data["answer_by"],
+                request=request, chosen=form.cleaned_data["members"],
+            )  # fmt: skip
         except members.AskClosed as exc:
             messages.error(request, f"Members cannot be asked: {exc.reason}.")
         else:

@@ -43,20 +43,29 @@ def default_answer_by(poll: Poll, now=None):
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
 
 
-@transaction.atomic
-def members_forward(*, poll: Poll, agency, answer_by, request=None, by: str = "") -> int:
-    """Ask every active roster member of the agency's targeted teams not asked yet and not away;
-    returns how many were asked. Sent by Celery after commit, CHUNK asks per task."""
-    if replies.reply_refusal(poll):
-        raise AskClosed("the poll no longer takes answers")
-    teams = tally.targeted_teams(poll, agency)
+def eligible(poll: Poll, agency):
+    """The members a forward would ask: active on a targeted team's roster, not asked by this
+    poll yet, not away (leave, injury, training)."""
     asked = MemberAsk.objects.filter(poll=poll).values("member_id")
-    members = (
-        TeamMember.objects.filter(team__in=teams, active=True)
+    return (
+        TeamMember.objects.filter(team__in=tally.targeted_teams(poll, agency), active=True)
         .exclude(pk__in=asked)
-        .exclude(away_until__gte=timezone.localdate())  # away (leave, injury, training)
+        .exclude(away_until__gte=timezone.localdate())
         .select_related("team")
     )
+
+
+@transaction.atomic
+def members_forward(
+    *, poll: Poll, agency, answer_by, request=None, by: str = "", chosen=None
+) -> int:
+    """Ask the eligible members (every one, or those `chosen` among them); returns how many
+    were asked. Sent by Celery after commit, CHUNK asks per task."""
+    if replies.reply_refusal(poll):
+        raise AskClosed("the poll no longer takes answers")
+    members = eligible(poll, agency)
+    if chosen is not None:
+        members = members.filter(pk__in=[m.pk for m in chosen])
     now, user = timezone.now(), getattr(request, "user", None)
     new = [
         MemberAsk(poll=poll, agency=agency, team=m.team, member=m, asked_at=now,

@@ -3,8 +3,10 @@
 from django import forms
 from django.utils import timezone
 
+from agencies.models import TeamMember
+
 from ..models import MAX_MINUTES, MemberAsk
-from .compose import InstantField
+from .compose import LOCAL_INPUT, InstantField
 
 DEPARTURES = [(15, "15 min"), (30, "30 min"), (45, "45 min"), (60, "1 hour"), (90, "1½ hours"),
               (120, "2 hours"), (240, "4 hours")]  # fmt: skip
@@ -13,13 +15,37 @@ DEPARTURES = [(15, "15 min"), (30, "30 min"), (45, "45 min"), (60, "1 hour"), (9
 class ForwardForm(forms.Form):
     answer_by = InstantField(
         label="Members answer by",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
         help_text="Your own deadline, well before the poll's, so that you can send the agency's "
         "answer in time.",
     )
 
-    def __init__(self, *args, poll, **kwargs):
+    members = forms.ModelMultipleChoiceField(
+        label="Or ask only these members",
+        queryset=TeamMember.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Members of the targeted teams not asked yet and not away. Tick some and "
+        "choose “Ask the ticked members”; with none ticked, “Ask every member” asks them all.",
+    )
+
+    def __init__(self, *args, poll, eligible=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.poll = poll
+        self.fields["members"].queryset = (
+            eligible if eligible is not None else TeamMember.objects.none()
+        )
+        self.fields["members"].label_from_instance = lambda m: (
+            f"{m.name}{f' ({m.rank})' if m.rank else ''}, {m.team.name}"
+        )
+
+    def clean(self):
+        data = super().clean()
+        if self.data.get("scope") == "chosen" and not data.get("members"):
+            self.add_error("members", "Tick the members to ask, or ask every member.")
+        if self.data.get("scope") != "chosen":
+            data["members"] = None  # every member not asked yet
+        return data
 
     def clean_answer_by(self):
         moment = self.cleaned_data["answer_by"]

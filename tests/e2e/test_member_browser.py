@@ -48,3 +48,38 @@ def test_a_member_answers_in_three_taps_on_a_phone(live_server, browser, artifac
     ask = MemberAsk.objects.get()
     assert (ask.answer, ask.depart_minutes, ask.start) == ("willing", 30, "station")
     page.context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1366])
+def test_a_commander_ticks_members_to_ask_and_sees_their_tally(
+    live_server, browser, artifacts, settings, width
+):
+    settings.SITE_URL = live_server.url
+    agency = AgencyFactory(name="Joliet PD")
+    swat = TeamTypeFactory(code=f"swat-tick-{width}")
+    team = SpecialTeamFactory(agency=agency, team_type=swat, name="Joliet SRT", members=8)
+    for name in ("Ana Diaz", "Ben Cole", "Cy Long"):
+        TeamMember.objects.create(team=team, agency=agency, name=name,
+                                  email=f"{name.split()[0].lower()}@pd.example")  # fmt: skip
+    poll = PollFactory(state=Poll.State.OPEN, sent_at=timezone.now(), title="Riverwalk")
+    poll.target_team_types.set([swat])
+    open_invitation(agency=agency, poll=poll)
+    commander = UserFactory(role="commander", agency=agency, email=f"cmd{width}@pd.example")
+    page = new_page(browser, viewport={"width": width, "height": 900}, is_mobile=width < 600)
+    url = f"/my-agency/polls/{poll.pk}/members/"
+    page.goto(f"{live_server.url}{url}")
+    page.get_by_label("Email").fill(commander.email)
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{url}")
+    page.get_by_text("Choose members instead (3 not asked yet)").click()
+    page.get_by_label("Ben Cole, Joliet SRT").check()
+    page.get_by_role("button", name="Ask the ticked members").click()
+    expect(page.get_by_role("status").or_(page.locator(".messages"))).to_contain_text(
+        "Asked 1 member"
+    )
+    expect(page.get_by_role("table")).to_contain_text("Ben Cole")
+    assert fits_the_screen(page)
+    page.screenshot(path=str(artifacts / f"members-ask-{width}.png"), full_page=True)
+    assert list(MemberAsk.objects.values_list("member__name", flat=True)) == ["Ben Cole"]
+    page.context.close()

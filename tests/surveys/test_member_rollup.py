@@ -366,3 +366,28 @@ def test_members_away_are_shown_on_the_tally_not_asked(
     assert [m.name for m in tally.away] == ["Sam Lee"] and tally.asked == 2
     assert "1</strong> away, not asked" in page.text
     assert Poll.objects.get(pk=poll.pk).member_asks.filter(member__name="Sam Lee").count() == 0
+
+
+def test_a_commander_can_ask_only_the_members_they_tick(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, _srt, _ = world
+    client.force_login(commander)
+    url = reverse("surveys:my-agency-members", args=[poll.pk])
+    page = client.get(url)
+    assert "Choose members instead (3 not asked yet)" in page.text
+    sam = TeamMember.objects.get(name="Sam Lee")
+    refused = forward(client, poll, django_capture_on_commit_callbacks, scope="chosen")
+    assert refused.status_code == 422 and "Tick the members to ask" in refused.text
+    inactive = TeamMember.objects.get(name="Gone")  # not on offer: refused, nothing asked
+    bad = forward(client, poll, django_capture_on_commit_callbacks, scope="chosen",
+                  members=[inactive.pk])  # fmt: skip
+    assert bad.status_code == 422 and not MemberAsk.objects.exists()
+    done = forward(client, poll, django_capture_on_commit_callbacks, scope="chosen",
+                   members=[sam.pk])  # fmt: skip
+    assert done.status_code == 302
+    assert list(MemberAsk.objects.values_list("member__name", flat=True)) == ["Sam Lee"]
+    assert set(links(mailoutbox)) == {"sam@pd.example"}
+    # Then everyone else, with one action: Sam is not asked twice.
+    forward(client, poll, django_capture_on_commit_callbacks, scope="all")
+    assert MemberAsk.objects.count() == 3 and len(links(mailoutbox)) == 2
