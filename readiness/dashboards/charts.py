@@ -64,10 +64,13 @@ def arrival_chart(summary: Summary, width: int = 960) -> dict:
         return round(LEFT + plot_w * (LATER_AT if minutes is None else minutes) / LATER_AT, 1)
 
     series = []
-    for key, label, css, marker in (
+    keys = [
         ("available", "Available", "s-available", "circle"),
         ("everyone", "Incl. conditional", "s-conditional", "square"),
-    ):
+    ]
+    if summary.officers_backed:  # where commanders rolled up their members' own answers
+        keys.append(("members", "Members' own times", "s-members", "diamond"))
+    for key, label, css, marker in keys:
         pairs = [(x(p.minutes), _y(getattr(p, key), top)) for p in curve]
         series.append({
             "key": key, "label": label, "css": css, "marker": marker,

@@ -344,6 +344,8 @@ def test_the_dashboard_counts_member_backed_officers_at_their_own_arrival(
     assert curve[step(15 + station) - 15] == 0 and curve[step(15 + station)] == 1
     assert curve[step(240 + station)] == 2
     assert summary["headline"]["officers_backed_by_members"] == 2
+    page = client.get(reverse("poll-dashboard", args=[poll.pk])).text
+    assert "Members&#x27; own times: 2" in page or "Members' own times: 2" in page  # the chart
     # An agency that takes its yes back takes its members off the curve.
     client.force_login(commander)
     Reply.objects.filter(poll=poll).update(decision=Reply.Decision.UNAVAILABLE, decline_reason="x")
