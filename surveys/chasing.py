@@ -147,7 +147,8 @@ def polls_chase(*, now=None) -> dict:
             audit.record("poll.close", obj=poll, changes={"reason": "deadline"})
             jobs.after_commit("surveys.tasks.send_poll_summary", poll.pk)
             done["closed"] += 1
-    for poll in Poll.objects.filter(state=Poll.State.OPEN):
+    # A poll whose waves covered the need told its silent agencies they need not answer.
+    for poll in Poll.objects.filter(state=Poll.State.OPEN).exclude(waves_state="covered"):
         done["reminded"] += len(_claim_reminders(poll, now))
         done["escalated"] += _escalate(poll, now)
     for poll_id, since, until in replies.claim_digests(now):

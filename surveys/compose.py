@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from readiness import audit
 
-from . import channels, delivery, geo, selectors
+from . import channels, delivery, geo, selectors, waves
 from .models import Poll
 
 
@@ -55,9 +55,13 @@ def poll_send(*, poll: Poll, request=None) -> int:
     if poll.deadline <= timezone.now():
         raise PollNotSendable("The deadline has passed: set a later one before sending.")
     now = timezone.now()
+    recipients = list(selectors.poll_recipients(poll=poll))
+    if poll.wave_rings:  # in waves: the nearest ring now, the others as the rule decides
+        poll.sent_at = now  # the waves' figures count from the call
+        recipients = waves.waves_start(poll=poll, recipients=recipients, now=now)
     invitations = [
         invitation
-        for agency in selectors.poll_recipients(poll=poll)
+        for agency in recipients
         if agency.primary_contacts  # the preview warns about the others
         for invitation in channels.invitations_for(
             poll,
@@ -73,7 +77,7 @@ def poll_send(*, poll: Poll, request=None) -> int:
     channels.save_invitations(invitations)
     poll.state = Poll.State.OPEN
     poll.sent_at = now
-    poll.save(update_fields=["state", "sent_at", "updated_at"])
+    poll.save(update_fields=["state", "sent_at", "waves_state", "updated_at"])
     agencies = len({i.agency_id for i in invitations})
     audit.record("poll.send", request=request, obj=poll,
                  changes={"agencies": agencies, "invitations": len(invitations)})  # fmt: skip
@@ -85,7 +89,8 @@ COPIED_FIELDS = (
     "purpose", "requesting_agency", "requesting_person", "officers_needed", "needed_team_type",
     "requirements", "message", "situation", "destination_name", "destination_latitude",
     "destination_longitude", "target_kinds", "target_radius_km", "reminder_hours_before",
-    "escalate_after_hours", "reply_digest",
+    "escalate_after_hours", "reply_digest", "wave_rings", "wave_wait_minutes",
+    "wave_count_conditional",
 )  # fmt: skip
 TARGET_SETS = ("target_regions", "target_team_types", "target_levels", "target_agencies",
                "required_qualifications")  # fmt: skip

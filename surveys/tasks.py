@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import chasing, delivery, inflight, intake, members, replies
+from . import chasing, delivery, inflight, intake, members, replies, waves
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ def send_stand_down(poll_id: int) -> int:
 
 @shared_task
 def chase_polls() -> dict:
-    return {**chasing.polls_chase(), "members_reminded": members.members_chase()}
+    return {**chasing.polls_chase(), "members_reminded": members.members_chase(),
+            "waves": waves.waves_advance()}  # fmt: skip
 
 
 @shared_task
@@ -109,3 +110,8 @@ def send_member_asks(ask_ids: list[int]) -> int:
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_member_reminders(ask_ids: list[int]) -> int:
     return members.member_reminders_send(ask_ids=ask_ids)
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+def send_wave_notices(poll_id: int) -> int:
+    return waves.notices_send(poll_id=poll_id)

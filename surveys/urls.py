@@ -1,6 +1,14 @@
 from django.urls import path
 
-from . import inbound_views, inflight_views, member_views, reply_views, sms_views, views
+from . import (
+    inbound_views,
+    inflight_views,
+    member_views,
+    reply_views,
+    sms_views,
+    views,
+    wave_views,
+)  # fmt: skip
 
 app_name = "surveys"
 
@@ -18,6 +26,7 @@ urlpatterns = [
     path("polls/<int:poll_id>/duplicate/", views.poll_duplicate, name="poll-duplicate"),
     path("polls/<int:poll_id>/add-agencies/", inflight_views.poll_add_agencies, name="poll-add"),
     path("polls/<int:poll_id>/reopen/", inflight_views.poll_reopen, name="poll-reopen"),
+    path("polls/<int:poll_id>/waves/<str:action>/", wave_views.poll_waves, name="poll-waves"),
     path("polls/<int:poll_id>/test-email/", inflight_views.poll_test_email, name="poll-test-email"),
     path(
         "polls/<int:poll_id>/invitations/<int:invitation_id>/reissue/",

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from readiness import permissions
 
-from . import chasing, compose, delivery, geo, selectors
+from . import chasing, compose, delivery, geo, selectors, waves
 from .forms import ExtendForm, PollForm, targets_from
 from .models import Invitation, Poll, Reply
 
@@ -79,6 +79,9 @@ def poll_preview(request):
             teams_targeted=bool(targets.type_ids or targets.levels),
         )  # fmt: skip
     context["incomplete"] = targets is None
+    rings = getattr(form, "cleaned_data", {}).get("waves")
+    if rings and context["recipients"]:
+        context["wave_plan"] = waves.plan(context["recipients"], rings)
     return render(request, "surveys/poll_form.html#preview", context)
 
 
@@ -139,7 +142,11 @@ def poll_detail(request, poll_id: int):
             requesting_agency_id=poll.requesting_agency_id,
             teams_targeted=bool(targets.type_ids or targets.levels),
         )  # fmt: skip
+        if poll.wave_rings:
+            context["wave_plan"] = waves.plan(context["recipients"], poll.wave_rings)
     else:
+        context["waves"] = list(poll.waves.select_related("decided_by"))
+        context["has_pending"] = any(w.state == "pending" for w in context["waves"])
         replies = Reply.objects.filter(poll=poll, agency=OuterRef("agency"))
         context["invitations"] = (
             poll.invitations.select_related("agency", "contact")

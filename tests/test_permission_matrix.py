@@ -142,6 +142,8 @@ RULES = {
         {"get": staff_only(200), "post": staff_only(422)},
     ),
     "surveys:poll-reopen": (lambda w: [w["open_poll"].pk], {"post": staff_only(302)}),
+    # The waves' controls: coordinators only (a poll without waves says so and goes back).
+    "surveys:poll-waves": (lambda w: [w["open_poll"].pk, "pause"], {"post": staff_only(302)}),
     "surveys:poll-test-email": (lambda w: [w["poll"].pk], {"post": staff_only(302)}),
     "surveys:reply": (lambda w: ["not-a-real-token"], {"get": every(404), "post": every(404)}),
     "surveys:reply-done": (lambda w: ["not-a-real-token"], {"get": every(404)}),

@@ -48,14 +48,8 @@ WITHIN_CHOICES = (30, 60, 90, 120, 180, 240, 360, 480, 720, 1440, 2880, 4320)
 
 
 def need_deadline_minutes(poll: Poll) -> int | None:
-    """The need's deadline as minutes after the poll was sent (the call), if the poll has one."""
-    if not (poll.officers_needed and poll.needed_by and poll.sent_at):
-        return None
-    # From the minute the poll was sent, as people read it: sent at 14:00:40 for 17:00 is a
-    # 3-hour need, not "2 h 59 min".
-    sent = poll.sent_at.replace(second=0, microsecond=0)
-    minutes = (poll.needed_by - sent).total_seconds() / 60
-    return max(0, min(MAX_MINUTES, int(minutes)))
+    """The need's deadline as minutes after the poll was sent (the call), if it has one."""
+    return poll.need_window_minutes()
 
 
 def parse_within(raw: str, poll: Poll) -> tuple[int | None, str]:

@@ -121,6 +121,7 @@ def poll_dashboard(request, poll_id: int):
         "map_tiles_url": settings.MAP_TILES_URL,
         "map_tiles_attribution": settings.MAP_TILES_ATTRIBUTION,
         "now": now,
+        "waves": list(poll.waves.select_related("decided_by")) if poll.wave_rings else [],
     }
     if request.htmx and not request.htmx.history_restore_request:
         response = render(request, "dashboards/poll_dashboard.html#live", context)

@@ -27,12 +27,13 @@ from .. import chasing, compose, inflight, selectors
 from ..forms import CUSTOM, ExtendForm, PollForm
 from ..forms.inflight import AddAgenciesForm
 from ..models import Invitation, Poll, Reply
+from .waves import WavesActions
 
 POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_kinds",
               "target_agencies", "required_qualifications"}  # fmt: skip
 # The API's field names for the compose form's (lists where the page has a text box).
 POLL_RENAMES = {"requirements_text": "requirements", "reminders": "reminder_hours_before",
-                "destination": "destination_name"}  # fmt: skip
+                "destination": "destination_name", "waves": "wave_rings"}  # fmt: skip
 INVALID_CHOICE = forms.ModelMultipleChoiceField.default_error_messages["invalid_choice"]
 
 
@@ -41,7 +42,7 @@ def poll_form_data(data: Mapping) -> tuple[MultiValueDict, dict]:
     judge (a list where one value belongs, say)."""
     form_data, errors = MultiValueDict({"destination": [CUSTOM]}), {}
     for key, value in data.items():
-        if key in POLL_LISTS or key in ("requirements", "reminder_hours_before"):
+        if key in POLL_LISTS or key in ("requirements", "reminder_hours_before", "wave_rings"):
             if value is None:
                 value = []
             if not isinstance(value, list) or any(isinstance(v, list | dict) for v in value):
@@ -51,6 +52,8 @@ def poll_form_data(data: Mapping) -> tuple[MultiValueDict, dict]:
                 form_data["requirements_text"] = "\n".join(plain_text(v) for v in value)
             elif key == "reminder_hours_before":
                 form_data["reminders"] = ", ".join(plain_text(v) for v in value)
+            elif key == "wave_rings":
+                form_data["waves"] = ", ".join(plain_text(v) for v in value)
             elif wrong := [v for v in value if key != "target_kinds" and id_out_of_range(v)]:
                 # No object's id: the form's own message, without asking the database.
                 errors[key] = [INVALID_CHOICE % {"value": wrong[0]}]
@@ -81,6 +84,12 @@ class PollWriteSerializer(serializers.ModelSerializer):
     target_kinds = serializers.ListField(
         child=serializers.ChoiceField(choices=Agency.Kind.choices), required=False
     )
+    wave_rings = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False,
+        help_text="Ask in waves: upper bounds of travel minutes from the destination, e.g. "
+        "[45, 90, 180] (then the rest), each ring only while the need is not covered nor "
+        "projected to be. Empty: everyone at once. Needs officers_needed.",
+    )  # fmt: skip
     reminder_hours_before = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False,
         help_text="Hours before the deadline to remind agencies that have not answered.",
@@ -95,7 +104,8 @@ class PollWriteSerializer(serializers.ModelSerializer):
             "destination_longitude",
             "target_regions", "target_team_types", "target_levels", "target_kinds",
             "target_radius_km", "target_agencies", "deadline", "reminder_hours_before",
-            "escalate_after_hours", "reply_digest",
+            "escalate_after_hours", "reply_digest", "wave_rings", "wave_wait_minutes",
+            "wave_count_conditional",
         ]  # fmt: skip
         extra_kwargs = {
             "target_regions": {"required": False},
@@ -103,6 +113,8 @@ class PollWriteSerializer(serializers.ModelSerializer):
             "target_levels": {"required": False},
             "target_agencies": {"required": False},
             "required_qualifications": {"required": False},
+            "wave_wait_minutes": {"required": False},
+            "wave_count_conditional": {"required": False},
         }
 
     def to_internal_value(self, data):
@@ -144,6 +156,7 @@ class PollSerializer(PollWriteSerializer):
         fields = [
             "id", *PollWriteSerializer.Meta.fields, "state", "agencies_asked", "agencies_answered",
             "created_by", "created_at", "updated_at", "sent_at", "closed_at", "cancelled_at",
+            "waves_state", "waves_covered_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -151,6 +164,7 @@ class PollSerializer(PollWriteSerializer):
         data = serializers.ModelSerializer.to_representation(self, instance)
         data["requirements"] = list(instance.requirements)
         data["reminder_hours_before"] = list(instance.reminder_hours_before)
+        data["wave_rings"] = list(instance.wave_rings)
         data["created_by"] = {"id": instance.created_by_id,
                               "name": instance.created_by.get_full_name()}  # fmt: skip
         for name in ("agencies_asked", "agencies_answered"):
@@ -227,6 +241,7 @@ def _answered_count():
 
 @extend_schema(responses=PollSerializer)
 class PollViewSet(
+    WavesActions,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, Region, TeamType, TeamTypeLevel
 
-from ..models import Poll
+from ..models import MAX_MINUTES, Poll
 from ..selectors import Targets
 
 MESSAGE_TEMPLATE = (
@@ -61,6 +61,7 @@ class PollForm(forms.ModelForm):
         "target_radius_km", "target_agencies",
         "destination", "destination_name", "destination_latitude", "destination_longitude",
         "deadline", "reminders", "escalate_after_hours", "reply_digest",
+        "waves", "wave_wait_minutes", "wave_count_conditional",
     ]  # fmt: skip
 
     destination = forms.ChoiceField(
@@ -72,6 +73,13 @@ class PollForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line, e.g. current SWAT certification. Replies count against them.",
+    )
+    waves = forms.CharField(
+        label="Ask in waves (rings of travel minutes)",
+        required=False,
+        help_text="E.g. 45, 90, 180: the agencies within 45 minutes first, then up to 90, then "
+        "180, then the rest, each only while the need is not covered nor likely to be. Empty: "
+        "everyone at once. Needs a number of officers needed.",
     )
     target_kinds = forms.MultipleChoiceField(
         label="Agency kinds",
@@ -95,7 +103,7 @@ class PollForm(forms.ModelForm):
             "destination_name", "destination_latitude", "destination_longitude",
             "target_regions", "target_team_types", "target_levels", "target_kinds",
             "target_radius_km", "target_agencies", "deadline", "escalate_after_hours",
-            "reply_digest",
+            "reply_digest", "wave_wait_minutes", "wave_count_conditional",
         ]  # fmt: skip
         field_classes = {"needed_by": InstantField, "deadline": InstantField}
         widgets = {
@@ -119,6 +127,7 @@ class PollForm(forms.ModelForm):
             "target_radius_km": "Within (km of the destination)",
             "target_agencies": "Also ask these agencies",
             "escalate_after_hours": "Escalate to alternates after (hours)",
+            "wave_wait_minutes": "Wait before the next ring (minutes)",
             "required_qualifications": "Qualifications required (from team rosters)",
         }
         help_texts = {
@@ -145,6 +154,7 @@ class PollForm(forms.ModelForm):
         self.fields["target_team_types"].queryset = TeamType.objects.all()
         self.fields["target_levels"].queryset = TeamTypeLevel.objects.select_related("team_type")
         self.fields["needed_team_type"].queryset = TeamType.objects.all()
+        self.fields["wave_wait_minutes"].required = False
         poll = self.instance
         if poll.pk:
             match = next(
@@ -155,6 +165,7 @@ class PollForm(forms.ModelForm):
             self.initial.setdefault(
                 "reminders", ", ".join(str(h) for h in poll.reminder_hours_before)
             )
+            self.initial.setdefault("waves", ", ".join(str(m) for m in poll.wave_rings))
         else:
             self.initial.setdefault("message", MESSAGE_TEMPLATE.format(destination="Chicago"))
             # Two days: the default reminders (24 and 4 hours before) both have time to fire,
@@ -174,6 +185,28 @@ class PollForm(forms.ModelForm):
         if any(h > MAX_CHASE_HOURS for h in hours):
             raise forms.ValidationError(f"At most {MAX_CHASE_HOURS} hours (30 days) before it.")
         return sorted(hours, reverse=True)
+
+    def clean_waves(self):
+        raw = self.cleaned_data["waves"]
+        try:
+            rings = sorted({int(m) for m in raw.replace(";", ",").split(",") if m.strip()})
+        except ValueError:
+            raise forms.ValidationError(
+                "Use whole minutes of travel separated by commas, e.g. 45, 90, 180."
+            ) from None
+        if any(m <= 0 or m > MAX_MINUTES for m in rings):
+            raise forms.ValidationError(f"Each ring is 1 to {MAX_MINUTES:,} minutes of travel.")
+        if len(rings) > 8:
+            raise forms.ValidationError("At most 8 rings.")
+        return rings
+
+    def clean_wave_wait_minutes(self):
+        minutes = self.cleaned_data["wave_wait_minutes"]
+        if minutes is None:
+            return Poll._meta.get_field("wave_wait_minutes").default
+        if not 5 <= minutes <= 24 * 60:
+            raise forms.ValidationError("Wait 5 minutes to 24 hours between rings.")
+        return minutes
 
     def clean_escalate_after_hours(self):
         hours = self.cleaned_data["escalate_after_hours"]
@@ -206,6 +239,9 @@ class PollForm(forms.ModelForm):
             for name in ("destination_name", "destination_latitude", "destination_longitude"):
                 if data.get(name) in (None, ""):
                     self.add_error(name, "Give the destination's name and coordinates.")
+        if data.get("waves") and not data.get("officers_needed"):
+            self.add_error("officers_needed", "Waves ask until the need is covered: say how "
+                           "many officers are needed.")  # fmt: skip
         has_target = (
             any(
                 data.get(f)
@@ -232,6 +268,7 @@ class PollForm(forms.ModelForm):
             if line.strip()
         ]  # fmt: skip
         poll.reminder_hours_before = self.cleaned_data["reminders"]
+        poll.wave_rings = self.cleaned_data["waves"]
         poll.target_kinds = self.cleaned_data["target_kinds"]
         if commit:
             poll.save()

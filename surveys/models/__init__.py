@@ -5,8 +5,9 @@ from .inbound import InboundMessage
 from .members import MemberAsk, MemberLink
 from .polls import Invitation, InvitationLink, Poll
 from .replies import MAX_DEPLOY_HOURS, MAX_MINUTES, Reply, ReplyLine, ReplyVersion
+from .waves import Wave, WaveAgency
 
 __all__ = [
     "MAX_DEPLOY_HOURS", "MAX_MINUTES", "InboundMessage", "Invitation", "InvitationLink",
-    "MemberAsk", "MemberLink", "Poll", "Reply", "ReplyLine", "ReplyVersion",
+    "MemberAsk", "MemberLink", "Poll", "Reply", "ReplyLine", "ReplyVersion", "Wave", "WaveAgency",
 ]  # fmt: skip

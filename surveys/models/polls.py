@@ -11,6 +11,8 @@ from django.utils.functional import cached_property
 
 from agencies.models import Agency, Contact, Qualification, Region, TeamType, TeamTypeLevel
 
+MAX_MINUTES = 72 * 60  # nobody plans a response more than three days out
+
 
 class Poll(models.Model):
     """An availability survey sent to agencies: would their teams respond, and how fast?"""
@@ -67,6 +69,25 @@ class Poll(models.Model):
         default=list, blank=True, help_text="Hours before the deadline to remind the silent."
     )
     escalate_after_hours = models.PositiveIntegerField(null=True, blank=True)
+    # Waves (issue 20): ask in rings by travel time from the destination, nearest first, and
+    # widen only while the need is not covered nor projected to be. Empty: everyone at once.
+    wave_rings = models.JSONField(
+        default=list, blank=True, help_text="Upper bounds of travel minutes, e.g. [45, 90, 180]."
+    )
+    wave_wait_minutes = models.PositiveIntegerField(default=30)
+    wave_count_conditional = models.BooleanField(
+        "count yeses with conditions toward the need", default=False
+    )
+
+    class Waves(models.TextChoices):
+        NONE = "", "All at once"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        STOPPED = "stopped", "Stopped"
+        COVERED = "covered", "Need covered"
+
+    waves_state = models.CharField(max_length=10, choices=Waves, blank=True, default="")
+    waves_covered_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State, default=State.DRAFT, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -100,6 +121,16 @@ class Poll(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def need_window_minutes(self) -> int | None:
+        """The need's deadline as minutes after the poll was sent (the call), if it has one."""
+        if not (self.officers_needed and self.needed_by and self.sent_at):
+            return None
+        # From the minute the poll was sent, as people read it: sent at 14:00:40 for 17:00 is
+        # a 3-hour need, not "2 h 59 min".
+        sent = self.sent_at.replace(second=0, microsecond=0)
+        minutes = (self.needed_by - sent).total_seconds() / 60
+        return max(0, min(MAX_MINUTES, int(minutes)))
 
     @cached_property
     def required(self) -> list:

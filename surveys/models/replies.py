@@ -6,9 +6,8 @@ from django.db.models import Q
 
 from agencies.models import Agency, SpecialTeam
 
-from .polls import Invitation, Poll
+from .polls import MAX_MINUTES, Invitation, Poll
 
-MAX_MINUTES = 72 * 60  # nobody plans a response more than three days out
 MAX_DEPLOY_HOURS = 30 * 24
 
 

@@ -152,6 +152,8 @@ RULES = {
         coordinators(200),
     ),
     ("api:poll-reopen", "post"): (lambda w: [w["open_poll"].pk], None, coordinators(409)),
+    # The waves' controls: coordinators only; a poll not asked in waves is a 409.
+    ("api:poll-waves", "post"): (lambda w: [w["open_poll"].pk, "pause"], None, coordinators(409)),
     ("api:poll-test-email", "post"): (lambda w: [w["poll"].pk], None, coordinators(202)),
     ("api:invitation-revoke", "post"): (lambda w: [w["invitation_a"].pk], None, coordinators(200)),
     ("api:invitation-reissue", "post"): (
