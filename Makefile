@@ -41,6 +41,7 @@ bench: venv
 	$(PY) bench/channels.py $(BENCH_ARGS)
 	$(PY) bench/api.py $(BENCH_ARGS)
 	$(PY) bench/members.py $(BENCH_ARGS)
+	$(PY) bench/waves.py $(BENCH_ARGS)
 
 # schemathesis against the API's live schema, on a throwaway SQLite database (scripts/api-fuzz).
 fuzz: venv
