@@ -79,9 +79,9 @@ def poll_preview(request):
             teams_targeted=bool(targets.type_ids or targets.levels),
         )  # fmt: skip
     context["incomplete"] = targets is None
-    rings = getattr(form, "cleaned_data", {}).get("waves")
-    if rings and context["recipients"]:
-        context["wave_plan"] = waves.plan(context["recipients"], rings)
+    data = getattr(form, "cleaned_data", {})
+    if data.get("waves") and context["recipients"]:
+        context["wave_plan"] = waves.plan(context["recipients"], data.get("wave_by"), data["waves"])
     return render(request, "surveys/poll_form.html#preview", context)
 
 
@@ -143,7 +143,7 @@ def poll_detail(request, poll_id: int):
             teams_targeted=bool(targets.type_ids or targets.levels),
         )  # fmt: skip
         if poll.wave_rings:
-            context["wave_plan"] = waves.plan(context["recipients"], poll.wave_rings)
+            context["wave_plan"] = waves.plan(context["recipients"], poll.wave_by, poll.wave_rings)
     else:
         context["waves"] = list(poll.waves.select_related("decided_by"))
         context["has_pending"] = any(w.state == "pending" for w in context["waves"])

@@ -1,6 +1,7 @@
-"""Asking in waves until the need is covered (issue 20). A poll with rings (upper bounds of
-travel minutes from the destination, e.g. 45, 90, 180, then the rest) asks the nearest ring
-when it is sent. After each wave's wait, the rule looks at the figures:
+"""Asking in waves until the need is covered (issue 20). A poll with rings (by default upper
+bounds of travel minutes from the destination, e.g. 45, 90, 180; or lists of regions, or of
+hand-picked agencies; then the rest of the targeted agencies) asks the first ring when it is
+sent. After each wave's wait, the rule looks at the figures:
 
     covered    officers who said yes (with conditions too, if the poll counts them) of the
                needed team type, able to arrive within the need's window;
@@ -27,6 +28,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
+from agencies.models import Agency, Region
 from readiness import audit
 
 from . import channels, delivery, geo, jobs, selectors
@@ -47,25 +49,42 @@ def officers_on_record(agency) -> int:
     return sum(t.members for t in agency.targeted_teams)
 
 
-def ring_of(travel: int, rings: list[int]) -> int:
-    """The 1-based ring of an agency `travel` minutes away (len(rings) + 1: the rest)."""
-    for number, bound in enumerate(rings, start=1):
-        if travel <= bound:
-            return number
-    return len(rings) + 1
+def ring_of(agency, by: str, rings: list) -> int:
+    """The 1-based ring of an agency (len(rings) + 1: the rest): by travel, the first bound it
+    is within; by region or agency, the first ring that lists its region or itself."""
+    if by == Poll.WaveBy.REGION:
+        key = agency.region_id
+    elif by == Poll.WaveBy.AGENCY:
+        key = agency.pk
+    else:
+        travel = travel_of(agency)
+        return next((n for n, bound in enumerate(rings, 1) if travel <= bound), len(rings) + 1)
+    return next((n for n, ids in enumerate(rings, 1) if key in ids), len(rings) + 1)
 
 
 def travel_of(agency) -> int:
     return geo.travel_minutes(geo.km(agency.distance_km))  # as its invitation will store it
 
 
-def plan(recipients: list, rings: list[int]) -> list[dict]:
+def ring_names(by: str, rings: list) -> list[str]:
+    """Each ring as people read it, then "the rest of the targeted agencies"."""
+    if by == Poll.WaveBy.TRAVEL:
+        names = [f"within {bound} min of travel" for bound in rings]
+    else:
+        model = Region if by == Poll.WaveBy.REGION else Agency
+        known = dict(model.objects.filter(pk__in={i for ids in rings for i in ids}).values_list(
+            "pk", "name"))  # fmt: skip
+        names = [", ".join(known.get(i, f"#{i}") for i in ids)[:300] for ids in rings]
+    return [*names, "the rest of the targeted agencies"]
+
+
+def plan(recipients: list, by: str, rings: list) -> list[dict]:
     """The rings as the compose preview shows them: agencies reachable and officers on record."""
-    rows = [{"number": n, "bound": b, "agencies": 0, "officers": 0}
-            for n, b in enumerate([*rings, None], start=1)]  # fmt: skip
+    rows = [{"number": n, "name": name, "agencies": 0, "officers": 0}
+            for n, name in enumerate(ring_names(by, rings), start=1)]  # fmt: skip
     for agency in recipients:
         if agency.primary_contacts:
-            row = rows[ring_of(travel_of(agency), rings) - 1]
+            row = rows[ring_of(agency, by, rings) - 1]
             row["agencies"] += 1
             row["officers"] += officers_on_record(agency)
     return rows
@@ -155,11 +174,12 @@ def advance(poll: Poll, *, now=None) -> str:
 def waves_start(*, poll: Poll, recipients: list, now) -> list:
     """At sending: the poll's waves, recorded pending; returns the first ring's recipients
     (the first ring with an agency in it; empty rings before it are skipped)."""
-    rings = list(poll.wave_rings)
+    rings, travel = list(poll.wave_rings), poll.wave_by == Poll.WaveBy.TRAVEL
     Wave.objects.bulk_create(
-        Wave(poll=poll, number=n, max_travel_minutes=b)
-        for n, b in enumerate([*rings, None], start=1)
-    )
+        Wave(poll=poll, number=n, name=name,
+             max_travel_minutes=rings[n - 1] if travel and n <= len(rings) else None)
+        for n, name in enumerate(ring_names(poll.wave_by, rings), start=1)
+    )  # fmt: skip
     poll.waves_state = Poll.Waves.RUNNING
     found = {"need": poll.officers_needed, "first": True}
     for wave in poll.waves.order_by("number"):
@@ -176,7 +196,7 @@ def _ring(poll: Poll, wave: Wave, recipients: list, asked: set) -> list:
     return [
         a for a in recipients
         if a.primary_contacts and a.pk not in asked
-        and ring_of(travel_of(a), rings) == wave.number
+        and ring_of(a, poll.wave_by, rings) == wave.number
     ]  # fmt: skip
 
 

@@ -1,14 +1,11 @@
 """Polls through the API: compose (the compose form's rules), edit drafts, send, remind, extend,
 close, cancel; lists with filters and constant query counts."""
 
-from collections.abc import Mapping
 from dataclasses import asdict
 
 import django_filters
-from django import forms
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import (
     extend_schema,
 )
@@ -20,51 +17,15 @@ from agencies.api import RefSerializer
 from agencies.models import Agency, TeamType
 from readiness import permissions
 from readiness.api.errors import Conflict
-from readiness.api.filters import DateTimeFilter, id_out_of_range
+from readiness.api.filters import DateTimeFilter
 from readiness.api.forms import form_errors, json_object, plain_text
 
 from .. import chasing, compose, inflight, selectors
-from ..forms import CUSTOM, ExtendForm, PollForm
+from ..forms import ExtendForm, PollForm
 from ..forms.inflight import AddAgenciesForm
 from ..models import Invitation, Poll, Reply
+from .poll_data import POLL_RENAMES, poll_form_data
 from .waves import WavesActions
-
-POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_kinds",
-              "target_agencies", "required_qualifications"}  # fmt: skip
-# The API's field names for the compose form's (lists where the page has a text box).
-POLL_RENAMES = {"requirements_text": "requirements", "reminders": "reminder_hours_before",
-                "destination": "destination_name", "waves": "wave_rings"}  # fmt: skip
-INVALID_CHOICE = forms.ModelMultipleChoiceField.default_error_messages["invalid_choice"]
-
-
-def poll_form_data(data: Mapping) -> tuple[MultiValueDict, dict]:
-    """The compose form's data from the API's JSON, and errors about shapes the form cannot
-    judge (a list where one value belongs, say)."""
-    form_data, errors = MultiValueDict({"destination": [CUSTOM]}), {}
-    for key, value in data.items():
-        if key in POLL_LISTS or key in ("requirements", "reminder_hours_before", "wave_rings"):
-            if value is None:
-                value = []
-            if not isinstance(value, list) or any(isinstance(v, list | dict) for v in value):
-                errors[key] = ["Give a list of values."]
-                continue
-            if key == "requirements":
-                form_data["requirements_text"] = "\n".join(plain_text(v) for v in value)
-            elif key == "reminder_hours_before":
-                form_data["reminders"] = ", ".join(plain_text(v) for v in value)
-            elif key == "wave_rings":
-                form_data["waves"] = ", ".join(plain_text(v) for v in value)
-            elif wrong := [v for v in value if key != "target_kinds" and id_out_of_range(v)]:
-                # No object's id: the form's own message, without asking the database.
-                errors[key] = [INVALID_CHOICE % {"value": wrong[0]}]
-            else:
-                form_data.setlist(key, [plain_text(v) for v in value])
-        elif key in PollWriteSerializer.Meta.fields:
-            if isinstance(value, list | dict):
-                errors[key] = ["Give a single value."]
-                continue
-            form_data[key] = plain_text(value)
-    return form_data, errors
 
 
 class PollWriteSerializer(serializers.ModelSerializer):
@@ -85,10 +46,11 @@ class PollWriteSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=Agency.Kind.choices), required=False
     )
     wave_rings = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False,
-        help_text="Ask in waves: upper bounds of travel minutes from the destination, e.g. "
-        "[45, 90, 180] (then the rest), each ring only while the need is not covered nor "
-        "projected to be. Empty: everyone at once. Needs officers_needed.",
+        child=serializers.JSONField(), required=False,
+        help_text="Ask in waves. With wave_by travel: upper bounds of travel minutes from the "
+        "destination, e.g. [45, 90, 180]; region or agency: a list of ids per ring, e.g. "
+        "[[1, 2], [3]]. Then the rest of the targeted agencies; each ring only while the need "
+        "is not covered nor projected to be. Empty: everyone at once. Needs officers_needed.",
     )  # fmt: skip
     reminder_hours_before = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False,
@@ -104,7 +66,7 @@ class PollWriteSerializer(serializers.ModelSerializer):
             "destination_longitude",
             "target_regions", "target_team_types", "target_levels", "target_kinds",
             "target_radius_km", "target_agencies", "deadline", "reminder_hours_before",
-            "escalate_after_hours", "reply_digest", "wave_rings", "wave_wait_minutes",
+            "escalate_after_hours", "reply_digest", "wave_by", "wave_rings", "wave_wait_minutes",
             "wave_count_conditional",
         ]  # fmt: skip
         extra_kwargs = {
@@ -114,6 +76,7 @@ class PollWriteSerializer(serializers.ModelSerializer):
             "target_agencies": {"required": False},
             "required_qualifications": {"required": False},
             "wave_wait_minutes": {"required": False},
+            "wave_by": {"required": False},
             "wave_count_conditional": {"required": False},
         }
 
@@ -123,7 +86,7 @@ class PollWriteSerializer(serializers.ModelSerializer):
         if self.partial and self.instance is not None:
             current = PollSerializer(self.instance).data
             data = {**{k: current[k] for k in self.Meta.fields}, **data}
-        form_data, errors = poll_form_data(data)
+        form_data, errors = poll_form_data(data, self.Meta.fields)
         form = PollForm(form_data, instance=self.instance)
         if not form.is_valid() or errors:
             raise exceptions.ValidationError({**form_errors(form, POLL_RENAMES), **errors})

@@ -61,7 +61,7 @@ class PollForm(forms.ModelForm):
         "target_radius_km", "target_agencies",
         "destination", "destination_name", "destination_latitude", "destination_longitude",
         "deadline", "reminders", "escalate_after_hours", "reply_digest",
-        "waves", "wave_wait_minutes", "wave_count_conditional",
+        "wave_by", "waves", "wave_wait_minutes", "wave_count_conditional",
     ]  # fmt: skip
 
     destination = forms.ChoiceField(
@@ -75,11 +75,13 @@ class PollForm(forms.ModelForm):
         help_text="One per line, e.g. current SWAT certification. Replies count against them.",
     )
     waves = forms.CharField(
-        label="Ask in waves (rings of travel minutes)",
+        label="Ask in waves: the rings",
         required=False,
-        help_text="E.g. 45, 90, 180: the agencies within 45 minutes first, then up to 90, then "
-        "180, then the rest, each only while the need is not covered nor likely to be. Empty: "
-        "everyone at once. Needs a number of officers needed.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="By travel time: minutes, e.g. 45, 90, 180 (the agencies within 45 minutes "
+        "first, then up to 90, then 180, then the rest). By regions or chosen agencies: one ring "
+        "per line, names or keys separated by commas. Each next ring only while the need is not "
+        "covered nor likely to be. Empty: everyone at once. Needs a number of officers needed.",
     )
     target_kinds = forms.MultipleChoiceField(
         label="Agency kinds",
@@ -103,7 +105,7 @@ class PollForm(forms.ModelForm):
             "destination_name", "destination_latitude", "destination_longitude",
             "target_regions", "target_team_types", "target_levels", "target_kinds",
             "target_radius_km", "target_agencies", "deadline", "escalate_after_hours",
-            "reply_digest", "wave_wait_minutes", "wave_count_conditional",
+            "reply_digest", "wave_by", "wave_wait_minutes", "wave_count_conditional",
         ]  # fmt: skip
         field_classes = {"needed_by": InstantField, "deadline": InstantField}
         widgets = {
@@ -155,6 +157,7 @@ class PollForm(forms.ModelForm):
         self.fields["target_levels"].queryset = TeamTypeLevel.objects.select_related("team_type")
         self.fields["needed_team_type"].queryset = TeamType.objects.all()
         self.fields["wave_wait_minutes"].required = False
+        self.fields["wave_by"].required = False
         poll = self.instance
         if poll.pk:
             match = next(
@@ -165,12 +168,20 @@ class PollForm(forms.ModelForm):
             self.initial.setdefault(
                 "reminders", ", ".join(str(h) for h in poll.reminder_hours_before)
             )
-            self.initial.setdefault("waves", ", ".join(str(m) for m in poll.wave_rings))
+            self.initial.setdefault("waves", self._rings_text(poll))
         else:
             self.initial.setdefault("message", MESSAGE_TEMPLATE.format(destination="Chicago"))
             # Two days: the default reminders (24 and 4 hours before) both have time to fire,
             # so an untouched form raises no "reminder already past" check.
             self.initial.setdefault("deadline", timezone.localtime() + timedelta(hours=48))
+
+    @staticmethod
+    def _rings_text(poll: Poll) -> str:
+        if poll.wave_by == Poll.WaveBy.TRAVEL:
+            return ", ".join(str(m) for m in poll.wave_rings)
+        model = Region if poll.wave_by == Poll.WaveBy.REGION else Agency
+        names = dict(model.objects.values_list("pk", "name"))
+        return "\n".join(", ".join(names.get(i, str(i)) for i in ids) for ids in poll.wave_rings)
 
     def clean_reminders(self):
         raw = self.cleaned_data["reminders"]
@@ -188,6 +199,9 @@ class PollForm(forms.ModelForm):
 
     def clean_waves(self):
         raw = self.cleaned_data["waves"]
+        by = self.data.get(self.add_prefix("wave_by")) or Poll.WaveBy.TRAVEL
+        if by in (Poll.WaveBy.REGION, Poll.WaveBy.AGENCY) and raw.strip():
+            return self._named_rings(raw, Region if by == Poll.WaveBy.REGION else Agency)
         try:
             rings = sorted({int(m) for m in raw.replace(";", ",").split(",") if m.strip()})
         except ValueError:
@@ -199,6 +213,36 @@ class PollForm(forms.ModelForm):
         if len(rings) > 8:
             raise forms.ValidationError("At most 8 rings.")
         return rings
+
+    def _named_rings(self, raw: str, model) -> list[list[int]]:
+        """One ring per line of names, keys or ids; every unknown one is named with its line."""
+        rings, unknown = [], []
+        lookup = {}
+        for pk, name, code in model.objects.values_list(
+            "pk", "name", "code" if model is Agency else "name"
+        ):  # fmt: skip
+            lookup.update({str(pk): pk, name.lower(): pk, code.lower(): pk})
+        for number, line in enumerate(raw.splitlines(), start=1):
+            words = [w.strip() for w in line.split(",") if w.strip()]
+            if not words:
+                continue
+            ids = []
+            for word in words:
+                pk = lookup.get(word.lower())
+                if pk is None:
+                    unknown.append(f"line {number}: “{word}”")
+                elif pk not in ids:
+                    ids.append(pk)
+            rings.append(ids)
+        what = "region" if model is Region else "agency"
+        if unknown:
+            raise forms.ValidationError(f"No such {what}: {'; '.join(unknown[:5])}.")
+        if len(rings) > 8:
+            raise forms.ValidationError("At most 8 rings.")
+        return rings
+
+    def clean_wave_by(self):
+        return self.cleaned_data["wave_by"] or Poll.WaveBy.TRAVEL
 
     def clean_wave_wait_minutes(self):
         minutes = self.cleaned_data["wave_wait_minutes"]

@@ -69,11 +69,20 @@ class Poll(models.Model):
         default=list, blank=True, help_text="Hours before the deadline to remind the silent."
     )
     escalate_after_hours = models.PositiveIntegerField(null=True, blank=True)
+
     # Waves (issue 20): ask in rings by travel time from the destination, nearest first, and
     # widen only while the need is not covered nor projected to be. Empty: everyone at once.
+    class WaveBy(models.TextChoices):
+        TRAVEL = "travel", "Travel time from the destination"
+        REGION = "region", "Regions"
+        AGENCY = "agency", "Chosen agencies"
+
+    wave_by = models.CharField("rings by", max_length=10, choices=WaveBy, default=WaveBy.TRAVEL)
     wave_rings = models.JSONField(
-        default=list, blank=True, help_text="Upper bounds of travel minutes, e.g. [45, 90, 180]."
-    )
+        default=list, blank=True,
+        help_text="By travel: upper bounds in minutes, e.g. [45, 90, 180]. By region or agency: "
+        "a list of ids per ring, e.g. [[1, 2], [3]]. Then the rest of the targeted agencies.",
+    )  # fmt: skip
     wave_wait_minutes = models.PositiveIntegerField(default=30)
     wave_count_conditional = models.BooleanField(
         "count yeses with conditions toward the need", default=False

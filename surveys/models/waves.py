@@ -20,6 +20,7 @@ class Wave(models.Model):
     # The ring: agencies with travel up to this many minutes not asked by an earlier wave; null
     # for the last ring (the rest of the targeted agencies).
     max_travel_minutes = models.PositiveIntegerField(null=True, blank=True)
+    name = models.CharField(max_length=300, blank=True, help_text="The ring, as people read it.")
     state = models.CharField(max_length=10, choices=State, default=State.PENDING)
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -41,6 +42,8 @@ class Wave(models.Model):
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         if self.max_travel_minutes is None:
             return "the rest of the targeted agencies"
         return f"within {self.max_travel_minutes} min of travel"

@@ -87,8 +87,8 @@ def test_the_agencies_fall_in_the_rings_their_invitations_will_say(rings):
     near, mid, far = rings
     for agencies, ring in ((near, 1), (mid, 2), (far, 3)):
         for agency in agencies:
-            distance = geo.distance_km(agency.latitude, agency.longitude, *CHICAGO)
-            assert waves.ring_of(geo.travel_minutes(geo.km(distance)), [45, 90]) == ring
+            agency.distance_km = geo.distance_km(agency.latitude, agency.longitude, *CHICAGO)
+            assert waves.ring_of(agency, "travel", [45, 90]) == ring
 
 
 def test_sending_asks_only_the_nearest_ring(swat, rings):
@@ -339,3 +339,64 @@ def test_a_state_of_2000_agencies_is_covered_with_far_fewer_asked_than_everyone(
     assert covered_at is not None and found.covered >= 150
     assert asked_count < 2000 / 2  # far fewer than asking everyone
     assert Invitation.objects.filter(poll=poll).count() == asked_count  # each once
+
+
+def test_rings_by_region_or_chosen_agencies(client, coordinator, swat, rings):
+    near, mid, far = rings
+    north, south = (Region.objects.create(name=n) for n in ("North Ring", "South Ring"))
+    Agency.objects.filter(pk__in=[a.pk for a in far]).update(region=north)
+    Agency.objects.filter(pk=mid[0].pk).update(region=south)
+    client.force_login(coordinator)
+    poll = PollFactory(target_agencies=[*near, *mid, *far], officers_needed=30,
+                       destination_latitude=CHICAGO[0],
+                       destination_longitude=CHICAGO[1])  # fmt: skip
+    detail = reverse("api:poll-detail", args=[poll.pk])
+    bad = client.patch(detail, {"wave_by": "region", "wave_rings": [["North Ring", "Atlantis"]]},
+                       content_type="application/json")  # fmt: skip
+    assert bad.status_code == 400 and "No such region: line 1: “Atlantis”" in str(bad.json())
+    ok = client.patch(detail, {"wave_by": "region", "wave_rings": [[north.pk], [south.pk]]},
+                      content_type="application/json")  # fmt: skip
+    assert ok.status_code == 200, ok.json()
+    assert ok.json()["wave_rings"] == [[north.pk], [south.pk]]
+    page = client.get(reverse("surveys:poll-detail", args=[poll.pk])).text
+    assert "1: North Ring" in page and "2: South Ring" in page
+    poll.refresh_from_db()
+    compose.poll_send(poll=poll)
+    assert asked(poll) == {"Far 120", "Far 200"}  # the North ring first, however far
+    assert list(poll.waves.values_list("name", flat=True)) == [
+        "North Ring", "South Ring", "the rest of the targeted agencies"]  # fmt: skip
+    waves.waves_control(poll=poll, action="next", request=_request(coordinator))
+    assert asked(poll) == {"Far 120", "Far 200", "Mid 60"}
+
+
+def test_rings_of_chosen_agencies_on_the_compose_page(client, coordinator, swat, rings):
+    near, mid, far = rings
+    client.force_login(coordinator)
+    codes = f"{far[1].code}, {near[0].code}\n{mid[1].name}"
+    data = {
+        "title": "Chosen rings",
+        "purpose": "planning",
+        "situation": "emergency",
+        "message": "Could you?",
+        "destination": "0",
+        "target_agencies": [a.pk for a in (*near, *mid, *far)],
+        "deadline": (timezone.localtime() + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+        "reminders": "4",
+        "officers_needed": "20",
+        "wave_by": "agency",
+        "waves": codes,
+    }
+    response = client.post(reverse("surveys:poll-create"), data)
+    assert response.status_code == 302, response.context["form"].errors
+    poll = Poll.objects.get(title="Chosen rings")
+    assert poll.wave_rings == [[far[1].pk, near[0].pk], [mid[1].pk]]
+    edit = client.get(reverse("surveys:poll-edit", args=[poll.pk])).text
+    assert f"{far[1].name}, {near[0].name}" in edit  # the rings as names, to edit
+
+
+def _request(user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/")
+    request.user = user
+    return request
