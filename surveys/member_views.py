@@ -10,9 +10,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from readiness import permissions, ratelimit
 
-from . import members, replies, tally
+from . import member_waves, members, replies, tally
 from .forms.members import AwayForm, ForwardForm, MemberAnswerForm
-from .models import MemberAsk
+from .models import MemberAsk, MemberCall
 from .reply_views import _my_invitation
 
 
@@ -29,11 +29,18 @@ def my_agency_members(request, poll_id: int):
         initial={"answer_by": members.default_answer_by(poll)},
     )
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
         try:
-            asked = members.members_forward(
-                poll=poll, agency=agency, answer_by=form.cleaned_data["answer_by"],
-                request=request, chosen=form.cleaned_data["members"],
-            )  # fmt: skip
+            if data["wanted"]:
+                asked = member_waves.call_start(
+                    poll=poll, agency=agency, wanted=data["wanted"],
+                    answer_by=data["answer_by"], request=request,
+                )  # fmt: skip
+            else:
+                asked = members.members_forward(
+                    poll=poll, agency=agency, answer_by=data["answer_by"], request=request,
+                    chosen=data["members"],
+                )  # fmt: skip
         except members.AskClosed as exc:
             messages.error(request, f"Members cannot be asked: {exc.reason}.")
         else:
@@ -47,7 +54,8 @@ def my_agency_members(request, poll_id: int):
         request,
         "surveys/members.html",
         {"poll": poll, "agency": agency, "form": form, "tallies": tallies,
-         "open": not replies.reply_refusal(poll)},
+         "open": not replies.reply_refusal(poll),
+         "call": MemberCall.objects.filter(poll=poll, agency=agency).first()},
         status=422 if form.errors else 200,
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import chasing, delivery, inflight, intake, members, replies, waves
+from . import chasing, delivery, inflight, intake, member_waves, members, replies, waves
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,12 @@ def send_stand_down(poll_id: int) -> int:
 
 @shared_task
 def chase_polls() -> dict:
-    return {**chasing.polls_chase(), "members_reminded": members.members_chase(),
-            "waves": waves.waves_advance()}  # fmt: skip
+    return {
+        **chasing.polls_chase(),
+        "members_reminded": members.members_chase(),
+        "waves": waves.waves_advance(),
+        "member_waves": member_waves.calls_advance(),
+    }
 
 
 @shared_task

@@ -138,9 +138,17 @@ def figures(poll: Poll) -> Figures:
         replied_on_record=asked["replied_on_record"], silent=asked["asked"] - asked["replied"],
         silent_on_record=asked["silent_on_record"], projected=covered,
     )  # fmt: skip
-    if result.rate is not None:
-        result.projected = covered + int(result.silent_on_record * result.rate)
+    result.projected = project(covered, covered, result.replied_on_record, result.silent_on_record)
     return result
+
+
+def project(covered: int, offered: int, replied_capacity: int, silent_capacity: int) -> int:
+    """The rule's projection, for agencies (capacity: officers on record) and for an agency's
+    members (capacity: one each): what is covered, plus the silent's capacity times what those
+    who answered offered per unit of theirs. Nothing is projected before anyone answers."""
+    if not replied_capacity:
+        return covered
+    return covered + int(silent_capacity * offered / replied_capacity)
 
 
 def waves_advance(*, now=None) -> dict:

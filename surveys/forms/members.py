@@ -20,6 +20,14 @@ class ForwardForm(forms.Form):
         "answer in time.",
     )
 
+    wanted = forms.IntegerField(
+        label="Or ask in waves until this many are willing",
+        required=False,
+        min_value=1,
+        max_value=TeamMember.MAX_PER_TEAM,
+        help_text="Asks twice that many first (team leaders first), then more only while too "
+        "few say yes. Leave empty to ask everyone.",
+    )
     members = forms.ModelMultipleChoiceField(
         label="Or ask only these members",
         queryset=TeamMember.objects.none(),
@@ -43,8 +51,12 @@ class ForwardForm(forms.Form):
         data = super().clean()
         if self.data.get("scope") == "chosen" and not data.get("members"):
             self.add_error("members", "Tick the members to ask, or ask every member.")
+        if self.data.get("scope") == "waves" and not data.get("wanted"):
+            self.add_error("wanted", "Say how many willing officers you need.")
         if self.data.get("scope") != "chosen":
             data["members"] = None  # every member not asked yet
+        if self.data.get("scope") != "waves":
+            data["wanted"] = None
         return data
 
     def clean_answer_by(self):

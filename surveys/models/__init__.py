@@ -2,12 +2,13 @@
 here (surveys.models)."""
 
 from .inbound import InboundMessage
-from .members import MemberAsk, MemberLink
+from .members import MemberAsk, MemberCall, MemberLink
 from .polls import Invitation, InvitationLink, Poll
 from .replies import MAX_DEPLOY_HOURS, MAX_MINUTES, Reply, ReplyLine, ReplyVersion
 from .waves import Wave, WaveAgency
 
 __all__ = [
     "MAX_DEPLOY_HOURS", "MAX_MINUTES", "InboundMessage", "Invitation", "InvitationLink",
-    "MemberAsk", "MemberLink", "Poll", "Reply", "ReplyLine", "ReplyVersion", "Wave", "WaveAgency",
+    "MemberAsk", "MemberCall", "MemberLink", "Poll", "Reply", "ReplyLine", "ReplyVersion",
+    "Wave", "WaveAgency",
 ]  # fmt: skip

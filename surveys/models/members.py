@@ -97,3 +97,36 @@ class MemberLink(models.Model):
 
     def __str__(self) -> str:
         return f"link for {self.ask_id}"
+
+
+class MemberCall(models.Model):
+    """A commander asking their members in waves for a number of willing officers rather than
+    everyone (issue 20's rule, inside an agency): a first batch, then more only while the
+    willing (and the silent times the yes-rate so far) fall short of the number wanted."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Asking in waves"
+        COVERED = "covered", "Enough are willing"
+        DONE = "done", "Everyone was asked"
+        STOPPED = "stopped", "Stopped"
+
+    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="member_calls")
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="+")
+    wanted = models.PositiveIntegerField(help_text="Willing officers the commander asks for.")
+    answer_by = models.DateTimeField()
+    wait_minutes = models.PositiveIntegerField(default=10)
+    state = models.CharField(max_length=10, choices=State, default=State.RUNNING)
+    asked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    waves = models.JSONField(default=list, blank=True, help_text="Each batch: when, how many, why.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_wave_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["poll", "agency"], name="membercall_once_per_agency"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency} asks for {self.wanted} in {self.poll}"

@@ -393,3 +393,44 @@ def test_a_commander_can_ask_only_the_members_they_tick(
     # Then everyone else, with one action: Sam is not asked twice.
     forward(client, poll, django_capture_on_commit_callbacks, scope="all")
     assert MemberAsk.objects.count() == 3 and len(links(mailoutbox)) == 2
+
+
+def test_a_commander_asks_members_in_waves_for_a_number_of_officers(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    from surveys import member_waves
+    from surveys.models import MemberCall
+
+    poll, srt, _ = world
+    for n in range(7):  # ten active members in all on the targeted team
+        TeamMember.objects.create(team=srt, agency=commander.agency, name=f"Extra {n}",
+                                  email=f"extra{n}@pd.example", is_leader=n == 6)  # fmt: skip
+    client.force_login(commander)
+    refused = forward(client, poll, django_capture_on_commit_callbacks, scope="waves")
+    assert refused.status_code == 422 and "Say how many willing officers" in refused.text
+    forward(client, poll, django_capture_on_commit_callbacks, scope="waves", wanted="2")
+    first = list(MemberAsk.objects.order_by("pk").values_list("member__name", flat=True))
+    assert len(first) == 4 and first[0] == "Extra 6"  # twice the number, team leaders first
+    call = MemberCall.objects.get()
+    start = call.last_wave_at
+    urls = links(mailoutbox)
+    assert member_waves.advance(call, now=start + dt.timedelta(minutes=5)) == "waiting"
+    # One of four says yes, two say no: 1 willing, projected 1 + 1 silent x 1/3 = 1 < 2.
+    answers = iter(["willing", "not_willing", "not_willing"])
+    for name in first[:3]:
+        email = TeamMember.objects.get(name=name).email
+        data = {"answer": next(answers), "depart": "30"}
+        assert Client().post(urls[email], data).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        assert member_waves.advance(call, now=start + dt.timedelta(minutes=11)) == "sent"
+    assert MemberAsk.objects.count() == 4 + 2  # twice the shortfall of one
+    call.refresh_from_db()
+    assert call.waves[-1]["willing"] == 1 and call.waves[-1]["projected"] == 1
+    # A second yes covers it: the waves stop, nobody else is asked.
+    second = MemberAsk.objects.order_by("pk").last()
+    Client().post(links(mailoutbox)[second.member.email], {"answer": "willing", "depart": "15"})
+    later = start + dt.timedelta(minutes=30)
+    assert member_waves.advance(call, now=later) == "covered"
+    assert member_waves.calls_advance(now=later) == 0 and MemberAsk.objects.count() == 6
+    page = client.get(reverse("surveys:my-agency-members", args=[poll.pk])).text
+    assert "Asking in waves for 2 willing" in page and "Enough are willing" in page
