@@ -22,6 +22,7 @@ from django.utils import timezone
 from agencies.models import Contact, TeamMember
 from agencies.phones import to_e164
 from readiness import audit
+from readiness.log_filters import mask_secrets
 
 from . import chasing, jobs, mailbox, member_texts, replies, selectors, sms_grammar
 from .channels.sms import team_letters
@@ -64,7 +65,8 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
                 received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
             )  # fmt: skip
             response = _handle(message, now)
-            message.response = response
+            # Kept without its link (a secret): the messages page and audit trail show this.
+            message.response = mask_secrets(response)
             # Saved last, in the same transaction: a second delivery of this message id fails
             # here and takes back everything it did, so one message is one answer.
             message.save(force_insert=True)

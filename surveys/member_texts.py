@@ -24,7 +24,8 @@ def ask_for(sender: str, body: str) -> MemberAsk | None:
         "poll", "agency", "team", "member__agency"
     )
     if code:
-        return asks.filter(reply_code=code).order_by("-asked_at").first()
+        # Open polls only: a member code of a closed poll may be the agency's code today.
+        return asks.filter(reply_code=code, poll__state__in=OPEN).order_by("-asked_at").first()
     if Invitation.objects.filter(
         channel=Invitation.Channel.SMS, mobile=sender, poll__state__in=OPEN
     ).exists():

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -37,10 +37,12 @@ class AskClosed(Exception):
 
 
 def default_answer_by(poll: Poll, now=None):
-    """Well before the poll's deadline: halfway there, on the quarter hour."""
+    """Well before the poll's deadline: halfway there, on the quarter hour; never sooner than
+    a quarter of an hour from now (nor after the deadline) when the poll ends soon."""
     now = now or timezone.now()
     moment = now + (poll.deadline - now) / 2
-    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+    moment = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+    return min(max(moment, now + timedelta(minutes=15)), poll.deadline)
 
 
 def eligible(poll: Poll, agency):
@@ -61,6 +63,9 @@ def members_forward(
 ) -> int:
     """Ask the eligible members (every one, or those `chosen` among them); returns how many
     were asked. Sent by Celery after commit, CHUNK asks per task."""
+    # The poll's row lock: two forwards at once (the page and a text, a double submit) ask
+    # each member once; the second waits, then finds them asked.
+    poll = Poll.objects.select_for_update().get(pk=poll.pk)
     if replies.reply_refusal(poll):
         raise AskClosed("the poll no longer takes answers")
     members = eligible(poll, agency)
@@ -134,7 +139,8 @@ def member_asks_send(*, ask_ids: list[int], now=None) -> int:
         ):
             continue  # another run took it
         failure = _send(ask, _link(ask, now) if _reachable(ask) else "", reminder=False)
-        MemberAsk.objects.filter(pk=ask.pk).update(
+        # Marked only while the claim is still ours (the sweep may have given it back).
+        MemberAsk.objects.filter(pk=ask.pk, state=MemberAsk.State.SENDING, claimed_at=now).update(
             state=MemberAsk.State.FAILED if failure else MemberAsk.State.SENT,
             failure_reason=failure[:300], sent_at=None if failure else now,
         )  # fmt: skip
@@ -211,11 +217,17 @@ def asks_requeue_stuck(*, now=None) -> int:
     MemberAsk.objects.filter(
         state=MemberAsk.State.SENDING, claimed_at__lt=now - STUCK_AFTER
     ).update(state=MemberAsk.State.QUEUED)
+    # Queued and not dispatched in the last STUCK_AFTER (claimed_at marks a dispatch too), so a
+    # backlog is not queued again every minute.
     ids = list(
         MemberAsk.objects.filter(
-            state=MemberAsk.State.QUEUED, asked_at__lt=now - STUCK_AFTER, poll__state__in=OPEN
+            Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - STUCK_AFTER),
+            state=MemberAsk.State.QUEUED,
+            asked_at__lt=now - STUCK_AFTER,
+            poll__state__in=OPEN,
         ).values_list("pk", flat=True)[:5000]
     )
+    MemberAsk.objects.filter(pk__in=ids).update(claimed_at=now)
     for start in range(0, len(ids), CHUNK):
         jobs.after_commit(SEND_TASK, ids[start : start + CHUNK])
     return len(ids)
@@ -233,11 +245,12 @@ def members_chase(*, now=None) -> int:
         state=MemberAsk.State.SENT, answer="", reminded_at=None, poll__state=Poll.State.OPEN,
         answer_by__gt=now, sent_at__lte=now - (F("answer_by") - now),
     ).exclude(Exists(answered))  # fmt: skip
-    ids = list(due.values_list("pk", flat=True)[:5000])
-    claimed = list(
-        MemberAsk.objects.filter(pk__in=ids, reminded_at=None).values_list("pk", flat=True)
-    )
-    MemberAsk.objects.filter(pk__in=claimed, reminded_at=None).update(reminded_at=now)
+    due = due.exclude(poll__waves_state=Poll.Waves.COVERED)  # told the need is met
+    # Each ask claimed by its own conditional UPDATE: of two beats at once, one reminds it.
+    claimed = [
+        pk for pk in due.values_list("pk", flat=True)[:5000]
+        if MemberAsk.objects.filter(pk=pk, reminded_at=None).update(reminded_at=now)
+    ]  # fmt: skip
     for start in range(0, len(claimed), CHUNK):
         jobs.after_commit(REMIND_TASK, claimed[start : start + CHUNK])
     return len(claimed)

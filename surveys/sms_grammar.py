@@ -30,7 +30,7 @@ CODE = re.compile(r"^\d{4}$")
 LEADING_WORD = re.compile(r"^\s*(?:\d{4}[\s,:]*)?[A-Za-z'\u2019]+[\s\-:,.!\u2014]*")
 TEAM_LETTER = re.compile(r"^[a-h]$", re.IGNORECASE)
 DURATION = re.compile(
-    r"\bin\s+(?:(?P<n>\d+(?:\.\d+)?|an?|one|two|three|half an?)\s*"
+    r"\bin\s+(?:(?P<n>\d{1,5}(?:\.\d{1,3})?|an?|one|two|three|half an?)\s*"
     r"(?P<unit>hours?|hrs?|h|minutes?|mins?|m)\b|(?P<half>half an hour))",
     re.IGNORECASE,
 )
@@ -175,7 +175,7 @@ class MemberParsed:
     note: str = ""
 
 
-MINUTES_SUFFIX = re.compile(r"^(\d+)\s*(m|min|mins|minutes?|h|hr|hrs|hours?)?$", re.IGNORECASE)
+MINUTES_SUFFIX = re.compile(r"^(\d{1,5})\s*(m|min|mins|minutes?|h|hr|hrs|hours?)?$", re.IGNORECASE)
 
 
 def leading_code(text: str) -> str:

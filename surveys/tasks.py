@@ -8,7 +8,17 @@ import logging
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import chasing, delivery, inflight, intake, member_waves, members, replies, waves
+from . import (
+    chasing,
+    delivery,
+    inflight,
+    intake,
+    member_waves,
+    members,
+    replies,
+    wave_notices,
+    waves,
+)  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -118,4 +128,4 @@ def send_member_reminders(ask_ids: list[int]) -> int:
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_wave_notices(poll_id: int) -> int:
-    return waves.notices_send(poll_id=poll_id)
+    return wave_notices.notices_send(poll_id=poll_id)

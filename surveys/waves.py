@@ -19,11 +19,9 @@ under the poll's row lock, and an agency is asked by a wave at most once (WaveAg
 per poll and agency), so a worker killed between them leaves nothing half done.
 """
 
-import logging
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
@@ -34,7 +32,6 @@ from readiness import audit
 from . import channels, delivery, geo, jobs, selectors
 from .models import Poll, Reply, ReplyLine, Wave, WaveAgency
 
-logger = logging.getLogger(__name__)
 DEFAULT_RINGS = (45, 90, 180)
 NOTICES_TASK = "surveys.tasks.send_wave_notices"
 YES, CONDITIONAL = Reply.Decision.AVAILABLE, Reply.Decision.CONDITIONAL
@@ -115,8 +112,9 @@ class Figures:
         return {**asdict(self), "rate": round(rate, 3) if rate is not None else None}
 
 
-def figures(poll: Poll) -> Figures:
-    """The rule's figures in two aggregate queries, whatever the number of agencies."""
+def counted_lines(poll: Poll):
+    """Team lines that count toward the need: yes (with conditions too, if the poll says so),
+    of the needed team type, arriving within the need's window."""
     window = poll.need_window_minutes()
     decisions = [YES, CONDITIONAL] if poll.wave_count_conditional else [YES]
     lines = ReplyLine.objects.filter(poll=poll, officers__gt=0, reply__decision__in=decisions)
@@ -124,7 +122,18 @@ def figures(poll: Poll) -> Figures:
         lines = lines.filter(arrival_minutes__lte=window)
     if poll.needed_team_type_id:
         lines = lines.filter(team__team_type_id=poll.needed_team_type_id)
-    covered = lines.aggregate(n=Sum("officers", default=0))["n"]
+    return lines
+
+
+def figures(poll: Poll) -> Figures:
+    """The rule's figures in two aggregate queries, whatever the number of agencies."""
+    # The rate compares like with like: what the agencies the waves asked offered, per officer
+    # they have on record (agencies added by hand count toward the need, not the rate).
+    by_waves = Q(reply__agency__in=WaveAgency.objects.filter(poll=poll).values("agency"))
+    sums = counted_lines(poll).aggregate(
+        covered=Sum("officers", default=0), offered=Sum("officers", filter=by_waves, default=0)
+    )
+    covered, offered = sums["covered"], sums["offered"]
     replied = Exists(Reply.objects.filter(poll=poll, agency=OuterRef("agency")))
     asked = WaveAgency.objects.filter(poll=poll).aggregate(
         asked=Count("pk"),
@@ -133,12 +142,12 @@ def figures(poll: Poll) -> Figures:
         silent_on_record=Sum("officers_on_record", filter=~Q(replied), default=0),
     )
     result = Figures(
-        need=poll.officers_needed or 0, window_minutes=window, covered=covered,
-        asked=asked["asked"], replied=asked["replied"], offered=covered,
+        need=poll.officers_needed or 0, window_minutes=poll.need_window_minutes(),
+        covered=covered, asked=asked["asked"], replied=asked["replied"], offered=offered,
         replied_on_record=asked["replied_on_record"], silent=asked["asked"] - asked["replied"],
         silent_on_record=asked["silent_on_record"], projected=covered,
     )  # fmt: skip
-    result.projected = project(covered, covered, result.replied_on_record, result.silent_on_record)
+    result.projected = project(covered, offered, result.replied_on_record, result.silent_on_record)
     return result
 
 
@@ -163,17 +172,23 @@ def waves_advance(*, now=None) -> dict:
 
 
 def advance(poll: Poll, *, now=None) -> str:
-    """Apply the rule to one poll: "covered", "sent", "holding", "waiting" or "done"."""
+    """Apply the rule to one poll: "covered", "sent", "holding", "waiting" or "done". The whole
+    decision holds the poll's row lock: a second beat, or the coordinator's control, waits and
+    then decides again on what the first one did (the wave it sent, a pause, a stop)."""
     now = now or timezone.now()
-    found = figures(poll)
-    if found.need and found.covered >= found.need:
-        return "covered" if _cover(poll, found, now) else "done"
-    last = poll.waves.filter(state=Wave.State.SENT).order_by("-number").first()
-    if last and last.decided_at + timedelta(minutes=poll.wave_wait_minutes) > now:
-        return "waiting"
-    if found.projected >= found.need > 0:
-        return "holding"
-    return "sent" if wave_send(poll=poll, found=found, now=now) else "done"
+    with transaction.atomic():
+        poll = Poll.objects.select_for_update().get(pk=poll.pk)
+        if poll.state != Poll.State.OPEN or poll.waves_state != Poll.Waves.RUNNING:
+            return "done"
+        found = figures(poll)
+        if found.need and found.covered >= found.need:
+            return "covered" if _cover(poll, found, now) else "done"
+        last = poll.waves.filter(state=Wave.State.SENT).order_by("-number").first()
+        if last and last.decided_at + timedelta(minutes=poll.wave_wait_minutes) > now:
+            return "waiting"
+        if found.projected >= found.need > 0:
+            return "holding"
+        return "sent" if wave_send(poll=poll, found=found, now=now) else "done"
 
 
 # Sending a ring --------------------------------------------------------------------------------
@@ -278,88 +293,6 @@ def _cover(poll: Poll, found: Figures, now) -> bool:
         audit.record("poll.waves_covered", obj=poll, changes=found.as_json())
         jobs.after_commit(NOTICES_TASK, poll.pk)
     return True
-
-
-def standby_and_silent(poll: Poll) -> tuple[list[int], list[int]]:
-    """Agencies asked by the waves that said yes beyond the need (soonest first fill the need),
-    and those still silent. One query each."""
-    need = poll.officers_needed or 0
-    decisions = [YES, CONDITIONAL] if poll.wave_count_conditional else [YES]
-    said_yes = (
-        Reply.objects.filter(poll=poll, decision__in=decisions, officers__gt=0)
-        .filter(agency__in=WaveAgency.objects.filter(poll=poll).values("agency"))
-        .order_by("earliest_arrival_minutes", "pk")
-        .values_list("agency_id", "officers")
-    )
-    standby, total = [], 0
-    for agency_id, officers in said_yes:
-        if total >= need:
-            standby.append(agency_id)
-        total += officers
-    silent = list(
-        WaveAgency.objects.filter(poll=poll)
-        .exclude(agency__in=Reply.objects.filter(poll=poll).values("agency"))
-        .values_list("agency_id", flat=True)
-    )
-    return standby, silent
-
-
-NOTICES = {
-    WaveAgency.Told.STANDBY: (
-        "STANDBY: {title}",
-        "The need for {need} officers at {destination} is covered by agencies that can arrive "
-        "sooner. {agency} is ON STANDBY: not released, not deployed. Keep your answer current; "
-        "you will be told if you are needed.",
-    ),
-    WaveAgency.Told.NEED_MET: (
-        "Need met: {title}",
-        "The need for {need} officers at {destination} is covered. {agency} need not answer "
-        "this poll; thank you.",
-    ),
-}
-
-
-def notices_send(*, poll_id: int, now=None) -> int:
-    """Tell each agency asked by the waves what the covered need means for it, once: standby
-    (said yes beyond the need) or need met (silent). Each is claimed before it is sent (and
-    given back if no channel took it), by every channel the agency was asked by."""
-    now = now or timezone.now()
-    poll = Poll.objects.get(pk=poll_id)
-    standby, silent = standby_and_silent(poll)
-    sent = 0
-    for told, agencies in ((WaveAgency.Told.STANDBY, standby), (WaveAgency.Told.NEED_MET, silent)):
-        subject, text = NOTICES[told]
-        for row in WaveAgency.objects.filter(
-            poll=poll, agency__in=agencies, told=""
-        ).select_related("agency"):
-            if not WaveAgency.objects.filter(pk=row.pk, told="").update(told=told, told_at=now):
-                continue
-            words = {"title": poll.title, "need": poll.officers_needed,
-                     "destination": poll.destination_name, "agency": row.agency.name}  # fmt: skip
-            if _notify(poll, row.agency_id, subject.format(**words), text.format(**words)):
-                sent += 1
-            else:
-                WaveAgency.objects.filter(pk=row.pk).update(told="", told_at=None)
-    return sent
-
-
-def _notify(poll: Poll, agency_id: int, subject: str, body: str) -> bool:
-    """By email and text, as the agency was asked; True when any channel took it."""
-    took = False
-    for invitation in poll.invitations.filter(agency_id=agency_id).exclude(state="failed"):
-        try:
-            if invitation.channel == "email":
-                mailers.default.send_messages(
-                    [EmailMultiAlternatives(subject=subject, body=body, to=[invitation.email])]
-                )
-                took = True
-            else:
-                with channels.SMS.sender() as send:
-                    result = send(channels.providers.Text(to=invitation.mobile, body=body))
-                took = took or result.outcome == channels.SENT
-        except Exception:  # one channel failing costs only itself
-            logger.warning("a wave notice was not sent by %s", invitation.channel, exc_info=True)
-    return took
 
 
 # The coordinator's controls ----------------------------------------------------------------------

@@ -319,8 +319,8 @@ def arrival_curve(*, poll: Poll) -> list[CurvePoint]:
 
 
 def _add_member_arrivals(poll: Poll, points: list[CurvePoint]) -> None:
-    """Members backing their agency's submitted answer (one that still says yes), counted at
-    their own arrival: one grouped query."""
+    """Members backing their agency's submitted answer (while it still says yes and is backed by
+    members), counted at their own arrival: one grouped query."""
     arrival = F("depart_minutes") + F("travel_minutes")
     steps = (
         MemberAsk.objects.filter(
@@ -328,9 +328,11 @@ def _add_member_arrivals(poll: Poll, points: list[CurvePoint]) -> None:
             backing=True,
             depart_minutes__isnull=False,
             travel_minutes__isnull=False,
-            agency__in=Reply.objects.filter(
-                poll=poll, decision__in=[AVAILABLE, CONDITIONAL]
-            ).values("agency"),
+            # Only where the agency's current answer is a yes backed by members (one changed
+            # since by link, text or API no longer is: its members' old flags do not count).
+            agency__in=ReplyLine.objects.filter(
+                poll=poll, officers_backed__gt=0, reply__decision__in=[AVAILABLE, CONDITIONAL]
+            ).values("reply__agency"),
         )
         .annotate(
             step=Case(

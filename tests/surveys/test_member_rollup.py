@@ -151,6 +151,7 @@ def test_a_member_answers_by_text_with_their_code(client, texted_members, sms_pr
     assert (ask.answer, ask.depart_minutes, ask.answered_via) == ("willing", 30, "sms")
     message = InboundMessage.objects.get()
     assert (message.outcome, message.member_ask) == ("applied", ask)
+    assert "/m/[hidden]/" in message.response and "/m/[hidden]/" not in text  # kept masked
     # Sam says no without a code (their only open ask), then changes it with conditions.
     assert said(sms_provider.post_inbound(client, "+13125550162", "no")).startswith("Recorded")
     sms_provider.post_inbound(client, "+13125550162", f"{codes['+13125550162']} C 45 days only")
@@ -346,6 +347,20 @@ def test_the_dashboard_counts_member_backed_officers_at_their_own_arrival(
     assert summary["headline"]["officers_backed_by_members"] == 2
     page = client.get(reverse("poll-dashboard", args=[poll.pk])).text
     assert "Members&#x27; own times: 2" in page or "Members' own times: 2" in page  # the chart
+    # The answer changed by another channel (no roll-up): its members' old flags stop counting.
+    from surveys import replies
+
+    reply = Reply.objects.get(poll=poll)
+    replies.reply_submit(
+        poll=poll, agency=commander.agency, base_version=reply.version, confirm=False,
+        channel="api", user=commander,
+        answer={"decision": "available", "authorised_by_name": "Chief Lee",
+                "authorised_by_rank": "Chief"},
+        lines=[{"team": srt, "estimate": 40, "officers": 3, "depart_minutes": 30,
+                "travel_minutes": 40}],
+    )  # fmt: skip
+    summary = client.get(reverse("poll-dashboard-summary", args=[poll.pk])).json()
+    assert summary["arrival_curve"][-1]["backed_by_members"] == 0
     # An agency that takes its yes back takes its members off the curve.
     client.force_login(commander)
     Reply.objects.filter(poll=poll).update(decision=Reply.Decision.UNAVAILABLE, decline_reason="x")

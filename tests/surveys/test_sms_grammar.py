@@ -69,3 +69,16 @@ def test_the_code_is_kept_on_errors_to_answer_the_right_invitation():
     with pytest.raises(ParseError) as caught:
         parse("4821 Y 12")
     assert caught.value.code == "4821"
+
+
+@pytest.mark.parametrize("text", [
+    "4821 Y in " + "9" * 310 + " hours", "Y 12 in " + "9" * 320 + " minutes", "4821 Y " + "9" * 400,
+])  # fmt: skip
+def test_absurd_numbers_are_not_understood_rather_than_a_crash(text):
+    import contextlib
+
+    from surveys.sms_grammar import parse_member
+
+    for parser in (parse, parse_member):  # an OverflowError here was a 500 to the provider
+        with contextlib.suppress(ParseError):  # a clear "not understood" is the answer
+            parser(text)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, Contact, Region, SpecialTeam, TeamType
 from readiness.models import AuditEvent
-from surveys import channels, compose, geo, replies, waves
+from surveys import channels, compose, geo, replies, wave_notices, waves
 from surveys.models import Invitation, Poll, Wave, WaveAgency
 
 from ..factories import AgencyFactory, ContactFactory, SpecialTeamFactory, TeamTypeFactory
@@ -160,7 +160,7 @@ def test_covering_the_need_stops_the_waves_and_tells_standby_and_silent_once(
     assert told == {"Near 10": "", "Near 40": "", "Near 20": "standby"}
     [standby] = mailoutbox
     assert standby.subject.startswith("STANDBY:") and "not released, not deployed" in standby.body
-    assert waves.notices_send(poll_id=poll.pk) == 0  # once
+    assert wave_notices.notices_send(poll_id=poll.pk) == 0  # once
     assert waves.advance(poll, now=start + dt.timedelta(minutes=60)) == "done"
 
 
@@ -400,3 +400,15 @@ def _request(user):
     request = RequestFactory().post("/")
     request.user = user
     return request
+
+
+def test_a_paused_or_stopped_poll_is_left_alone_by_the_rule(swat, rings):
+    near, mid, far = rings
+    poll = wave_poll(swat, [*near, *mid, *far])
+    compose.poll_send(poll=poll)
+    later = timezone.now() + dt.timedelta(hours=1)
+    Poll.objects.filter(pk=poll.pk).update(waves_state="paused")
+    assert waves.advance(poll, now=later) == "done"
+    Poll.objects.filter(pk=poll.pk).update(waves_state="stopped")
+    assert waves.advance(poll, now=later) == "done"
+    assert asked(poll) == {"Near 10", "Near 20", "Near 40"}
