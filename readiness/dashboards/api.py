@@ -130,7 +130,7 @@ def poll_readiness(request, poll: Poll) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         return Response(status=304, headers=headers)
-    summary = figures.poll_summary(poll=poll, within=within, now=now, stamp=stamp)
+    summary = figures.cached_summary(poll=poll, within=within, now=now, stamp=stamp)
     return Response(summary.as_json(), headers=headers)
 
 

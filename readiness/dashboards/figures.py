@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Case,
@@ -230,6 +231,26 @@ def _by_decision(column: str) -> dict:
         "available": Sum(column, filter=Q(reply__decision=AVAILABLE), default=0),
         "conditional": Sum(column, filter=Q(reply__decision=CONDITIONAL), default=0),
     }
+
+
+SUMMARY_CACHE_SECONDS = 600
+
+
+def cached_summary(
+    *, poll: Poll, within: int | None = None, now: datetime | None = None, stamp: str = ""
+) -> Summary:
+    """poll_summary, computed once per (poll, stamp, window) and kept in the cache (Redis in
+    production, shared by every web process): N officials watching one poll cost one
+    computation per change, not N. The stamp changes with everything the figures show, so a
+    cached summary is never stale; an old one simply stops being asked for."""
+    stamp = stamp or poll_stamp(poll=poll, now=now)
+    key = f"dashboard:summary:{poll.pk}:{stamp}:{'all' if within is None else within}"
+    summary = cache.get(key)
+    if summary is None:
+        summary = poll_summary(poll=poll, within=within, now=now, stamp=stamp)
+        cache.set(key, summary, SUMMARY_CACHE_SECONDS)
+    summary.poll = poll  # the caller's instance (the cached one is a copy from another request)
+    return summary
 
 
 def poll_summary(

@@ -78,7 +78,7 @@ def poll_dashboard(request, poll_id: int):
     if request.htmx and request.GET.get("stamp") == stamp:
         return HttpResponse(status=204, headers={"Vary": "HX-Request"})
     within, within_error = _within(request, poll)
-    summary = figures.poll_summary(poll=poll, within=within, now=now, stamp=stamp)
+    summary = figures.cached_summary(poll=poll, within=within, now=now, stamp=stamp)
     sort = request.GET.get("sort", "arrival")
     if sort.lstrip("-") not in figures.REPLY_SORTS:
         sort = "arrival"
@@ -153,7 +153,7 @@ def poll_dashboard_summary(request, poll_id: int):
     within, error = _within(request, poll)
     if error:
         return JsonResponse({"error": error, "field": "within"}, status=400)
-    return JsonResponse(figures.poll_summary(poll=poll, within=within).as_json())
+    return JsonResponse(figures.cached_summary(poll=poll, within=within).as_json())
 
 
 @require_GET

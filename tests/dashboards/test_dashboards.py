@@ -714,3 +714,28 @@ def test_the_print_brief_carries_a_dated_header(client, official, world, clock):
     assert f"printed {printed}" in header and "Chicago critical incidents" in header
     assert "Planning survey" in header and "counted within 2 h" in header
     assert '<span class="no-print">; they update by themselves' in page
+
+
+def test_officials_watching_one_poll_cost_one_computation_per_change(client, coordinator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    poll = bulk_poll(20, coordinator)
+    client.force_login(coordinator)
+    url = reverse("poll-dashboard-summary", args=[poll.pk])
+    with CaptureQueriesContext(connection) as first:
+        before = client.get(url, {"within": "all"}).json()
+    with CaptureQueriesContext(connection) as second:
+        again = client.get(url, {"within": "all"}).json()
+    assert again == before
+    assert len(second) <= len(first) - 8, (len(first), len(second))  # from the cache
+    # An answer changes the stamp: the figures are computed again, and they moved.
+    reply = Reply.objects.filter(poll=poll, decision="unavailable").first()
+    Reply.objects.filter(pk=reply.pk).update(decision="available", updated_at=timezone.now(),
+                                             decline_reason="")  # fmt: skip
+    with CaptureQueriesContext(connection) as third:
+        after = client.get(url, {"within": "all"}).json()
+    assert len(third) == len(first)
+    assert (
+        after["headline"]["agencies_unavailable"] == before["headline"]["agencies_unavailable"] - 1
+    )
