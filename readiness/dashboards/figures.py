@@ -649,9 +649,10 @@ def poll_declines(*, poll: Poll):
     )
 
 
-def poll_map_points(*, poll: Poll, within: int | None) -> list[list]:
+def poll_map_points(*, poll: Poll, within: int | None, since: datetime | None = None) -> list[list]:
     """One point per asked agency: [id, name, lat, lon, decision or "", officers in time,
-    earliest arrival]."""
+    earliest arrival]; with `since`, only the agencies whose answer changed after it (a live
+    map fetches the whole set once, then only what changed: not 20,000 points per change)."""
     counted = Q(poll=poll, officers__gt=0, reply__agency_id=OuterRef("pk"))
     if within is not None:
         counted &= Q(arrival_minutes__lte=within)
@@ -659,9 +660,18 @@ def poll_map_points(*, poll: Poll, within: int | None) -> list[list]:
         ReplyLine.objects.filter(counted).values("poll_id").annotate(n=Sum("officers")).values("n")
     )
     replies = Reply.objects.filter(poll=poll, agency_id=OuterRef("pk"))
+    asked = Agency.objects.filter(
+        Exists(Invitation.objects.filter(poll=poll, agency=OuterRef("pk")))
+    )
+    if since is not None:  # answered since, or asked since (a wave, agencies added by hand)
+        asked = asked.filter(
+            Exists(replies.filter(updated_at__gt=since))
+            | Exists(
+                Invitation.objects.filter(poll=poll, agency=OuterRef("pk"), created_at__gt=since)
+            )
+        )
     points = (
-        Agency.objects.filter(Exists(Invitation.objects.filter(poll=poll, agency=OuterRef("pk"))))
-        .annotate(
+        asked.annotate(
             decision=Subquery(replies.values("decision")[:1]),
             officers_in_time=Subquery(officers),
             arrival=Subquery(replies.values("earliest_arrival_minutes")[:1]),

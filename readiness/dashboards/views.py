@@ -12,6 +12,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from readiness import permissions
@@ -162,15 +163,24 @@ def poll_dashboard_map(request, poll_id: int):
     """The map's points: one per asked agency (the page stays light; the map fetches this)."""
     poll = _poll(poll_id)
     within, _ = _within(request, poll)
+    try:
+        since = parse_datetime(request.GET.get("since") or "")
+    except ValueError:  # well formed, but no such moment (a 31st of February)
+        since = None
+    if since is not None and timezone.is_naive(since):
+        since = None  # only what the map itself was given (an aware instant) is trusted
+    as_of = timezone.now()  # before the query: a change during it comes again next time
     return JsonResponse(
         {
+            "as_of": as_of.isoformat(),
+            "partial": since is not None,
             "destination": {
                 "name": poll.destination_name,
                 "lat": poll.destination_latitude,
                 "lon": poll.destination_longitude,
             },
             "fields": ["id", "name", "lat", "lon", "decision", "officers", "arrival_minutes"],
-            "agencies": figures.poll_map_points(poll=poll, within=within),
+            "agencies": figures.poll_map_points(poll=poll, within=within, since=since),
         }
     )
 

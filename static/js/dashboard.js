@@ -76,26 +76,41 @@
       .addTo(map);
     var layer = L.layerGroup().addTo(map);
     var loadedUrl = null, fitted = false;
+    // After the first load only what changed is fetched (?since=), for the same window: a live
+    // map of 20,000 agencies does not download every point on every change.
+    var markers = {}, asOf = null, asOfWithin = null;
+
+    function withinOf(url) {
+      return new URL(url, window.location.href).searchParams.get("within");
+    }
 
     function load() {
       var live = document.getElementById("live");
       var url = live && live.dataset.mapUrl;
       if (!url || url === loadedUrl) return;
       loadedUrl = url;
-      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      var within = withinOf(url);
+      var partial = asOf !== null && within === asOfWithin;
+      var fetchUrl = partial ? url + "&since=" + encodeURIComponent(asOf) : url;
+      fetch(fetchUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (data) {
-          layer.clearLayers();
+          if (!data.partial) {
+            layer.clearLayers();
+            markers = {};
+          }
           var bounds = L.latLngBounds([dest]);
           // Silent agencies first, so answers are drawn on top of them.
           data.agencies
             .slice()
             .sort(function (a, b) { return (a[4] ? 1 : 0) - (b[4] ? 1 : 0) || b[5] - a[5]; })
             .forEach(function (p) {
+              if (markers[p[0]]) layer.removeLayer(markers[p[0]]);
               var marker = L.circleMarker([p[2], p[3]], style(p[4], p[5]));
               marker.bindPopup(popup(p, node.dataset.historyUrl));
               marker.bindTooltip(el("span", p[1])); // a DOM node: the name is text, never HTML
               layer.addLayer(marker);
+              markers[p[0]] = marker;
               bounds.extend([p[2], p[3]]);
             });
           if (!fitted && data.agencies.length) {
@@ -103,7 +118,10 @@
             map.fitBounds(bounds, { padding: [20, 20], maxZoom: 10 });
             fitted = true;
           }
-          node.dataset.points = String(data.agencies.length);
+          asOf = data.as_of;
+          asOfWithin = within;
+          node.dataset.points = String(Object.keys(markers).length);
+          node.dataset.lastFetched = String(data.agencies.length);
         })
         .catch(function () { loadedUrl = null; });
     }

@@ -739,3 +739,28 @@ def test_officials_watching_one_poll_cost_one_computation_per_change(client, coo
     assert (
         after["headline"]["agencies_unavailable"] == before["headline"]["agencies_unavailable"] - 1
     )
+
+
+def test_the_live_map_fetches_only_what_changed(client, coordinator):
+    poll = bulk_poll(20, coordinator)
+    client.force_login(coordinator)
+    url = reverse("poll-dashboard-map", args=[poll.pk])
+    full = client.get(url, {"within": "all"}).json()
+    assert not full["partial"] and len(full["agencies"]) == 20
+    nothing = client.get(url, {"within": "all", "since": full["as_of"]}).json()
+    assert nothing["partial"] and nothing["agencies"] == []
+    reply = Reply.objects.filter(poll=poll, decision="unavailable").first()
+    Reply.objects.filter(pk=reply.pk).update(decision="available", decline_reason="",
+                                             updated_at=timezone.now())  # fmt: skip
+    changed = client.get(url, {"within": "all", "since": full["as_of"]}).json()
+    assert [p[0] for p in changed["agencies"]] == [reply.agency_id]
+    assert changed["agencies"][0][4] == "available"
+    from surveys.models import Invitation
+
+    added = Invitation.objects.filter(poll=poll).exclude(agency=reply.agency).first()
+    Invitation.objects.filter(pk=added.pk).update(created_at=timezone.now())  # asked just now
+    both = client.get(url, {"within": "all", "since": full["as_of"]}).json()
+    assert {p[0] for p in both["agencies"]} == {reply.agency_id, added.agency_id}
+    for bad in ("yesterday", "2026-02-31T10:00:00+00:00", "2026-01-01T10:00:00"):
+        again = client.get(url, {"within": "all", "since": bad}).json()
+        assert not again["partial"] and len(again["agencies"]) == 20  # the whole set instead

@@ -90,6 +90,9 @@ def test_the_dashboard_updates_without_a_reload(live_server, browser, artifacts,
     assert page.evaluate("window.stillThisPage") is True  # updated in place, not reloaded
     expect(replied).to_have_text(re.compile(r"^2 "), use_inner_text=True)
     expect(page.locator("#replies")).to_contain_text("Suburb 1 PD", use_inner_text=True)
+    # The map fetched only the agency that changed, and still shows all three.
+    expect(page.locator("#map")).to_have_attribute("data-last-fetched", "1")
+    expect(page.locator("#map")).to_have_attribute("data-points", "3")
     page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
 
     # The window control updates the figures in place and keeps the choice in the address.
