@@ -59,6 +59,12 @@ def ring_of(agency, by: str, rings: list) -> int:
     return next((n for n, ids in enumerate(rings, 1) if key in ids), len(rings) + 1)
 
 
+def wait_of(poll: Poll, number: int) -> int:
+    """The wait after ring `number` (1-based): its own where the poll gives one per ring."""
+    waits = list(poll.wave_waits)
+    return waits[number - 1] if number <= len(waits) else poll.wave_wait_minutes
+
+
 def travel_of(agency) -> int:
     return geo.travel_minutes(geo.km(agency.distance_km))  # as its invitation will store it
 
@@ -184,7 +190,7 @@ def advance(poll: Poll, *, now=None) -> str:
         if found.need and found.covered >= found.need:
             return "covered" if _cover(poll, found, now) else "done"
         last = poll.waves.filter(state=Wave.State.SENT).order_by("-number").first()
-        if last and last.decided_at + timedelta(minutes=poll.wave_wait_minutes) > now:
+        if last and last.decided_at + timedelta(minutes=last.wait_minutes) > now:
             return "waiting"
         if found.projected >= found.need > 0:
             return "holding"
@@ -199,7 +205,7 @@ def waves_start(*, poll: Poll, recipients: list, now) -> list:
     (the first ring with an agency in it; empty rings before it are skipped)."""
     rings, travel = list(poll.wave_rings), poll.wave_by == Poll.WaveBy.TRAVEL
     Wave.objects.bulk_create(
-        Wave(poll=poll, number=n, name=name,
+        Wave(poll=poll, number=n, name=name, wait_minutes=wait_of(poll, n),
              max_travel_minutes=rings[n - 1] if travel and n <= len(rings) else None)
         for n, name in enumerate(ring_names(poll.wave_by, rings), start=1)
     )  # fmt: skip

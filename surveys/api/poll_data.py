@@ -15,7 +15,8 @@ POLL_LISTS = {"target_regions", "target_team_types", "target_levels", "target_ki
               "target_agencies", "required_qualifications"}  # fmt: skip
 # The API's field names for the compose form's (lists where the page has a text box).
 POLL_RENAMES = {"requirements_text": "requirements", "reminders": "reminder_hours_before",
-                "destination": "destination_name", "waves": "wave_rings"}  # fmt: skip
+                "destination": "destination_name", "waves": "wave_rings",
+                "wave_waits_text": "wave_waits"}  # fmt: skip
 INVALID_CHOICE = forms.ModelMultipleChoiceField.default_error_messages["invalid_choice"]
 
 
@@ -31,7 +32,7 @@ def poll_form_data(data: Mapping, fields) -> tuple[MultiValueDict, dict]:
             else:
                 form_data["waves"] = rings
             continue
-        if key in POLL_LISTS or key in ("requirements", "reminder_hours_before"):
+        if key in POLL_LISTS or key in ("requirements", "reminder_hours_before", "wave_waits"):
             if value is None:
                 value = []
             if not isinstance(value, list) or any(isinstance(v, list | dict) for v in value):
@@ -41,6 +42,8 @@ def poll_form_data(data: Mapping, fields) -> tuple[MultiValueDict, dict]:
                 form_data["requirements_text"] = "\n".join(plain_text(v) for v in value)
             elif key == "reminder_hours_before":
                 form_data["reminders"] = ", ".join(plain_text(v) for v in value)
+            elif key == "wave_waits":
+                form_data["wave_waits_text"] = ", ".join(plain_text(v) for v in value)
             elif wrong := [v for v in value if key != "target_kinds" and id_out_of_range(v)]:
                 # No object's id: the form's own message, without asking the database.
                 errors[key] = [INVALID_CHOICE % {"value": wrong[0]}]

@@ -52,6 +52,11 @@ class PollWriteSerializer(serializers.ModelSerializer):
         "[[1, 2], [3]]. Then the rest of the targeted agencies; each ring only while the need "
         "is not covered nor projected to be. Empty: everyone at once. Needs officers_needed.",
     )  # fmt: skip
+    wave_waits = serializers.ListField(
+        child=serializers.IntegerField(min_value=5, max_value=24 * 60), required=False,
+        help_text="A wait per ring in minutes, where they differ, e.g. [20, 30, 60]; rings "
+        "without one wait wave_wait_minutes.",
+    )  # fmt: skip
     reminder_hours_before = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False,
         help_text="Hours before the deadline to remind agencies that have not answered.",
@@ -67,7 +72,7 @@ class PollWriteSerializer(serializers.ModelSerializer):
             "target_regions", "target_team_types", "target_levels", "target_kinds",
             "target_radius_km", "target_agencies", "deadline", "reminder_hours_before",
             "escalate_after_hours", "reply_digest", "wave_by", "wave_rings", "wave_wait_minutes",
-            "wave_count_conditional",
+            "wave_waits", "wave_count_conditional",
         ]  # fmt: skip
         extra_kwargs = {
             "target_regions": {"required": False},
@@ -128,6 +133,7 @@ class PollSerializer(PollWriteSerializer):
         data["requirements"] = list(instance.requirements)
         data["reminder_hours_before"] = list(instance.reminder_hours_before)
         data["wave_rings"] = list(instance.wave_rings)
+        data["wave_waits"] = list(instance.wave_waits)
         data["created_by"] = {"id": instance.created_by_id,
                               "name": instance.created_by.get_full_name()}  # fmt: skip
         for name in ("agencies_asked", "agencies_answered"):

@@ -61,7 +61,7 @@ class PollForm(forms.ModelForm):
         "target_radius_km", "target_agencies",
         "destination", "destination_name", "destination_latitude", "destination_longitude",
         "deadline", "reminders", "escalate_after_hours", "reply_digest",
-        "wave_by", "waves", "wave_wait_minutes", "wave_count_conditional",
+        "wave_by", "waves", "wave_wait_minutes", "wave_waits_text", "wave_count_conditional",
     ]  # fmt: skip
 
     destination = forms.ChoiceField(
@@ -82,6 +82,12 @@ class PollForm(forms.ModelForm):
         "first, then up to 90, then 180, then the rest). By regions or chosen agencies: one ring "
         "per line, names or keys separated by commas. Each next ring only while the need is not "
         "covered nor likely to be. Empty: everyone at once. Needs a number of officers needed.",
+    )
+    wave_waits_text = forms.CharField(
+        label="Or a wait per ring (minutes)",
+        required=False,
+        help_text="E.g. 20, 30, 60: after the first ring 20 minutes, after the second 30, then "
+        "60. Rings without one wait as above.",
     )
     target_kinds = forms.MultipleChoiceField(
         label="Agency kinds",
@@ -169,6 +175,7 @@ class PollForm(forms.ModelForm):
                 "reminders", ", ".join(str(h) for h in poll.reminder_hours_before)
             )
             self.initial.setdefault("waves", self._rings_text(poll))
+            self.initial.setdefault("wave_waits_text", ", ".join(map(str, poll.wave_waits)))
         else:
             self.initial.setdefault("message", MESSAGE_TEMPLATE.format(destination="Chicago"))
             # Two days: the default reminders (24 and 4 hours before) both have time to fire,
@@ -240,6 +247,20 @@ class PollForm(forms.ModelForm):
         if len(rings) > 8:
             raise forms.ValidationError("At most 8 rings.")
         return rings
+
+    def clean_wave_waits_text(self):
+        raw = self.cleaned_data["wave_waits_text"]
+        try:
+            waits = [int(m) for m in raw.replace(";", ",").split(",") if m.strip()]
+        except ValueError:
+            raise forms.ValidationError(
+                "Use whole minutes separated by commas, e.g. 20, 30."
+            ) from None
+        if any(not 5 <= m <= 24 * 60 for m in waits):
+            raise forms.ValidationError("Wait 5 minutes to 24 hours between rings.")
+        if len(waits) > 9:
+            raise forms.ValidationError("At most one wait per ring.")
+        return waits
 
     def clean_wave_by(self):
         return self.cleaned_data["wave_by"] or Poll.WaveBy.TRAVEL
@@ -313,6 +334,7 @@ class PollForm(forms.ModelForm):
         ]  # fmt: skip
         poll.reminder_hours_before = self.cleaned_data["reminders"]
         poll.wave_rings = self.cleaned_data["waves"]
+        poll.wave_waits = self.cleaned_data["wave_waits_text"]
         poll.target_kinds = self.cleaned_data["target_kinds"]
         if commit:
             poll.save()

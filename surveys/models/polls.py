@@ -84,6 +84,10 @@ class Poll(models.Model):
         "a list of ids per ring, e.g. [[1, 2], [3]]. Then the rest of the targeted agencies.",
     )  # fmt: skip
     wave_wait_minutes = models.PositiveIntegerField(default=30)
+    wave_waits = models.JSONField(
+        default=list, blank=True,
+        help_text="A wait per ring, in minutes, where they differ (else wave_wait_minutes).",
+    )  # fmt: skip
     wave_count_conditional = models.BooleanField(
         "count yeses with conditions toward the need", default=False
     )

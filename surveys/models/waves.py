@@ -21,6 +21,9 @@ class Wave(models.Model):
     # for the last ring (the rest of the targeted agencies).
     max_travel_minutes = models.PositiveIntegerField(null=True, blank=True)
     name = models.CharField(max_length=300, blank=True, help_text="The ring, as people read it.")
+    wait_minutes = models.PositiveIntegerField(
+        default=30, help_text="After this ring is asked, how long before the next may be."
+    )
     state = models.CharField(max_length=10, choices=State, default=State.PENDING)
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(

@@ -412,3 +412,23 @@ def test_a_paused_or_stopped_poll_is_left_alone_by_the_rule(swat, rings):
     Poll.objects.filter(pk=poll.pk).update(waves_state="stopped")
     assert waves.advance(poll, now=later) == "done"
     assert asked(poll) == {"Near 10", "Near 20", "Near 40"}
+
+
+def test_each_ring_can_have_its_own_wait(client, coordinator, swat, rings):
+    near, mid, far = rings
+    poll = wave_poll(swat, [*near, *mid, *far], rings=(45, 90, 150), wave_waits=[10, 60])
+    compose.poll_send(poll=poll)
+    first = poll.waves.get(number=1).decided_at
+    assert list(poll.waves.values_list("wait_minutes", flat=True)) == [10, 60, 30, 30]
+    assert waves.advance(poll, now=first + dt.timedelta(minutes=11)) == "sent"
+    second = poll.waves.get(number=2).decided_at
+    assert waves.advance(poll, now=second + dt.timedelta(minutes=30)) == "waiting"
+    assert waves.advance(poll, now=second + dt.timedelta(minutes=61)) == "sent"
+    client.force_login(coordinator)
+    api = client.get(reverse("api:poll-detail", args=[poll.pk])).json()
+    assert api["wave_waits"] == [10, 60]
+    bad = PollFactory(target_agencies=near, officers_needed=10)
+    response = client.patch(reverse("api:poll-detail", args=[bad.pk]),
+                            {"wave_rings": [45], "wave_waits": [2]},
+                            content_type="application/json")  # fmt: skip
+    assert response.status_code == 400
