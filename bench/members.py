@@ -5,7 +5,7 @@ answer form with the members' tally) for teams of 50 and 500 members.
 Run from the repository root:
 
     python bench/members.py                   # 20,000 member answers (40 teams of 500), 8 clients
-    python bench/members.py --small           # 2,000 answers, a shorter trivial phase
+    python bench/members.py --small           # 1,000 answers, a shorter trivial phase
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/members.py
 
 Like bench/replies.py (whose server, clients and throwaway database it uses), it never touches
@@ -75,10 +75,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--conn-max-age", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--small", action="store_true", help="2,000 answers; 2 s trivial phase")
+    parser.add_argument("--small", action="store_true", help="1,000 answers; 2 s trivial phase")
     args = parser.parse_args()
     if args.small:
-        args.members, args.seconds, args.rollups = 2000, 2.0, 10
+        args.members, args.seconds, args.rollups = 1000, 2.0, 10
     args.members = max(TEAM, args.members - args.members % TEAM)
     return args
 

@@ -89,8 +89,8 @@ COPIED_FIELDS = (
     "purpose", "requesting_agency", "requesting_person", "officers_needed", "needed_team_type",
     "requirements", "message", "situation", "destination_name", "destination_latitude",
     "destination_longitude", "target_kinds", "target_radius_km", "reminder_hours_before",
-    "escalate_after_hours", "reply_digest", "wave_rings", "wave_wait_minutes", "wave_waits",
-    "wave_count_conditional",
+    "escalate_after_hours", "reply_digest", "wave_by", "wave_rings", "wave_wait_minutes",
+    "wave_waits", "wave_count_conditional",
 )  # fmt: skip
 TARGET_SETS = ("target_regions", "target_team_types", "target_levels", "target_agencies",
                "required_qualifications")  # fmt: skip

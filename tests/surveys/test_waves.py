@@ -392,6 +392,8 @@ def test_rings_of_chosen_agencies_on_the_compose_page(client, coordinator, swat,
     assert poll.wave_rings == [[far[1].pk, near[0].pk], [mid[1].pk]]
     edit = client.get(reverse("surveys:poll-edit", args=[poll.pk])).text
     assert f"{far[1].name}, {near[0].name}" in edit  # the rings as names, to edit
+    copy = compose.poll_duplicate(poll=poll, request=_request(coordinator))
+    assert (copy.wave_by, copy.wave_rings) == ("agency", poll.wave_rings)
 
 
 def _request(user):
