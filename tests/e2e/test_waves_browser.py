@@ -18,7 +18,7 @@ def test_a_coordinator_pauses_and_resumes_the_waves(live_server, browser, artifa
                                                      width):  # fmt: skip
     swat = TeamTypeFactory(code=f"swat-waves-{width}")
     agencies = []
-    for k, lat in enumerate((41.95, 42.3, 43.2)):  # about 10, 45 and 130 minutes away
+    for k, lat in enumerate((41.95, 42.3, 43.2)):  # about 7, 39 and 125 minutes away
         agency = AgencyFactory(name=f"Ring PD {k}", latitude=lat, longitude=-87.63)
         SpecialTeamFactory(agency=agency, team_type=swat, members=20)
         ContactFactory(agency=agency, role="primary")

@@ -353,3 +353,20 @@ def test_sending_is_refused_past_the_deadline_or_with_nobody_to_ask(client, coor
     page = client.post(reverse("surveys:poll-send", args=[poll.pk]), CONFIRMED, follow=True)
     assert "nobody would be asked" in page.text
     assert Poll.objects.get().state == Poll.State.DRAFT and not Invitation.objects.exists()
+
+
+def test_the_preview_shows_each_ring_of_a_poll_in_waves(client, coordinator):
+    region = RegionFactory(name="Rings")
+    for name, lat in (("Near PD", 41.95), ("Mid PD", 42.6), ("Far PD", 43.4)):  # 7, 67, 141 min
+        agency = AgencyFactory(name=name, region=region, latitude=lat, longitude=-87.63)
+        ContactFactory(agency=agency, role=Contact.Role.PRIMARY)
+    client.force_login(coordinator)
+    data = form_data(target_regions=[region.pk], target_kinds=[], officers_needed="10",
+                     waves="45, 90")  # fmt: skip
+    import re
+
+    preview = client.post(reverse("surveys:poll-preview"), data).text
+    assert "In waves" in preview
+    rows = re.findall(r'<th scope="row">(\d): ([^<]+)</th><td class="num">(\d+)</td>', preview)
+    assert rows == [("1", "within 45 min of travel", "1"), ("2", "within 90 min of travel", "1"),
+                    ("3", "the rest of the targeted agencies", "1")]  # fmt: skip
