@@ -8,6 +8,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from readiness import audit
+from readiness.bulk import bulk_insert
 
 from .importer import ParsedRegistry, RowError, parse_registry_csv
 from .models import Agency, Contact, Region, SpecialTeam, TeamMembership, TeamType
@@ -187,7 +188,7 @@ def _upsert(
             )
         else:
             result.unchanged[record] += 1
-    model.objects.bulk_create(to_create, batch_size=BATCH)
+    bulk_insert(model, to_create)  # COPY on PostgreSQL; the ids are read back by key below
     if to_update:
         model.objects.bulk_update(to_update, [*fields, "updated_at"], batch_size=BATCH)
     result.created[record] += len(to_create)
@@ -276,7 +277,7 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, req
     for chunk in _chunks(to_delete):
         TeamMembership.objects.filter(pk__in=chunk).delete()
     TeamMembership.objects.bulk_update(to_update, ["officers"], batch_size=BATCH)
-    TeamMembership.objects.bulk_create(to_create, batch_size=BATCH)
+    bulk_insert(TeamMembership, to_create)
 
 
 def _write_contacts(parsed: ParsedRegistry, codes_by_id, agency_ids, result, request) -> None:
@@ -324,7 +325,7 @@ def _write_contacts(parsed: ParsedRegistry, codes_by_id, agency_ids, result, req
             to_update.append(contact)
     for batch in (demote, to_update):
         Contact.objects.bulk_update(batch, [*CONTACT_FIELDS, "updated_at"], batch_size=BATCH)
-    Contact.objects.bulk_create(to_create, batch_size=BATCH)
+    bulk_insert(Contact, to_create)
     result.events += [
         audit.event(
             "contact.create",

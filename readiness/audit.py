@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import QuerySet
 
+from .bulk import bulk_insert
 from .models import AuditEvent
 
 
@@ -89,4 +90,4 @@ def record(action: str, **kwargs) -> AuditEvent:
 
 
 def record_many(events: Iterable[AuditEvent]) -> None:
-    AuditEvent.objects.bulk_create(events, batch_size=1000)
+    bulk_insert(AuditEvent, events)  # COPY on PostgreSQL: an import's thousands of events
