@@ -28,8 +28,13 @@ def client_ip(request) -> str | None:
         return None
 
 
+PLAIN = (str, int, float, bool, type(None))
+
+
 def _plain(value):
     """A JSON-friendly form of a field value."""
+    if type(value) in PLAIN:  # most values: nothing to do (an import has a million)
+        return value
     if isinstance(value, models.Model):
         return str(value)
     if isinstance(value, datetime | date | time):
@@ -43,12 +48,12 @@ def _plain(value):
 
 def diff(before: dict, after: dict) -> dict:
     """{"field": [before, after]} for the fields whose values differ."""
-    names = dict.fromkeys([*before, *after])
-    return {
-        name: [_plain(before.get(name)), _plain(after.get(name))]
-        for name in names
-        if _plain(before.get(name)) != _plain(after.get(name))
-    }
+    changes = {}
+    for name in dict.fromkeys([*before, *after]):
+        old, new = _plain(before.get(name)), _plain(after.get(name))
+        if old != new:
+            changes[name] = [old, new]
+    return changes
 
 
 def event(

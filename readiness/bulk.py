@@ -27,12 +27,11 @@ def bulk_insert(model, objs: Iterable, *, batch_size: int = 1000) -> int:
         model.objects.bulk_create(objs, batch_size=batch_size)
         return len(objs)
     fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
-    converters = [_converter(f, connection) for f in fields]
-    pairs = list(zip(fields, converters, strict=True))
+    pairs = [(_reader(f), _converter(f, connection)) for f in fields]
     buffer = io.StringIO()
     write = buffer.write
     for obj in objs:
-        write("\t".join(convert(f.pre_save(obj, True)) for f, convert in pairs))
+        write("\t".join(convert(read(obj)) for read, convert in pairs))
         write("\n")
     buffer.seek(0)
     quote = connection.ops.quote_name
@@ -43,6 +42,15 @@ def bulk_insert(model, objs: Iterable, *, batch_size: int = 1000) -> int:
             f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN", buffer
         )
     return len(objs)
+
+
+def _reader(field):
+    """How to read the value to store: pre_save where the field sets it (auto_now and
+    auto_now_add), else the attribute as it is."""
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return lambda obj: field.pre_save(obj, True)
+    attname = field.attname
+    return lambda obj: getattr(obj, attname)
 
 
 NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")

@@ -1,0 +1,56 @@
+"""readiness.bulk.bulk_insert: on PostgreSQL by COPY, whose text format must carry every value
+as it was (tabs, newlines, backslashes, NULLs, JSON, dates); elsewhere by bulk_create."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from agencies.models import Contact
+from readiness.bulk import bulk_insert
+from readiness.models import AuditEvent
+
+from .factories import AgencyFactory
+
+pytestmark = pytest.mark.django_db
+
+AWKWARD = 'tab\there, line\nbreak, back\\slash, \\N, quote " and ünïcødé ✓'
+
+
+def test_awkward_text_json_and_nulls_come_back_as_they_went_in():
+    at = timezone.now().replace(microsecond=123456)
+    changes = {"note": [None, AWKWARD], "n": [1, 2.5], "ok": [True, False], "nested": {"a": []}}
+    assert bulk_insert(AuditEvent, [
+        AuditEvent(at=at, action="bulk.test", object_type="x", object_repr=AWKWARD,
+                   changes=changes, ip=None),
+        AuditEvent(at=at, action="bulk.test", object_type="x", object_repr="", changes={},
+                   ip="192.0.2.1"),
+    ]) == 2  # fmt: skip
+    first, second = AuditEvent.objects.filter(action="bulk.test").order_by("pk")
+    assert (first.object_repr, first.changes, first.at, first.ip) == (AWKWARD, changes, at, None)
+    assert (second.object_repr, second.changes, second.ip) == ("", {}, "192.0.2.1")
+
+
+def test_defaults_choices_and_auto_dates_are_stored():
+    agency = AgencyFactory()
+    before = timezone.now()
+    bulk_insert(Contact, [Contact(agency=agency, name="Dana\tNovak", email="dana@pd.example",
+                                  quiet_start=datetime.time(22, 0),
+                                  quiet_end=datetime.time(6, 30))])  # fmt: skip
+    contact = Contact.objects.get(email="dana@pd.example")
+    assert contact.name == "Dana\tNovak" and contact.role == Contact.Role.ALTERNATE
+    assert (contact.quiet_start, contact.quiet_end) == (datetime.time(22, 0), datetime.time(6, 30))
+    assert contact.sms_stopped_at is None
+    assert contact.active is True and contact.created_at >= before
+
+
+def test_a_row_the_database_refuses_fails_them_all_as_django_error():
+    from django.db import IntegrityError, transaction
+
+    agency = AgencyFactory()
+    rows = [Contact(agency=agency, name="Fine", email="fine@pd.example"),
+            Contact(agency=agency, name="Half", email="half@pd.example",
+                    quiet_start=datetime.time(22, 0))]  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic():
+        bulk_insert(Contact, rows)
+    assert not Contact.objects.filter(agency=agency).exists()  # nothing half-written
