@@ -58,6 +58,7 @@ from replies import (  # noqa: E402
     Server,
     error_kind,
     machine_busy,
+    queue_of,
     run_phase,
     trivial_work,
 )
@@ -179,9 +180,7 @@ def create_data(n: int, seed: int):
 
 def page_work(asks: list[Ask]):
     """GET each member's page once; keep its CSRF cookie and token for the POST."""
-    todo = queue.SimpleQueue()
-    for ask in asks:
-        todo.put(ask)
+    todo = queue_of(asks)
 
     def work(connection, record) -> None:
         while True:
@@ -208,9 +207,7 @@ def page_work(asks: list[Ask]):
 
 
 def answer_work(asks: list[Ask]):
-    todo = queue.SimpleQueue()
-    for ask in asks:
-        todo.put(ask)
+    todo = queue_of(asks)
 
     def work(connection, record) -> None:
         while True:

@@ -1,19 +1,18 @@
 """A commander asks their team members (the tally and the forward), and a member answers by
 their personal link (no sign-in; the link reaches only that member's answer)."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from readiness import permissions, ratelimit
+from readiness import permissions
 
 from . import member_waves, members, replies, tally
 from .forms.members import AwayForm, ForwardForm, MemberAnswerForm
 from .models import MemberAsk, MemberCall
-from .reply_views import _my_invitation
+from .reply_views import _my_invitation, unknown_link
 
 
 @never_cache
@@ -78,13 +77,9 @@ def my_agency_tally(request, poll_id: int):
 @never_cache
 @require_http_methods(["GET", "POST"])
 def member_answer(request, token: str):
-    limit, window = settings.REPLY_LINK_RATE_LIMIT, settings.REPLY_LINK_RATE_WINDOW
     ask = members.ask_by_token(token)
     if ask is None:
-        if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
-            return render(request, "surveys/reply_gone.html", {"reason": "limited"}, status=429)
-        ratelimit.hit(request, "reply-link", window=window)
-        return render(request, "surveys/reply_gone.html", {"reason": "unknown"}, status=404)
+        return unknown_link(request)
     answering = request.method == "POST" and request.POST.get("action") != "away"
     # An answer is refused by the save itself when it is no longer taken (one query fewer).
     closed = "" if answering else members.ask_refusal(ask)

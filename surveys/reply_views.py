@@ -26,6 +26,16 @@ def _gone(request, reason: str, poll=None, invitation=None):
     return render(request, "surveys/reply_gone.html", context, status=status)
 
 
+def unknown_link(request):
+    """The page for a secret link (an agency's or a member's) that finds nothing: it counts
+    against the client's address, and past the limit says nothing of whether links exist."""
+    limit, window = settings.REPLY_LINK_RATE_LIMIT, settings.REPLY_LINK_RATE_WINDOW
+    if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
+        return render(request, "surveys/reply_gone.html", {"reason": "limited"}, status=429)
+    ratelimit.hit(request, "reply-link", window=window)
+    return _gone(request, "unknown")
+
+
 def _invitation_for(request, token: str):
     """(invitation, None) for a live link, or (None, response) saying why it cannot be used.
 
@@ -34,14 +44,9 @@ def _invitation_for(request, token: str):
     works: responders behind one carrier NAT or an agency's proxy share an address, and one
     mistyped link must not lock the others out.
     """
-    limit, window = settings.REPLY_LINK_RATE_LIMIT, settings.REPLY_LINK_RATE_WINDOW
     invitation = selectors.invitation_by_token(token)
     if invitation is None:
-        if ratelimit.exceeded(request, "reply-link", limit=limit, window=window):
-            context = {"reason": "limited"}
-            return None, render(request, "surveys/reply_gone.html", context, status=429)
-        ratelimit.hit(request, "reply-link", window=window)
-        return None, _gone(request, "unknown")
+        return None, unknown_link(request)
     reason = replies.reply_refusal(invitation.poll, invitation)
     if reason:
         return None, _gone(request, reason, invitation.poll, invitation)

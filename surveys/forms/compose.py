@@ -50,6 +50,21 @@ class InstantField(forms.DateTimeField):
         return value
 
 
+def whole_numbers(raw: str, unit: str, example: str) -> list[int]:
+    """The whole numbers of a comma-separated box (semicolons too), in the order typed."""
+    try:
+        return [int(n) for n in raw.replace(";", ",").split(",") if n.strip()]
+    except ValueError:
+        raise forms.ValidationError(
+            f"Use whole {unit} separated by commas, e.g. {example}."
+        ) from None
+
+
+def check_wave_wait(minutes: int) -> None:
+    if not 5 <= minutes <= 24 * 60:
+        raise forms.ValidationError("Wait 5 minutes to 24 hours between rings.")
+
+
 class PollForm(forms.ModelForm):
     # In the order a coordinator thinks: what, why and who asked; whom; where (the preset
     # before its custom fields); when and chasing.
@@ -191,13 +206,7 @@ class PollForm(forms.ModelForm):
         return "\n".join(", ".join(names.get(i, str(i)) for i in ids) for ids in poll.wave_rings)
 
     def clean_reminders(self):
-        raw = self.cleaned_data["reminders"]
-        try:
-            hours = sorted({int(h) for h in raw.replace(";", ",").split(",") if h.strip()})
-        except ValueError:
-            raise forms.ValidationError(
-                "Use whole hours separated by commas, e.g. 24, 4."
-            ) from None
+        hours = sorted(set(whole_numbers(self.cleaned_data["reminders"], "hours", "24, 4")))
         if any(h <= 0 for h in hours):
             raise forms.ValidationError("Hours before the deadline must be positive.")
         if any(h > MAX_CHASE_HOURS for h in hours):
@@ -209,12 +218,7 @@ class PollForm(forms.ModelForm):
         by = self.data.get(self.add_prefix("wave_by")) or Poll.WaveBy.TRAVEL
         if by in (Poll.WaveBy.REGION, Poll.WaveBy.AGENCY) and raw.strip():
             return self._named_rings(raw, Region if by == Poll.WaveBy.REGION else Agency)
-        try:
-            rings = sorted({int(m) for m in raw.replace(";", ",").split(",") if m.strip()})
-        except ValueError:
-            raise forms.ValidationError(
-                "Use whole minutes of travel separated by commas, e.g. 45, 90, 180."
-            ) from None
+        rings = sorted(set(whole_numbers(raw, "minutes of travel", "45, 90, 180")))
         if any(m <= 0 or m > MAX_MINUTES for m in rings):
             raise forms.ValidationError(f"Each ring is 1 to {MAX_MINUTES:,} minutes of travel.")
         if len(rings) > 8:
@@ -249,15 +253,9 @@ class PollForm(forms.ModelForm):
         return rings
 
     def clean_wave_waits_text(self):
-        raw = self.cleaned_data["wave_waits_text"]
-        try:
-            waits = [int(m) for m in raw.replace(";", ",").split(",") if m.strip()]
-        except ValueError:
-            raise forms.ValidationError(
-                "Use whole minutes separated by commas, e.g. 20, 30."
-            ) from None
-        if any(not 5 <= m <= 24 * 60 for m in waits):
-            raise forms.ValidationError("Wait 5 minutes to 24 hours between rings.")
+        waits = whole_numbers(self.cleaned_data["wave_waits_text"], "minutes", "20, 30")
+        for minutes in waits:
+            check_wave_wait(minutes)
         if len(waits) > 9:
             raise forms.ValidationError("At most one wait per ring.")
         return waits
@@ -269,8 +267,7 @@ class PollForm(forms.ModelForm):
         minutes = self.cleaned_data["wave_wait_minutes"]
         if minutes is None:
             return Poll._meta.get_field("wave_wait_minutes").default
-        if not 5 <= minutes <= 24 * 60:
-            raise forms.ValidationError("Wait 5 minutes to 24 hours between rings.")
+        check_wave_wait(minutes)
         return minutes
 
     def clean_escalate_after_hours(self):

@@ -51,3 +51,12 @@ def open_invitation(
         travel_minutes=travel_minutes, state=Invitation.State.SENT, sent_at=timezone.now(),
     )  # fmt: skip
     return invitation, token
+
+
+def post_request(user):
+    """A POST request by `user`, for calling a service as a page would."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/")
+    request.user = user
+    return request

@@ -17,7 +17,7 @@ from surveys import compose, geo, members
 from surveys.models import InboundMessage, Invitation, MemberAsk, Poll, Reply
 
 from ..factories import AgencyFactory, ContactFactory, SpecialTeamFactory, TeamTypeFactory
-from .factories import PollFactory
+from .factories import PollFactory, post_request
 from .test_members import forward, links, station_travel
 
 pytestmark = pytest.mark.django_db
@@ -113,16 +113,8 @@ def test_a_coordinator_requires_qualifications_when_composing(client, coordinato
     assert response.status_code == 200, response.json()
     assert response.json()["required_qualifications"] == [cert.pk]
     assert list(poll.required_qualifications.all()) == [cert]
-    copy = compose.poll_duplicate(poll=poll, request=_request(coordinator))
+    copy = compose.poll_duplicate(poll=poll, request=post_request(coordinator))
     assert list(copy.required_qualifications.all()) == [cert]
-
-
-def _request(user):
-    from django.test import RequestFactory
-
-    request = RequestFactory().post("/")
-    request.user = user
-    return request
 
 
 # Answers by text ---------------------------------------------------------------------------

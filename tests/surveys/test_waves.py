@@ -16,7 +16,7 @@ from surveys import channels, compose, geo, replies, wave_notices, waves
 from surveys.models import Invitation, Poll, Wave, WaveAgency
 
 from ..factories import AgencyFactory, ContactFactory, SpecialTeamFactory, TeamTypeFactory
-from .factories import PollFactory
+from .factories import PollFactory, post_request
 
 pytestmark = pytest.mark.django_db
 
@@ -365,7 +365,7 @@ def test_rings_by_region_or_chosen_agencies(client, coordinator, swat, rings):
     assert asked(poll) == {"Far 120", "Far 200"}  # the North ring first, however far
     assert list(poll.waves.values_list("name", flat=True)) == [
         "North Ring", "South Ring", "the rest of the targeted agencies"]  # fmt: skip
-    waves.waves_control(poll=poll, action="next", request=_request(coordinator))
+    waves.waves_control(poll=poll, action="next", request=post_request(coordinator))
     assert asked(poll) == {"Far 120", "Far 200", "Mid 60"}
 
 
@@ -392,16 +392,8 @@ def test_rings_of_chosen_agencies_on_the_compose_page(client, coordinator, swat,
     assert poll.wave_rings == [[far[1].pk, near[0].pk], [mid[1].pk]]
     edit = client.get(reverse("surveys:poll-edit", args=[poll.pk])).text
     assert f"{far[1].name}, {near[0].name}" in edit  # the rings as names, to edit
-    copy = compose.poll_duplicate(poll=poll, request=_request(coordinator))
+    copy = compose.poll_duplicate(poll=poll, request=post_request(coordinator))
     assert (copy.wave_by, copy.wave_rings) == ("agency", poll.wave_rings)
-
-
-def _request(user):
-    from django.test import RequestFactory
-
-    request = RequestFactory().post("/")
-    request.user = user
-    return request
 
 
 def test_a_paused_or_stopped_poll_is_left_alone_by_the_rule(swat, rings):
