@@ -111,6 +111,9 @@ class Agency(models.Model):
             models.Index(fields=["active", "latitude", "longitude"], name="agency_location_idx"),
             # surveys.geo.locate() finds a member's typed starting place by city.
             models.Index(Lower("city"), name="agency_city_ci_idx"),
+            # Lists by name (a poll dashboard's agencies not answered, the registry) walk it
+            # and stop at a page instead of sorting every agency.
+            models.Index(fields=["name"], name="agency_name_idx"),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,7 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
+    Prefetch,
     Q,
     Subquery,
     Sum,
@@ -150,6 +151,7 @@ class Summary:
     conditions_replies: int
     conditions_texts: list[dict]
     officers_backed: int = 0  # of the officers counted, those backed by members' own answers
+    silent_invitations: int = 0  # invitations (alternates' too) of agencies not answered
     stamp: str = ""
 
     @property
@@ -234,6 +236,8 @@ def _by_decision(column: str) -> dict:
 
 
 SUMMARY_CACHE_SECONDS = 600
+# Part of the cache key: a deploy that changes what a Summary holds never reads an old one.
+SUMMARY_VERSION = 2
 
 
 def cached_summary(
@@ -244,7 +248,8 @@ def cached_summary(
     computation per change, not N. The stamp changes with everything the figures show, so a
     cached summary is never stale; an old one simply stops being asked for."""
     stamp = stamp or poll_stamp(poll=poll, now=now)
-    key = f"dashboard:summary:{poll.pk}:{stamp}:{'all' if within is None else within}"
+    window = "all" if within is None else within
+    key = f"dashboard:summary:{SUMMARY_VERSION}:{poll.pk}:{stamp}:{window}"
     summary = cache.get(key)
     if summary is None:
         summary = poll_summary(poll=poll, within=within, now=now, stamp=stamp)
@@ -258,7 +263,11 @@ def poll_summary(
 ) -> Summary:
     """Every figure of a poll's dashboard, in a fixed number of queries. `stamp`: the poll's
     poll_stamp when the caller already has it."""
-    asked = Invitation.objects.filter(poll=poll).values("agency_id").distinct().count()
+    invitations = Invitation.objects.filter(poll=poll).aggregate(
+        asked=Count("agency_id", distinct=True),
+        silent=Count("pk", filter=~Q(Exists(_answered(poll)))),
+    )
+    asked = invitations["asked"]
     in_time = Q() if within is None else Q(earliest_arrival_minutes__lte=within)
     said_yes = Q(decision__in=[AVAILABLE, CONDITIONAL])
     counts = {
@@ -285,6 +294,7 @@ def poll_summary(
         poll=poll,
         within=within,
         asked=asked,
+        silent_invitations=invitations["silent"],
         **replies,
         **officers,
         curve=curve,
@@ -616,7 +626,10 @@ def reply_rows(*, ids: list[int], within: int | None) -> list[Reply]:
     rows = (
         Reply.objects.filter(pk__in=ids)
         .select_related("agency__region", "updated_by", "updated_via")
-        .prefetch_related("lines__team__team_type")
+        # The lines with their teams in one statement (a prefetch per level costs two more).
+        .prefetch_related(
+            Prefetch("lines", queryset=ReplyLine.objects.select_related("team__team_type"))
+        )
         .annotate(
             officers_in_time=Sum("lines__officers", filter=in_time, default=0),
             depart=Min("lines__depart_minutes", filter=sending),
@@ -630,15 +643,24 @@ def reply_rows(*, ids: list[int], within: int | None) -> list[Reply]:
     return [rows[pk] for pk in ids if pk in rows]
 
 
+def _answered(poll: Poll):
+    return Reply.objects.filter(poll=poll, agency=OuterRef("agency_id"))
+
+
 def poll_silent(*, poll: Poll):
     """Invitations of agencies that have not answered: whom they went to and how chasing went."""
-    answered = Reply.objects.filter(poll=poll, agency=OuterRef("agency_id"))
     return (
         Invitation.objects.filter(poll=poll)
-        .exclude(Exists(answered))
+        .exclude(Exists(_answered(poll)))
         .select_related("agency__region", "contact")
         .order_by("agency__name", "is_escalation", "pk")
     )
+
+
+def silent_rows(*, ids: list[int]) -> list[Invitation]:
+    """The silent invitations `ids` (a page of poll_silent's, paged narrow), in that order."""
+    rows = Invitation.objects.filter(pk__in=ids).select_related("agency", "contact").in_bulk()
+    return [rows[pk] for pk in ids if pk in rows]
 
 
 def poll_declines(*, poll: Poll):

@@ -89,8 +89,9 @@ def poll_dashboard(request, poll_id: int):
     replies = _page(request, replies.values_list("pk", flat=True), "page", summary.replied)
     reply_rows = figures.reply_rows(ids=list(replies.object_list), within=within)
     silent_count = summary.asked - summary.replied
-    silent = figures.poll_silent(poll=poll)
-    silent = Paginator(silent, PAGE_SIZE).get_page(request.GET.get("silent_page"))
+    silent = figures.poll_silent(poll=poll).values_list("pk", flat=True)
+    silent = _page(request, silent, "silent_page", summary.silent_invitations)
+    silent_list = figures.silent_rows(ids=list(silent.object_list))
     declines = _page(request, figures.poll_declines(poll=poll), "declines_page",
                      summary.unavailable)  # fmt: skip
     charts.bar_widths(summary.by_type, ("available", "conditional"))
@@ -109,6 +110,7 @@ def poll_dashboard(request, poll_id: int):
         "sort": sort,
         "sort_links": _sort_links(request, sort),
         "silent": silent,
+        "silent_rows": silent_list,
         "silent_count": silent_count,
         "declines": declines,
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,

@@ -70,7 +70,14 @@ class Reply(models.Model):
                 violation_error_message="An unavailable answer gives a reason.",
             ),
         ]
-        indexes = [models.Index(fields=["poll", "decision"], name="reply_poll_decision_idx")]
+        indexes = [
+            # Counts by decision, and the dashboard's declines, newest first, a page at a time.
+            models.Index(fields=["poll", "decision", "updated_at"], name="reply_poll_decision_idx"),
+            # The dashboard's answers, soonest first (its default order), a page at a time.
+            models.Index(
+                fields=["poll", "earliest_arrival_minutes"], name="reply_poll_arrival_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.agency} → {self.poll}"

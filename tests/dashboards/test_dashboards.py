@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from agencies.models import TeamType
 from readiness.dashboards import figures as dashboards
+from readiness.dashboards import views as dashboard_views
 from surveys import replies
 from surveys.models import Invitation, Poll, Reply
 from tests.factories import AgencyFactory, ContactFactory, RegionFactory, SpecialTeamFactory
@@ -431,6 +432,43 @@ def test_replies_table_sorts_in_the_database(client, official, world):
     assert order("-travel") == [d, b, a, c]  # 400, 75, 40
     assert order("agency") == names
     assert order("nonsense") == order("arrival")
+
+
+def test_answer_rows_show_each_team_line_and_who_changed_it(client, coordinator, official, world):
+    url = reverse("poll-dashboard", args=[world["poll"].pk])
+    client.force_login(official)
+    html = client.get(url).text  # within the need's 2 h
+    swat = "SWAT / Special Response Team T2"
+    line = f"{swat}: 6, arrives 10 h (after 2 h)"  # D's team, outside the window
+    assert f'<li class="muted" title="{line}">{line}</li>' in html
+    assert ">Mobile Field Force T1: 20, arrives 2 h 30 min (after 2 h)</li>" in html
+    assert f'<li title="{swat}: 10, arrives 1 h">{swat}: 10, arrives 1 h</li>' in html
+    # An emailed link's answer: officials see how it came, not the address it went to.
+    email = world["inv"]["A"].email
+    assert "emailed link" in html and email not in html
+    client.force_login(coordinator)
+    assert email in client.get(url).text
+    # Conditions in full in the cell's title: the ticked ones, then their words.
+    conditions = "Emergencies only, not routine calls for service; Other (describe below)"
+    assert f'title="{conditions}; “Daylight only”"' in html
+
+
+def test_silent_agencies_page_in_name_order(client, official, world, monkeypatch):
+    monkeypatch.setattr(dashboard_views, "PAGE_SIZE", 1)
+    url = reverse("poll-dashboard", args=[world["poll"].pk])
+    client.force_login(official)
+    first = client.get(url).context
+    # E was asked twice (its alternate too): two invitations, one agency, not answered.
+    assert first["silent_count"] == 1
+    assert first["silent"].paginator.num_pages == 2
+    second = client.get(url, {"silent_page": 2}).context
+    rows = first["silent_rows"] + second["silent_rows"]
+    assert [(i.agency.name, i.is_escalation) for i in rows] == [
+        (world["agencies"]["E"].name, False),
+        (world["agencies"]["E"].name, True),
+    ]
+    answer(world["inv"]["E"], "unavailable", at=timezone.now(), reason="Flooding")
+    assert client.get(url).context["silent_rows"] == []
 
 
 def test_summary_json(client, official, world):
