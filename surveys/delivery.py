@@ -10,6 +10,7 @@ import math
 import uuid
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
@@ -116,10 +117,28 @@ class DeliveryOutcome:
         return max(0, math.ceil((self.next_at - (now or timezone.now())).total_seconds()))
 
 
+# _Chunk.sent: mark one invitation sent and begin the next (as _Chunk.begin does), in one
+# statement scoped to the claim; the ids returned say which of the two were still ours.
+_SENT_THEN_BEGIN = f"""
+    UPDATE {Invitation._meta.db_table} SET
+        state = CASE WHEN id = %s THEN %s ELSE state END,
+        sent_at = CASE WHEN id = %s THEN %s ELSE sent_at END,
+        failure_reason = CASE WHEN id = %s THEN '' ELSE failure_reason END,
+        next_attempt_at = CASE WHEN id = %s THEN NULL ELSE next_attempt_at END,
+        claim = CASE WHEN id = %s THEN '' ELSE claim END,
+        provider_id = CASE WHEN id = %s THEN %s ELSE provider_id END,
+        claimed_at = CASE WHEN id = %s THEN %s ELSE claimed_at END,
+        attempts = CASE WHEN id = %s THEN attempts + 1 ELSE attempts END
+    WHERE state = %s AND claim = %s AND id IN (%s, %s)
+    RETURNING id
+"""  # noqa: S608 (the table's name only; every value is a parameter)
+
+
 class _Chunk:
     """One claim's rows, written one outcome at a time (each scoped to the claim)."""
 
     def __init__(self, claim: str):
+        self.claim = claim
         self.mine = Invitation.objects.filter(state=Invitation.State.SENDING, claim=claim)
         self.beat = timezone.now()
 
@@ -138,11 +157,21 @@ class _Chunk:
         return bool(self.mine.filter(pk=pk).update(claimed_at=timezone.now(),
                                                    attempts=F("attempts") + 1))  # fmt: skip
 
-    def sent(self, pk: int, provider_id: str = "") -> None:
-        self.mine.filter(pk=pk).update(
-            state=Invitation.State.SENT, sent_at=timezone.now(), failure_reason="",
-            next_attempt_at=None, claim="", provider_id=provider_id,
-        )  # fmt: skip
+    def sent(self, pk: int, provider_id: str = "", *, then: int | None = None) -> bool:
+        """Accepted by the server: mark it sent, and with `then`, begin that one (the next
+        message) in the same statement. True when `then` was begun (still ours).
+
+        One statement per message instead of two, written in SQL once: on the fan-out path
+        the ORM's compiling of two UPDATEs cost more than the database's running them."""
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        begin = pk if then is None else then  # without a next message, the CASEs never match it
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _SENT_THEN_BEGIN,
+                [pk, Invitation.State.SENT, pk, now, pk, pk, pk, pk, provider_id,
+                 then, now, then, Invitation.State.SENDING, self.claim, pk, begin],
+            )  # fmt: skip
+            return then is not None and any(row[0] == then for row in cursor.fetchall())
 
     def failed(self, pk: int, reason: str) -> None:
         self.mine.filter(pk=pk).update(
@@ -232,11 +261,13 @@ def _deliver_by(channel, chunk: _Chunk, pks: list[int]) -> None:
             chunk.failed(invitation.pk, f"could not build the message: {message!r}")
         else:
             todo.append((invitation, message))
+    begun = None  # the invitation the last write began already
     with channel.sender() as send:
         for index, (invitation, message) in enumerate(todo):
             chunk.heartbeat()
-            if not chunk.begin(invitation.pk):
+            if begun != invitation.pk and not chunk.begin(invitation.pk):
                 continue  # no longer ours: the sweep gave it to another worker
+            begun = None
             try:
                 result = send(message)
             except channels.Unreachable as exc:
@@ -246,7 +277,9 @@ def _deliver_by(channel, chunk: _Chunk, pks: list[int]) -> None:
                 chunk.unreachable([i.pk for i, _ in todo[index + 1 :]], str(exc))
                 return
             if result.outcome == channels.SENT:
-                chunk.sent(invitation.pk, result.provider_id)
+                then = todo[index + 1][0].pk if index + 1 < len(todo) else None
+                if chunk.sent(invitation.pk, result.provider_id, then=then):
+                    begun = then
             elif result.outcome == channels.TRANSIENT:
                 chunk.transient([invitation.pk], result.reason)
             else:
