@@ -23,7 +23,8 @@ vacuumed and analysed afterwards, as autovacuum would soon do.
 Measured in one run, in this process through Django's test client (the whole middleware stack,
 a coordinator signed in with two-factor set up; no network, no gunicorn), each after 2 warm-ups:
   page      GET /polls/<id>/dashboard/, --repeat times: `page_p50_ms` (p90, max too)
-  summary   GET /polls/<id>/dashboard/summary.json: `summary_p50_ms`
+  summary   GET /polls/<id>/dashboard/summary.json: `summary_p50_ms`; and with the cache emptied
+            before each, what every change costs: `summary_cold_p50_ms`
   any time  the page with ?within=all, the other shape of every windowed query: `page_all_p50_ms`
   refresh   the page's live refresh (htmx, with the stamp it was rendered with) when nothing
             changed, which must answer 204: `refresh_204_p50_ms`, `refresh_204_queries`
@@ -206,7 +207,7 @@ def create_data(args: argparse.Namespace) -> tuple[object, Expected]:
     from django.db import transaction
     from django.utils import timezone
 
-    from agencies.models import Agency, Contact, TeamType
+    from agencies.models import Agency, Contact, SpecialTeam, TeamType
     from surveys import geo
     from surveys.models import Invitation, Poll, Reply, ReplyLine
 
@@ -350,10 +351,16 @@ def create_data(args: argparse.Namespace) -> tuple[object, Expected]:
                 setattr(expected, name, getattr(expected, name) + value)
         Reply.objects.bulk_create(replies, batch_size=2000)
         reply_of = dict(Reply.objects.filter(poll=poll).values_list("agency_id", "pk"))
+        # What each line copies from its answer, team and agency, as the reply service does.
+        kind_of = {pk: (t, level) for pk, t, level in
+                   SpecialTeam.objects.values_list("pk", "team_type_id", "level")}  # fmt: skip
+        region_of = dict(Agency.objects.values_list("pk", "region_id"))
         all_lines = []
         for pk, lines in lines_of.items():
             for line in lines:
-                line.reply_id = reply_of[pk]
+                line.reply_id, line.decision = reply_of[pk], decision_of[pk]
+                line.team_type_id, line.team_level = kind_of[line.team_id]
+                line.region_id = region_of[pk]
             all_lines += lines
         ReplyLine.objects.bulk_create(all_lines, batch_size=2000)
         expected.lines = len(all_lines)
@@ -437,12 +444,19 @@ def capture_live(client, url: str, errors: list[str]):
     return capture(client, url, errors, live=True, status=204)
 
 
-def time_requests(client, url: str, repeat: int, errors: list[str], **how) -> list[float]:
-    """Milliseconds of each of `repeat` requests, after WARMUPS untimed ones."""
+def time_requests(
+    client, url: str, repeat: int, errors: list[str], *, cold: bool = False, **how
+) -> list[float]:
+    """Milliseconds of each of `repeat` requests, after WARMUPS untimed ones; `cold` empties
+    the cache before each (as a new answer does: the figures are computed again)."""
+    from django.core.cache import cache
+
     for _ in range(WARMUPS):
         get(client, url, errors, **how)
     times = []
     for _ in range(repeat):
+        if cold:
+            cache.clear()
         start = time.perf_counter()
         get(client, url, errors, **how)
         times.append((time.perf_counter() - start) * 1000)
@@ -564,6 +578,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     repeat = args.repeat
     page_times = time_requests(client, page_url, repeat, errors)
     summary_times = time_requests(client, summary_url, repeat, errors)
+    cold_times = time_requests(client, summary_url, repeat, errors, cold=True)
     all_times = time_requests(client, f"{page_url}?within=all", repeat, errors)
     # The live refresh when nothing changed: the page's own htmx request with its stamp.
     stamp = STAMP.search(page.content.decode()).group(1)
@@ -573,6 +588,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     print(f"page {page_url} ({len(page.content) / 1000:.0f} kB, {len(page_statements)} queries, "
           f"{repeat} requests): {spread(page_times)}")  # fmt: skip
     print(f"summary {summary_url} ({len(summary_statements)} queries): {spread(summary_times)}")
+    print(f"summary computed afresh (after a change, the cache emptied): {spread(cold_times)}")
     print(f"page ?within=all ({len(all_statements)} queries): {spread(all_times)}")
     print(f"live refresh, nothing new (204, {len(refresh_statements)} queries): "
           f"{spread(refresh_times)}")  # fmt: skip
@@ -617,6 +633,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         "page_max_ms": round(max(page_times), 2),
         "summary_p50_ms": round(statistics.median(summary_times), 2),
         "summary_p90_ms": round(percentile(summary_times, 0.9), 2),
+        "summary_cold_p50_ms": round(statistics.median(cold_times), 2),
         "sql_p50_ms": round(sql_p50, 2),
         "ratio": round(ratio, 2),
         "queries": len(page_statements),

@@ -112,7 +112,9 @@ def create_poll_of(n: int, rng: random.Random, label: str):
          for k, pk in enumerate(agencies)),
         batch_size=2000,
     )  # fmt: skip
-    teams = dict(SpecialTeam.objects.filter(agency__region=region).values_list("agency_id", "pk"))
+    in_region = SpecialTeam.objects.filter(agency__region=region)
+    teams = dict(in_region.values_list("agency_id", "pk"))
+    kinds = dict(in_region.values_list("agency_id", "level"))
     answering = [pk for pk in agencies if rng.random() < 0.6]
     replies, lines = [], []
     for pk in answering:
@@ -134,6 +136,8 @@ def create_poll_of(n: int, rng: random.Random, label: str):
                 reply_id=ids[reply.agency_id], poll=poll, team_id=teams[reply.agency_id],
                 officers=reply.officers, depart_minutes=15, travel_minutes=arrival - 15,
                 arrival_minutes=arrival, estimated_travel_minutes=arrival - 15,
+                decision=reply.decision, team_type=swat, team_level=kinds[reply.agency_id],
+                region=region,
             ))  # fmt: skip
     ReplyLine.objects.bulk_create(lines, batch_size=2000)
     return poll

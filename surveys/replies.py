@@ -158,6 +158,8 @@ def reply_submit(
             reply = copy.copy(stored)  # `stored` stays as it is, for a conflict to show
         new_lines = [_line(poll, line) for line in lines]
         _apply(reply, answer, new_lines)
+        for line in new_lines:  # what the dashboard groups by, as it is now (see ReplyLine)
+            line.decision, line.region_id = reply.decision, agency.region_id
         after = reply_snapshot(reply, new_lines)
         if (stored.version if stored else 0) != base_version:
             if stored and _readable(before) == _readable(after):
@@ -252,6 +254,8 @@ def _line(poll: Poll, data: dict) -> ReplyLine:
         officers_backed=min(data.get("officers_backed") or 0, data["officers"] or 0),
         estimated_travel_minutes=estimate,
         travel_flagged=flagged,
+        team_type_id=data["team"].team_type_id,
+        team_level=data["team"].level,
     )
 
 

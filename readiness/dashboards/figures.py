@@ -221,8 +221,10 @@ class Summary:
 
 
 def _lines(poll: Poll, within: int | None):
-    """Team lines that put officers at the destination (within the window)."""
-    lines = ReplyLine.objects.filter(poll=poll, officers__gt=0).exclude(reply__decision=UNAVAILABLE)
+    """Team lines that put officers at the destination (within the window). The figures over
+    them read the line's own copies of the decision, team type and level and region (see
+    ReplyLine): one pass over one table, no join."""
+    lines = ReplyLine.objects.filter(poll=poll, officers__gt=0).exclude(decision=UNAVAILABLE)
     if within is not None:
         lines = lines.filter(arrival_minutes__lte=within)
     return lines
@@ -230,8 +232,8 @@ def _lines(poll: Poll, within: int | None):
 
 def _by_decision(column: str) -> dict:
     return {
-        "available": Sum(column, filter=Q(reply__decision=AVAILABLE), default=0),
-        "conditional": Sum(column, filter=Q(reply__decision=CONDITIONAL), default=0),
+        "available": Sum(column, filter=Q(decision=AVAILABLE), default=0),
+        "conditional": Sum(column, filter=Q(decision=CONDITIONAL), default=0),
     }
 
 
@@ -280,12 +282,12 @@ def poll_summary(
         counts["late"] = Count("pk", filter=said_yes & ~in_time)
     replies = {"late": 0, **Reply.objects.filter(poll=poll).aggregate(**counts)}
     lines = _lines(poll, within)
-    needed = Q(team__team_type_id=poll.needed_team_type_id) if poll.needed_team_type_id else Q()
+    needed = Q(team_type_id=poll.needed_team_type_id) if poll.needed_team_type_id else Q()
     officers = lines.aggregate(
         **{f"officers_{k}": v for k, v in _by_decision("officers").items()},
         **{f"qualified_{k}": v for k, v in _by_decision("officers_qualified").items()},
         officers_backed=Sum("officers_backed", default=0),
-        need_available=Sum("officers", filter=Q(reply__decision=AVAILABLE) & needed, default=0),
+        need_available=Sum("officers", filter=Q(decision=AVAILABLE) & needed, default=0),
         need_everyone=Sum("officers", filter=needed, default=0),
     )
     need_there = (officers.pop("need_available"), officers.pop("need_everyone"))
@@ -312,14 +314,15 @@ def arrival_curve(*, poll: Poll) -> list[CurvePoint]:
     """Cumulative officers able to arrive by each 15-minute step to 8 hours, then later.
 
     One statement: lines are put in steps, summed per step, and accumulated by a window
-    function. Steps without arrivals are filled in from the step before."""
-    line, reply, team = (m._meta.db_table for m in (ReplyLine, Reply, SpecialTeam))
+    function, over the lines alone (each carries its answer's decision and its team's type).
+    Steps without arrivals are filled in from the step before."""
+    line = ReplyLine._meta.db_table
     step = (
         f"CASE WHEN l.arrival_minutes > {CURVE_END} THEN {CURVE_STEPS + 1} "
         f"ELSE (l.arrival_minutes + {STEP_MINUTES - 1}) / {STEP_MINUTES} END"
     )
-    yes = f"r.decision = '{AVAILABLE}'"
-    needed = "(%s IS NULL OR t.team_type_id = %s)"
+    yes = f"l.decision = '{AVAILABLE}'"
+    needed = "(%s IS NULL OR l.team_type_id = %s)"
     series = {
         "available": f"CASE WHEN {yes} THEN l.officers ELSE 0 END",
         "everyone": "l.officers",
@@ -331,8 +334,7 @@ def arrival_curve(*, poll: Poll) -> list[CurvePoint]:
     columns = ", ".join(f"SUM(SUM({expr})) OVER (ORDER BY {step})" for expr in series.values())
     sql = (
         f"SELECT {step}, {columns} FROM {line} l "  # noqa: S608 (no user text in the SQL)
-        f"JOIN {reply} r ON r.id = l.reply_id JOIN {team} t ON t.id = l.team_id "
-        f"WHERE l.poll_id = %s AND l.officers > 0 AND r.decision IN (%s, %s) "
+        f"WHERE l.poll_id = %s AND l.officers > 0 AND l.decision IN (%s, %s) "
         f"GROUP BY {step} ORDER BY {step}"
     )
     type_id = poll.needed_team_type_id
@@ -362,7 +364,7 @@ def _add_member_arrivals(poll: Poll, points: list[CurvePoint]) -> None:
             # Only where the agency's current answer is a yes backed by members (one changed
             # since by link, text or API no longer is: its members' old flags do not count).
             agency__in=ReplyLine.objects.filter(
-                poll=poll, officers_backed__gt=0, reply__decision__in=[AVAILABLE, CONDITIONAL]
+                poll=poll, officers_backed__gt=0, decision__in=[AVAILABLE, CONDITIONAL]
             ).values("reply__agency"),
         )
         .annotate(
@@ -457,20 +459,20 @@ def reply_progress(*, poll: Poll, asked: int, now: datetime | None = None) -> li
 
 def _by_type(lines) -> list[dict]:
     rows = (
-        lines.values("team__team_type_id", "team__team_type__name", "team__level")
+        lines.values("team_type_id", "team_type__name", "team_level")
         .annotate(
             teams=Count("pk"),
-            agencies=Count("reply__agency_id", distinct=True),
+            agencies=Count("reply_id", distinct=True),  # an answer per agency
             **_by_decision("officers"),
             qualified=Sum("officers_qualified", default=0),
             earliest=Min("arrival_minutes"),
         )
-        .order_by("team__team_type__sort_order", "team__team_type__name", "team__level")
+        .order_by("team_type__sort_order", "team_type__name", "team_level")
     )
     return [
         {
-            "team_type": row["team__team_type__name"],
-            "level": row["team__level"],
+            "team_type": row["team_type__name"],
+            "level": row["team_level"],
             "teams": row["teams"],
             "agencies": row["agencies"],
             "available": row["available"],
@@ -503,10 +505,8 @@ def _by_region(poll: Poll, lines, in_time: Q) -> list[dict]:
         .order_by()
     }
     officers = {
-        row["reply__agency__region_id"]: row
-        for row in lines.values("reply__agency__region_id")
-        .annotate(**_by_decision("officers"))
-        .order_by()
+        row["region_id"]: row
+        for row in lines.values("region_id").annotate(**_by_decision("officers")).order_by()
     }
     empty = {"replied": 0, "available": 0, "conditional": 0, "unavailable": 0}
     return [
@@ -739,8 +739,8 @@ def with_officers_in_window(polls) -> list:
     polls = list(polls)
     sums = (
         ReplyLine.objects.filter(poll__in=[p.pk for p in polls], officers__gt=0)
-        .filter(reply__decision__in=[AVAILABLE, CONDITIONAL])
-        .values_list("poll_id", "reply__decision", "arrival_minutes")
+        .filter(decision__in=[AVAILABLE, CONDITIONAL])
+        .values_list("poll_id", "decision", "arrival_minutes")
         .annotate(n=Sum("officers"))
         .order_by()
     )

@@ -15,7 +15,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from agencies.models import TeamType
+from agencies.models import Region, TeamType
 from readiness.dashboards import figures as dashboards
 from readiness.dashboards import views as dashboard_views
 from surveys import replies
@@ -245,6 +245,31 @@ def test_breakdown_by_region(world):
         10,
         12,
     )
+
+
+def test_an_answer_counts_for_its_team_and_region_as_they_were_when_it_was_given(world):
+    """The figures group by what each team line copied when the answer was saved: a team
+    retyped or an agency moved later changes nothing until the agency answers again."""
+    b = world["agencies"]["B"]
+    b.region = Region.objects.get(name="South")  # from the North
+    b.save()
+    swat = world["teams"]["B-SWAT"]
+    swat.team_type, swat.level = TeamType.objects.get(code="mff"), 1
+    swat.save()
+    rows = {r["region"]: r for r in summary_of(world, within=None).by_region}
+    assert rows["North"]["officers_conditional"] == 12  # where B was when it answered
+    types = {(r["team_type"], r["level"]): r for r in summary_of(world, within=None).by_type}
+    assert types[("SWAT / Special Response Team", 2)]["conditional"] == 12
+    # B answers again: its new version counts where B and its team are now.
+    answer(world["inv"]["B"], "conditional", [(swat, 11, 30, 75, 11)], base=1,
+           at=world["now"], conditions=["emergencies_only"])  # fmt: skip
+    rows = {r["region"]: r for r in summary_of(world, within=None).by_region}
+    assert (rows["North"]["officers_conditional"], rows["South"]["officers_conditional"]) == (0, 11)
+    types = {(r["team_type"], r["level"]): r for r in summary_of(world, within=None).by_type}
+    assert types[("Mobile Field Force", 1)]["conditional"] == 11
+    assert types[("SWAT / Special Response Team", 2)]["conditional"] == 0
+    # The curve and the need read the copies too: B's 11 are no longer SWAT officers.
+    assert summary_of(world, within=None).need.everyone == 16
 
 
 def test_conditions_summary(world):
@@ -658,6 +683,10 @@ def bulk_poll(size: int, coordinator) -> Poll:
             travel_minutes=20 * n,
             arrival_minutes=10 + 20 * n,
             estimated_travel_minutes=30,
+            decision=r.decision,
+            team_type_id=t.team_type_id,
+            team_level=t.level,
+            region_id=r.agency.region_id,
         )
         for r in replies
         if r.decision != "unavailable"
