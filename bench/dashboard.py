@@ -351,16 +351,14 @@ def create_data(args: argparse.Namespace) -> tuple[object, Expected]:
                 setattr(expected, name, getattr(expected, name) + value)
         Reply.objects.bulk_create(replies, batch_size=2000)
         reply_of = dict(Reply.objects.filter(poll=poll).values_list("agency_id", "pk"))
-        # What each line copies from its answer, team and agency, as the reply service does.
+        # What each line copies from its answer and team, as the reply service does.
         kind_of = {pk: (t, level) for pk, t, level in
                    SpecialTeam.objects.values_list("pk", "team_type_id", "level")}  # fmt: skip
-        region_of = dict(Agency.objects.values_list("pk", "region_id"))
         all_lines = []
         for pk, lines in lines_of.items():
             for line in lines:
                 line.reply_id, line.decision = reply_of[pk], decision_of[pk]
                 line.team_type_id, line.team_level = kind_of[line.team_id]
-                line.region_id = region_of[pk]
             all_lines += lines
         ReplyLine.objects.bulk_create(all_lines, batch_size=2000)
         expected.lines = len(all_lines)

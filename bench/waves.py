@@ -137,7 +137,6 @@ def create_poll_of(n: int, rng: random.Random, label: str):
                 officers=reply.officers, depart_minutes=15, travel_minutes=arrival - 15,
                 arrival_minutes=arrival, estimated_travel_minutes=arrival - 15,
                 decision=reply.decision, team_type=swat, team_level=kinds[reply.agency_id],
-                region=region,
             ))  # fmt: skip
     ReplyLine.objects.bulk_create(lines, batch_size=2000)
     return poll

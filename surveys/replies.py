@@ -159,7 +159,7 @@ def reply_submit(
         new_lines = [_line(poll, line) for line in lines]
         _apply(reply, answer, new_lines)
         for line in new_lines:  # what the dashboard groups by, as it is now (see ReplyLine)
-            line.decision, line.region_id = reply.decision, agency.region_id
+            line.decision = reply.decision
         after = reply_snapshot(reply, new_lines)
         if (stored.version if stored else 0) != base_version:
             if stored and _readable(before) == _readable(after):

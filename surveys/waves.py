@@ -123,11 +123,12 @@ def counted_lines(poll: Poll):
     of the needed team type, arriving within the need's window."""
     window = poll.need_window_minutes()
     decisions = [YES, CONDITIONAL] if poll.wave_count_conditional else [YES]
-    lines = ReplyLine.objects.filter(poll=poll, officers__gt=0, reply__decision__in=decisions)
+    # The lines' own copies of the decision and team type, as the dashboard's need reads them.
+    lines = ReplyLine.objects.filter(poll=poll, officers__gt=0, decision__in=decisions)
     if window is not None:
         lines = lines.filter(arrival_minutes__lte=window)
     if poll.needed_team_type_id:
-        lines = lines.filter(team__team_type_id=poll.needed_team_type_id)
+        lines = lines.filter(team_type_id=poll.needed_team_type_id)
     return lines
 
 

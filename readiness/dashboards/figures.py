@@ -222,7 +222,7 @@ class Summary:
 
 def _lines(poll: Poll, within: int | None):
     """Team lines that put officers at the destination (within the window). The figures over
-    them read the line's own copies of the decision, team type and level and region (see
+    them read the line's own copies of the decision and the team's type and level (see
     ReplyLine): one pass over one table, no join."""
     lines = ReplyLine.objects.filter(poll=poll, officers__gt=0).exclude(decision=UNAVAILABLE)
     if within is not None:
@@ -503,8 +503,11 @@ def _by_region(poll: Poll, lines, in_time: Q) -> list[dict]:
         .order_by()
     }
     officers = {
-        row["region_id"]: row
-        for row in lines.values("region_id").annotate(**_by_decision("officers")).order_by()
+        # By the agency's region now, as the asked and answered counts beside it.
+        row["reply__agency__region_id"]: row
+        for row in lines.values("reply__agency__region_id")
+        .annotate(**_by_decision("officers"))
+        .order_by()
     }
     empty = {"replied": 0, "available": 0, "conditional": 0, "unavailable": 0}
     return [
@@ -625,9 +628,7 @@ def reply_rows(*, ids: list[int], within: int | None) -> list[Reply]:
         Reply.objects.filter(pk__in=ids)
         .select_related("agency__region", "updated_by", "updated_via")
         # The lines with their teams in one statement (a prefetch per level costs two more).
-        .prefetch_related(
-            Prefetch("lines", queryset=ReplyLine.objects.select_related("team__team_type"))
-        )
+        .prefetch_related(Prefetch("lines", queryset=ReplyLine.objects.select_related("team_type")))
         .annotate(
             officers_in_time=Sum("lines__officers", filter=in_time, default=0),
             depart=Min("lines__depart_minutes", filter=sending),

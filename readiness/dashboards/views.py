@@ -225,7 +225,7 @@ def poll_dashboard_csv(request, poll_id: int):
     lines = (
         ReplyLine.objects.filter(poll=poll)
         .annotate(channel=selectors.current_channel("reply_id", "reply__version"))
-        .select_related("reply__agency__region", "team__team_type")
+        .select_related("reply__agency__region", "team", "team_type")
         .order_by("reply__agency__name", "team__team_type__sort_order", "team__name")
     )
     bare = (
@@ -247,7 +247,7 @@ def poll_dashboard_csv(request, poll_id: int):
         for line in lines.iterator(chunk_size=2000):
             reply, team = line.reply, line.team
             yield [
-                *reply_cells(reply), team.code, team.name, team.team_type.name, team.level,
+                *reply_cells(reply), team.code, team.name, line.team_type.name, line.team_level,
                 line.officers, line.officers_qualified, line.vehicles, line.depart_minutes,
                 line.travel_minutes, line.estimated_travel_minutes, line.arrival_minutes,
                 line.deploy_hours, "yes" if line.travel_flagged else "no", reply.version,

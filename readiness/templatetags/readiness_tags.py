@@ -39,9 +39,10 @@ def percent(value) -> str:
 
 @register.simple_tag(takes_context=True)
 def team_line(context, line) -> str:
-    """'SWAT T2: 12, arrives 1 h 15 min', marked when after the dashboard's window."""
-    team = line.team
-    text = f"{team.team_type.name}{f' T{team.level}' if team.level else ''}: {line.officers}"
+    """'SWAT T2: 12, arrives 1 h 15 min', marked when after the dashboard's window: the team's
+    type and level as the answer counted them (the line's copies)."""
+    level = line.team_level
+    text = f"{line.team_type.name}{f' T{level}' if level else ''}: {line.officers}"
     if line.officers:
         text += f", arrives {minutes(line.arrival_minutes)}"
         within, arrival = context.get("within"), line.arrival_minutes

@@ -29,8 +29,9 @@ from ..models import Invitation, Reply, ReplyLine, ReplyVersion
 
 class ReplyLineSerializer(serializers.ModelSerializer):
     team = RefSerializer(read_only=True)
-    team_type = TeamTypeRefSerializer(source="team.team_type", read_only=True)
-    level = serializers.IntegerField(source="team.level", read_only=True, allow_null=True)
+    # The team's type and level as the answer counted them (the line's copies, see ReplyLine).
+    team_type = TeamTypeRefSerializer(read_only=True)
+    level = serializers.IntegerField(source="team_level", read_only=True, allow_null=True)
 
     class Meta:
         model = ReplyLine
@@ -202,9 +203,7 @@ class ReplyFilter(django_filters.FilterSet):
     def filter_team_type(self, queryset, name, value):
         if not value:
             return queryset
-        lines = ReplyLine.objects.filter(
-            reply=OuterRef("pk"), team__team_type__in=value, officers__gt=0
-        )
+        lines = ReplyLine.objects.filter(reply=OuterRef("pk"), team_type__in=value, officers__gt=0)
         return queryset.filter(Exists(lines))
 
 
@@ -230,7 +229,7 @@ class ReplyViewSet(
     ordering_fields = ["updated_at", "created_at", "officers", "earliest_arrival_minutes", "id"]
 
     def get_queryset(self):
-        lines = ReplyLine.objects.select_related("team__team_type").order_by(
+        lines = ReplyLine.objects.select_related("team", "team_type").order_by(
             "team__team_type__sort_order", "team__name"
         )
         replies = (

@@ -1,5 +1,5 @@
 """Copy onto each team line what the dashboard groups and filters by (the answer's decision,
-the team's type and level, the agency's region), filled in for the lines already saved."""
+the team's type and level), filled in for the lines already saved."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -10,10 +10,7 @@ FILL = """
         team_type_id = (SELECT t.team_type_id FROM agencies_specialteam t
                         WHERE t.id = surveys_replyline.team_id),
         team_level = (SELECT t.level FROM agencies_specialteam t
-                      WHERE t.id = surveys_replyline.team_id),
-        region_id = (SELECT a.region_id FROM surveys_reply r
-                     JOIN agencies_agency a ON a.id = r.agency_id
-                     WHERE r.id = surveys_replyline.reply_id)
+                      WHERE t.id = surveys_replyline.team_id)
 """
 
 
@@ -61,16 +58,6 @@ class Migration(migrations.Migration):
             name="team_level",
             field=models.PositiveSmallIntegerField(blank=True, null=True),
         ),
-        migrations.AddField(
-            model_name="replyline",
-            name="region",
-            field=models.ForeignKey(
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="agencies.region",
-            ),
-        ),
         migrations.RunPython(fill, migrations.RunPython.noop, elidable=True),
         migrations.AlterField(
             model_name="replyline",
@@ -91,15 +78,6 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="+",
                 to="agencies.teamtype",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="replyline",
-            name="region",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="agencies.region",
             ),
         ),
     ]

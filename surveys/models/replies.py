@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from agencies.models import Agency, Region, SpecialTeam, TeamType
+from agencies.models import Agency, SpecialTeam, TeamType
 
 from .polls import MAX_MINUTES, Invitation, Poll
 
@@ -113,14 +113,14 @@ class ReplyLine(models.Model):
     # commander's estimate); set when the commander answered from their members' tally.
     officers_backed = models.PositiveIntegerField(default=0)
     travel_flagged = models.BooleanField(default=False)
-    # Copied from the answer, its team and its agency when the answer is saved (every version
-    # writes its lines anew), so that the dashboard's figures group and filter in one pass over
-    # this table. An answer was given for the team as it was then: a team retyped or an agency
-    # moved to another region later does not change what that answer counted for.
+    # Copied from the answer and its team when the answer is saved (every version writes its
+    # lines anew), so that the dashboard's figures and the waves' rule group and filter in one
+    # pass over this table. An answer was given for the team as it was then: a team retyped
+    # later counts where it was answered until the agency's next version (and its old type
+    # cannot be deleted while answers count under it).
     decision = models.CharField(max_length=20, choices=Reply.Decision)
     team_type = models.ForeignKey(TeamType, on_delete=models.PROTECT, related_name="+")
     team_level = models.PositiveSmallIntegerField(null=True, blank=True)
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["team__team_type__sort_order", "team__name"]

@@ -49,7 +49,6 @@ def grow(count: int, poll) -> None:
                 reply=reply, poll=poll, team=team, officers=5, depart_minutes=10,
                 travel_minutes=20, arrival_minutes=30, estimated_travel_minutes=20,
                 decision=reply.decision, team_type_id=team.team_type_id, team_level=team.level,
-                region_id=agency.region_id,
             )  # fmt: skip
     PollFactory(target_agencies=list(Agency.objects.all()[:3]))
 
@@ -131,7 +130,7 @@ def test_teams_and_replies_filter(client):
     ReplyLine.objects.create(
         reply=reply, poll=invitation.poll, team=team, officers=5, depart_minutes=0,
         travel_minutes=30, arrival_minutes=30, estimated_travel_minutes=30,
-        decision=reply.decision, team_type=swat, team_level=1, region_id=agency.region_id,
+        decision=reply.decision, team_type=swat, team_level=1,
     )  # fmt: skip
     teams = client.get(reverse("api:team-list"), {"team_type": swat.pk, "level": 1}).json()
     assert [t["id"] for t in teams["results"]] == [team.pk]

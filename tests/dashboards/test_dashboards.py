@@ -247,29 +247,35 @@ def test_breakdown_by_region(world):
     )
 
 
-def test_an_answer_counts_for_its_team_and_region_as_they_were_when_it_was_given(world):
+def test_an_answer_counts_for_its_team_as_it_was_when_it_was_given(client, coordinator, world):
     """The figures group by what each team line copied when the answer was saved: a team
-    retyped or an agency moved later changes nothing until the agency answers again."""
-    b = world["agencies"]["B"]
-    b.region = Region.objects.get(name="South")  # from the North
-    b.save()
+    retyped later counts where it was answered until the agency answers again; the answers
+    table, the CSV and the API say the same."""
     swat = world["teams"]["B-SWAT"]
     swat.team_type, swat.level = TeamType.objects.get(code="mff"), 1
     swat.save()
-    rows = {r["region"]: r for r in summary_of(world, within=None).by_region}
-    assert rows["North"]["officers_conditional"] == 12  # where B was when it answered
     types = {(r["team_type"], r["level"]): r for r in summary_of(world, within=None).by_type}
     assert types[("SWAT / Special Response Team", 2)]["conditional"] == 12
-    # B answers again: its new version counts where B and its team are now.
+    client.force_login(coordinator)
+    page = client.get(reverse("poll-dashboard", args=[world["poll"].pk]), {"within": "all"})
+    assert ">SWAT / Special Response Team T2: 12, arrives 1 h 45 min<" in page.text
+    # B answers again: its new version counts where its team is now.
     answer(world["inv"]["B"], "conditional", [(swat, 11, 30, 75, 11)], base=1,
            at=world["now"], conditions=["emergencies_only"])  # fmt: skip
-    rows = {r["region"]: r for r in summary_of(world, within=None).by_region}
-    assert (rows["North"]["officers_conditional"], rows["South"]["officers_conditional"]) == (0, 11)
     types = {(r["team_type"], r["level"]): r for r in summary_of(world, within=None).by_type}
     assert types[("Mobile Field Force", 1)]["conditional"] == 11
     assert types[("SWAT / Special Response Team", 2)]["conditional"] == 0
     # The curve and the need read the copies too: B's 11 are no longer SWAT officers.
     assert summary_of(world, within=None).need.everyone == 16
+    page = client.get(reverse("poll-dashboard", args=[world["poll"].pk]), {"within": "all"})
+    assert ">Mobile Field Force T1: 11, arrives 1 h 45 min<" in page.text
+    # Regions are the agencies' own, now, as the asked and answered counts beside them.
+    b = world["agencies"]["B"]
+    b.region = Region.objects.get(name="South")
+    b.save()
+    rows = {r["region"]: r for r in summary_of(world, within=None).by_region}
+    assert (rows["North"]["officers_conditional"], rows["South"]["officers_conditional"]) == (0, 11)
+    assert rows["South"]["conditional"] == 1
 
 
 def test_conditions_summary(world):
@@ -686,7 +692,6 @@ def bulk_poll(size: int, coordinator) -> Poll:
             decision=r.decision,
             team_type_id=t.team_type_id,
             team_level=t.level,
-            region_id=r.agency.region_id,
         )
         for r in replies
         if r.decision != "unavailable"
