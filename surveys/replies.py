@@ -158,8 +158,6 @@ def reply_submit(
             reply = copy.copy(stored)  # `stored` stays as it is, for a conflict to show
         new_lines = [_line(poll, line) for line in lines]
         _apply(reply, answer, new_lines)
-        for line in new_lines:  # what the dashboard groups by, as it is now (see ReplyLine)
-            line.decision = reply.decision
         after = reply_snapshot(reply, new_lines)
         if (stored.version if stored else 0) != base_version:
             if stored and _readable(before) == _readable(after):
@@ -220,10 +218,13 @@ def reply_submit(
 
 
 def _apply(reply: Reply, answer: dict, lines: list[ReplyLine]) -> None:
-    """Set a reply's fields and its totals over the team lines."""
+    """Set a reply's fields and its totals over the team lines, and the lines' copy of its
+    decision (what the dashboard groups by, see ReplyLine)."""
     for field in ("decision", "authorised_by_name", "authorised_by_rank", "conditions",
                   "conditions_text", "decline_reason", "note"):  # fmt: skip
         setattr(reply, field, answer.get(field) or ([] if field == "conditions" else ""))
+    for line in lines:
+        line.decision = reply.decision
     answering = [line for line in lines if line.officers]
     reply.officers = sum(line.officers for line in answering)
     reply.earliest_arrival_minutes = min((line.arrival_minutes for line in answering), default=None)

@@ -627,7 +627,7 @@ def reply_rows(*, ids: list[int], within: int | None) -> list[Reply]:
     rows = (
         Reply.objects.filter(pk__in=ids)
         .select_related("agency__region", "updated_by", "updated_via")
-        # The lines with their teams in one statement (a prefetch per level costs two more).
+        # The lines with their team types in one statement (a prefetch per level costs more).
         .prefetch_related(Prefetch("lines", queryset=ReplyLine.objects.select_related("team_type")))
         .annotate(
             officers_in_time=Sum("lines__officers", filter=in_time, default=0),
