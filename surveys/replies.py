@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from readiness import audit
 
-from . import jobs
+from . import jobs, selectors
 from .models import Invitation, Poll, Reply, ReplyLine, ReplyVersion
 
 logger = logging.getLogger(__name__)
@@ -207,6 +207,7 @@ def reply_submit(
         Invitation.objects.filter(poll=poll, agency=agency, replied_at__isnull=True).update(
             replied_at=now
         )
+        selectors.poll_activity_changed(poll.pk)  # the dashboards' next refresh shows it
         audit.record(
             "reply.create" if created else "reply.update",
             request=request, obj=reply, actor_email=email,

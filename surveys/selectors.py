@@ -2,10 +2,15 @@
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import (
     Case,
+    Count,
     Exists,
     F,
+    Max,
     OuterRef,
     Prefetch,
     Q,
@@ -233,3 +238,43 @@ def inbound_needing_attention():
         outcome__in=(InboundMessage.Outcome.NOT_UNDERSTOOD, InboundMessage.Outcome.UNMATCHED),
         handled_at__isnull=True,
     )
+
+
+ACTIVITY_KEY = "surveys:poll-activity:{}"
+
+
+def poll_activity(poll_id: int) -> list:
+    """A poll's answers and invitations in a few numbers (how many, how many sent, failed and
+    delivered, the latest change of each kind): what changes whenever a dashboard figure can.
+
+    Counted at most once every settings.POLL_ACTIVITY_CACHE_SECONDS per poll and kept in the
+    cache (Redis in production, shared by every process), so N officials refreshing one poll's
+    dashboard every few seconds cost one count, not N. A saved answer forgets it as it commits
+    (poll_activity_changed), so answers show at the next refresh; deliveries, receipts and
+    chasing show within those seconds."""
+    key = ACTIVITY_KEY.format(poll_id)
+    activity = cache.get(key)
+    if activity is None:
+        replies = Reply.objects.filter(poll_id=poll_id).aggregate(
+            n=Count("pk"), last=Max("updated_at")
+        )
+        invitations = Invitation.objects.filter(poll_id=poll_id).aggregate(
+            n=Count("pk"),
+            sent=Count("pk", filter=Q(state=Invitation.State.SENT)),
+            failed=Count("pk", filter=Q(state=Invitation.State.FAILED)),
+            delivered=Count("pk", filter=Q(receipt=Invitation.Receipt.DELIVERED)),
+            reminded=Max("last_reminded_at"),
+            escalated=Max("escalated_at"),
+            revoked=Max("revoked_at"),
+        )
+        activity = [*replies.values(), *invitations.values()]
+        cache.set(key, activity, settings.POLL_ACTIVITY_CACHE_SECONDS)
+    return activity
+
+
+def poll_activity_changed(poll_id: int) -> None:
+    """Forget a poll's counted activity now, and again once the current transaction commits:
+    a count taken in between, before the change was visible, does not stand either."""
+    key = ACTIVITY_KEY.format(poll_id)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))

@@ -20,7 +20,6 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
-    Max,
     Min,
     OuterRef,
     Prefetch,
@@ -557,24 +556,20 @@ def _conditions(poll: Poll) -> dict:
     }
 
 
+# What poll_stamp reads of the poll itself: a live refresh loads no more than these.
+STAMP_FIELDS = ("state", "deadline", "updated_at", "sent_at", "closed_at", "cancelled_at")
+
+
 def poll_stamp(*, poll: Poll, now: datetime | None = None) -> str:
     """A short fingerprint of everything the dashboard shows that can change: answers, chasing,
     delivery and the poll's own state, and of the clock only where a figure moves with it (the
     reply-progress series gains a point when a step turns). Unchanged stamp, unchanged figures,
     so the dashboard's live refresh (204) and the API's ETag (304) hold for as long as that is
-    true, however slowly a client polls."""
-    replies = Reply.objects.filter(poll=poll).aggregate(n=Count("pk"), last=Max("updated_at"))
-    invitations = Invitation.objects.filter(poll=poll).aggregate(
-        n=Count("pk"),
-        sent=Count("pk", filter=Q(state=Invitation.State.SENT)),
-        failed=Count("pk", filter=Q(state=Invitation.State.FAILED)),
-        delivered=Count("pk", filter=Q(receipt=Invitation.Receipt.DELIVERED)),
-        reminded=Max("last_reminded_at"),
-        escalated=Max("escalated_at"),
-        revoked=Max("revoked_at"),
-    )
+    true, however slowly a client polls. The poll's own fields are read from the row it was
+    given; the answers' and invitations' part is counted at most every few seconds
+    (selectors.poll_activity)."""
     moments = progress_moments(poll=poll, now=now)
-    parts = [poll.state, poll.deadline, poll.updated_at, *replies.values(), *invitations.values()]
+    parts = [poll.state, poll.deadline, poll.updated_at, *selectors.poll_activity(poll.pk)]
     parts.append(f"{moments[1] - moments[0]}/{moments[-1].isoformat()}" if moments else "")
     return hashlib.sha1("|".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:16]
 

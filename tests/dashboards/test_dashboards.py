@@ -571,6 +571,35 @@ def test_live_refresh_swaps_nothing_until_an_answer_arrives(client, official, cl
     assert 'data-figure="officers-available">19<' in fresh.text
 
 
+def test_watchers_refreshing_cost_the_poll_row_only_and_see_its_state_at_once(
+    client, official, clock, world, django_assert_max_num_queries
+):
+    """The answers' and invitations' counts behind the stamp are shared for a few seconds: a
+    refresh then reads the poll's row only. The poll's own state is never cached, and a
+    delivery receipt shows once the counts are taken again."""
+    from django.core.cache import cache
+
+    from surveys import chasing
+
+    client.force_login(official)
+    poll = world["poll"]
+    url = reverse("poll-dashboard", args=[poll.pk])
+    stamp = client.get(url).context["summary"].stamp
+    live = {"HX-Request": "true"}
+    with django_assert_max_num_queries(4):  # session, user, two-factor, the poll's row
+        assert client.get(url, {"stamp": stamp}, headers=live).status_code == 204
+    # A receipt waits for the counts to be taken again (settings: at most every 2 seconds).
+    Invitation.objects.filter(pk=world["inv"]["E"].pk).update(receipt="delivered")
+    assert client.get(url, {"stamp": stamp}, headers=live).status_code == 204
+    cache.clear()  # as when they expire
+    assert client.get(url, {"stamp": stamp}, headers=live).status_code == 200
+    stamp = client.get(url).context["summary"].stamp
+    assert client.get(url, {"stamp": stamp}, headers=live).status_code == 204
+    chasing.poll_close(poll=Poll.objects.get(pk=poll.pk))
+    closed = client.get(url, {"stamp": stamp}, headers=live)
+    assert closed.status_code == 200 and closed.context["poll"].state == Poll.State.CLOSED
+
+
 def test_user_text_is_escaped_on_the_dashboard(client, official, world):
     agency = world["agencies"]["B"]
     agency.name = "<script>alert(1)</script> PD"
@@ -803,8 +832,10 @@ def test_officials_watching_one_poll_cost_one_computation_per_change(client, coo
     assert len(second) <= len(first) - 8, (len(first), len(second))  # from the cache
     # An answer changes the stamp: the figures are computed again, and they moved.
     reply = Reply.objects.filter(poll=poll, decision="unavailable").first()
-    Reply.objects.filter(pk=reply.pk).update(decision="available", updated_at=timezone.now(),
-                                             decline_reason="")  # fmt: skip
+    replies.reply_submit(
+        poll=poll, agency=reply.agency, base_version=reply.version, lines=[],
+        answer={"decision": "available"}, user=coordinator, confirm=False,
+    )  # fmt: skip
     with CaptureQueriesContext(connection) as third:
         after = client.get(url, {"within": "all"}).json()
     assert len(third) == len(first)
