@@ -262,6 +262,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
+# Nothing in the app waits for a task's result: not storing them spares each queued task a
+# subscription to its result channel in the web process, and the worker a write. A task whose
+# result is read (the health check) says so itself.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # expires: a run still waiting when the next is due is dropped, not piled up.

@@ -192,7 +192,7 @@ def _command(message: InboundMessage, command: str, now) -> str:
 
 def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
     poll, agency, contact = invitation.poll, invitation.agency, invitation.contact
-    reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines").first()
+    reply = selectors.stored_reply(poll=poll, agency=agency)
     teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
     letters = team_letters([t for t in teams if t.pk in targeted])
     data, problem = _form_data(parsed, letters, contact, reply, invitation.travel_minutes)
@@ -211,7 +211,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
         version = replies.reply_submit(
             poll=poll, agency=agency, answer=submission.answer(), lines=submission.line_data(),
             base_version=reply.version if reply else 0, invitation=invitation, confirm=False,
-            now=now, channel=message.channel,
+            now=now, channel=message.channel, stored=reply,
         )  # fmt: skip
     except replies.ReplyRefused as exc:
         message.outcome = InboundMessage.Outcome.REFUSED

@@ -122,10 +122,20 @@ def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> Poll:
     return Poll.objects.annotate(link_revoked_at=Subquery(revoked)).get(pk=poll_id)
 
 
+READ = object()  # reply_submit's `stored` when the caller has not read the stored answer
+
+# What an answer's save writes on its reply (the rest is set once, when it is created).
+SAVED_FIELDS = ("decision", "authorised_by_name", "authorised_by_rank", "conditions",
+                "conditions_text", "decline_reason", "note", "officers",
+                "earliest_arrival_minutes", "travel_flagged", "version", "updated_at",
+                "updated_by", "updated_via")  # fmt: skip
+
+
 def reply_submit(
     *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
     invitation: Invitation | None = None, user=None, request=None, confirm_url: str = "",
     confirm: bool = True, now=None, channel: str = "", member_tally: dict | None = None,
+    stored=READ,
 ) -> ReplyVersion | None:  # fmt: skip
     """Save an agency's answer and its team lines in one transaction, as a new version.
 
@@ -134,8 +144,10 @@ def reply_submit(
     moved on, ReplyConflict is raised and nothing is saved. An unchanged answer saves nothing and
     returns None. A confirmation email to the author is queued after commit (unless `confirm` is
     false: demo data, or a text answer confirmed by text). `channel` is how it came
-    (ReplyVersion.Channel; by default the signed-in form or the emailed link). `now` is
-    injectable for demo data and tests.
+    (ReplyVersion.Channel; by default the signed-in form or the emailed link). `stored` is the
+    answer as the caller read it (selectors.stored_reply), read here when not given: it is saved
+    over only if its version is still the stored one, so nothing is read twice or locked while
+    the answer is checked. `now` is injectable for demo data and tests.
     """
     with transaction.atomic():
         now = now or timezone.now()
@@ -145,12 +157,8 @@ def reply_submit(
         reason = reply_refusal(locked, invitation, now=now)
         if reason:
             raise ReplyRefused(reason)
-        stored = (
-            Reply.objects.select_for_update()
-            .filter(poll=poll, agency=agency)
-            .prefetch_related("lines__team")
-            .first()
-        )
+        if stored is READ:
+            stored = selectors.stored_reply(poll=poll, agency=agency)
         before = reply_snapshot(stored, stored.lines.all()) if stored else {}
         created = stored is None
         reply = Reply(poll=poll, agency=agency, created_at=now, version=0)
@@ -176,12 +184,13 @@ def reply_submit(
                     reply.save(force_insert=True)
             except IntegrityError:
                 # Someone else's first answer for this agency committed a moment ago.
-                winner = Reply.objects.prefetch_related("lines__team").get(poll=poll, agency=agency)
-                if _readable(reply_snapshot(winner, winner.lines.all())) == _readable(after):
-                    return None
-                raise ReplyConflict(winner) from None
+                return _lost_race(poll, agency, after)
         else:
-            reply.save()
+            saved = Reply.objects.filter(pk=stored.pk, version=stored.version).update(
+                **{field: getattr(reply, field) for field in SAVED_FIELDS}
+            )
+            if not saved:  # a newer version was saved since `stored` was read
+                return _lost_race(poll, agency, after)
             ReplyLine.objects.filter(reply=reply).delete()
         for line in new_lines:
             line.reply = reply
@@ -216,6 +225,15 @@ def reply_submit(
         if confirm:
             jobs.after_commit("surveys.tasks.send_reply_confirmation", version.pk, confirm_url)
     return version
+
+
+def _lost_race(poll: Poll, agency, after: dict) -> None:
+    """Another answer for this agency was saved between our read and our write: None when it
+    says what ours says (a double submit), else ReplyConflict with it."""
+    winner = selectors.stored_reply(poll=poll, agency=agency)
+    if _readable(reply_snapshot(winner, winner.lines.all())) == _readable(after):
+        return None
+    raise ReplyConflict(winner)
 
 
 def _apply(reply: Reply, answer: dict, lines: list[ReplyLine]) -> None:

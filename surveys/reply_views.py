@@ -44,7 +44,7 @@ def _invitation_for(request, token: str):
     works: responders behind one carrier NAT or an agency's proxy share an address, and one
     mistyped link must not lock the others out.
     """
-    invitation = selectors.invitation_by_token(token)
+    invitation = selectors.invitation_by_token(token, page=request.method == "GET")
     if invitation is None:
         return None, unknown_link(request)
     reason = replies.reply_refusal(invitation.poll, invitation)
@@ -58,7 +58,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
 
     `invitation` gives the travel estimate; with `link` it is also the credential used, recorded
     with the version (and re-checked for withdrawal as the answer is saved)."""
-    reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines").first()
+    reply = selectors.stored_reply(poll=poll, agency=agency)
     teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
     kwargs = {"poll": poll, "agency": agency, "teams": teams, "targeted_ids": targeted,
               "estimate": invitation.travel_minutes}  # fmt: skip
@@ -80,7 +80,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
                     version = replies.reply_submit(
                         poll=poll, agency=agency, answer=submission.answer(),
                         lines=tally.with_backing(tallies, lines),
-                        base_version=submission.form.cleaned_data["version"],
+                        base_version=submission.form.cleaned_data["version"], stored=reply,
                         invitation=invitation if link else None,
                         user=request.user, request=request, confirm_url=confirm_url,
                         channel="link" if link else "form",

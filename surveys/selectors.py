@@ -25,7 +25,7 @@ from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness import permissions
 
 from .geo import distance_km_expression
-from .models import InboundMessage, Invitation, Poll, Reply, ReplyVersion
+from .models import InboundMessage, Invitation, Poll, Reply, ReplyLine, ReplyVersion
 
 
 def _team_filter(type_ids: list[int], levels: list[tuple[int, int]], prefix: str = "") -> Q:
@@ -162,6 +162,14 @@ def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[Special
     return teams, targeted
 
 
+def stored_reply(*, poll: Poll, agency) -> Reply | None:
+    """An agency's answer to a poll with its team lines and their teams (None before the
+    first), unlocked: what the form is built from, and what replies.reply_submit saves over
+    only while its version is still the stored one."""
+    lines = Prefetch("lines", queryset=ReplyLine.objects.select_related("team"))
+    return Reply.objects.filter(poll=poll, agency=agency).prefetch_related(lines).first()
+
+
 def reply_feed(*, poll: Poll, limit: int = 15):
     """The latest saved answers to a poll, newest first, for the coordinator's feed."""
     return poll.reply_versions.select_related("reply__agency").order_by("-created_at", "-pk")[
@@ -203,11 +211,14 @@ def agency_invitation(*, poll_id: int, agency_id: int) -> Invitation | None:
     )
 
 
-def invitation_by_token(token: str) -> Invitation | None:
+def invitation_by_token(token: str, *, page: bool = True) -> Invitation | None:
     """The invitation a reply link belongs to: the newest link in one indexed lookup, an
-    earlier one (a duplicate, a reminder, a forwarded email) in a second."""
+    earlier one (a duplicate, a reminder, a forwarded email) in a second. With `page` false
+    (an answer posted, which redirects), without what only the pages show of the poll."""
     token_hash = Invitation.hash_token(token)
-    related = ("poll__created_by", "poll__requesting_agency", "agency", "contact")
+    related = ("poll", "agency", "contact")
+    if page:
+        related += ("poll__created_by", "poll__requesting_agency")
     invitations = Invitation.objects.select_related(*related).order_by()
     return (
         invitations.filter(token_hash=token_hash).first()
@@ -273,8 +284,6 @@ def poll_activity(poll_id: int) -> list:
 
 
 def poll_activity_changed(poll_id: int) -> None:
-    """Forget a poll's counted activity now, and again once the current transaction commits:
-    a count taken in between, before the change was visible, does not stand either."""
-    key = ACTIVITY_KEY.format(poll_id)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+    """Forget a poll's counted activity once the current transaction commits (a count taken
+    before then did not see the change)."""
+    transaction.on_commit(lambda: cache.delete(ACTIVITY_KEY.format(poll_id)))

@@ -278,7 +278,7 @@ class ReplyViewSet(
         reason = replies.reply_refusal(poll)
         if reason:
             raise Conflict(f"This poll no longer takes answers ({reason}).", reason)
-        reply = Reply.objects.filter(poll=poll, agency=agency).prefetch_related("lines").first()
+        reply = selectors.stored_reply(poll=poll, agency=agency)
         teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
         form_data, errors, positions = reply_form_data(data)
         submission = ReplySubmission(
@@ -295,7 +295,7 @@ class ReplyViewSet(
                 poll=poll, agency=agency, answer=submission.answer(),
                 lines=submission.line_data(), base_version=submission.form.cleaned_data["version"],
                 user=request.user, request=request, confirm_url=settings.SITE_URL + url,
-                confirm=not token_user, channel="api",
+                confirm=not token_user, channel="api", stored=reply,
             )  # fmt: skip
         except replies.ReplyRefused as exc:
             raise Conflict(

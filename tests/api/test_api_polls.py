@@ -174,7 +174,9 @@ def test_polls_filter_by_state_and_updated_since_and_order(coordinator_client):
     assert bad.status_code == 400 and "updated_since" in bad.json()["errors"]
 
 
-def test_the_readiness_figures_match_the_dashboard_and_carry_an_etag(client, clock):
+def test_the_readiness_figures_match_the_dashboard_and_carry_an_etag(
+    client, clock, django_capture_on_commit_callbacks
+):
     invitation, _ = open_invitation()
     poll = invitation.poll
     Reply.objects.create(
@@ -202,10 +204,11 @@ def test_the_readiness_figures_match_the_dashboard_and_carry_an_etag(client, clo
     # A new answer changes the tag at once (the counted activity is cached for a few seconds,
     # and an answer forgets it).
     second, _ = open_invitation(poll=poll)
-    replies.reply_submit(
-        poll=poll, agency=second.agency, invitation=second, base_version=0, lines=[],
-        answer={"decision": "unavailable", "decline_reason": "Flooding"}, confirm=False,
-    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        replies.reply_submit(
+            poll=poll, agency=second.agency, invitation=second, base_version=0, lines=[],
+            answer={"decision": "unavailable", "decline_reason": "Flooding"}, confirm=False,
+        )  # fmt: skip
     changed = client.get(url, {"within": "all"}, headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.json()["headline"]["agencies_unavailable"] == 2

@@ -551,19 +551,22 @@ def test_csv_has_one_row_per_team_line(client, coordinator, world):
     assert next(r for r in rows if r["agency"] == a)["version"] == "2"
 
 
-def test_live_refresh_swaps_nothing_until_an_answer_arrives(client, official, clock, world):
+def test_live_refresh_swaps_nothing_until_an_answer_arrives(
+    client, official, clock, world, django_capture_on_commit_callbacks
+):
     client.force_login(official)
     url = reverse("poll-dashboard", args=[world["poll"].pk])
     first = client.get(url)
     stamp = first.context["summary"].stamp
     unchanged = client.get(url, {"stamp": stamp}, headers={"HX-Request": "true"})
     assert unchanged.status_code == 204
-    answer(
-        world["inv"]["E"],
-        "available",
-        [(world["teams"]["E-SWAT"], 9, 10, 20, 9)],
-        at=timezone.now(),
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # as the answer commits
+        answer(
+            world["inv"]["E"],
+            "available",
+            [(world["teams"]["E-SWAT"], 9, 10, 20, 9)],
+            at=timezone.now(),
+        )
     fresh = client.get(url, {"stamp": stamp}, headers={"HX-Request": "true"})
     assert fresh.status_code == 200
     assert fresh.text.lstrip().startswith('<div id="live"')  # the partial, not the page
@@ -817,7 +820,9 @@ def test_the_print_brief_carries_a_dated_header(client, official, world, clock):
     assert '<span class="no-print">; they update by themselves' in page
 
 
-def test_officials_watching_one_poll_cost_one_computation_per_change(client, coordinator):
+def test_officials_watching_one_poll_cost_one_computation_per_change(
+    client, coordinator, django_capture_on_commit_callbacks
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -832,10 +837,11 @@ def test_officials_watching_one_poll_cost_one_computation_per_change(client, coo
     assert len(second) <= len(first) - 8, (len(first), len(second))  # from the cache
     # An answer changes the stamp: the figures are computed again, and they moved.
     reply = Reply.objects.filter(poll=poll, decision="unavailable").first()
-    replies.reply_submit(
-        poll=poll, agency=reply.agency, base_version=reply.version, lines=[],
-        answer={"decision": "available"}, user=coordinator, confirm=False,
-    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        replies.reply_submit(
+            poll=poll, agency=reply.agency, base_version=reply.version, lines=[],
+            answer={"decision": "available"}, user=coordinator, confirm=False,
+        )  # fmt: skip
     with CaptureQueriesContext(connection) as third:
         after = client.get(url, {"within": "all"}).json()
     assert len(third) == len(first)

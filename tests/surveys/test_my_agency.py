@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readiness.models import AuditEvent
-from surveys import chasing, replies
+from surveys import chasing, replies, selectors
 from surveys.models import Poll, Reply, ReplyVersion
 
 from ..factories import SpecialTeamFactory
@@ -193,3 +193,47 @@ def test_two_first_answers_at_once_save_one_and_report_a_conflict(postgres, agen
     conflict_saw = next(n for kind, n in outcomes if kind == "conflict")
     assert conflict_saw == saved  # the loser is shown the winner's answer
     assert Reply.objects.get().officers == saved and ReplyVersion.objects.count() == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_changes_from_one_version_at_once_save_one_and_report_a_conflict(postgres, agency):
+    """Two people change the same answer, both from version 1, at the same moment on
+    PostgreSQL: the answer is saved over only while its version is the one read, so one
+    change becomes version 2 and the other is told about it; no third version, no mix."""
+    team = SpecialTeamFactory(agency=agency, members=10)
+    invitation, _ = open_invitation(agency=agency)
+    line = {"team": team, "estimate": 60, "officers": 5, "depart_minutes": 10,
+            "travel_minutes": 60}  # fmt: skip
+    answer = {"decision": "available", "authorised_by_name": "A", "authorised_by_rank": "Chief"}
+    poll = invitation.poll
+    replies.reply_submit(poll=poll, agency=agency, answer=answer, base_version=0, lines=[line],
+                         invitation=invitation, confirm=False)  # fmt: skip
+    barrier, outcomes = threading.Barrier(2), []
+
+    def change(officers):
+        try:
+            stored = selectors.stored_reply(poll=poll, agency=agency)  # both read version 1
+            barrier.wait()
+            replies.reply_submit(
+                poll=poll, agency=agency, answer=answer, base_version=1, stored=stored,
+                lines=[{**line, "officers": officers}], invitation=invitation, confirm=False,
+            )  # fmt: skip
+            outcomes.append(("saved", officers))
+        except replies.ReplyConflict as exc:
+            outcomes.append(("conflict", exc.current.officers))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=change, args=(n,)) for n in (3, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(kind for kind, _ in outcomes) == ["conflict", "saved"]
+    saved = next(n for kind, n in outcomes if kind == "saved")
+    assert next(n for kind, n in outcomes if kind == "conflict") == saved
+    reply = Reply.objects.get()
+    assert (reply.officers, reply.version) == (saved, 2)
+    assert [line.officers for line in reply.lines.all()] == [saved]
+    assert list(ReplyVersion.objects.order_by("number").values_list("number", flat=True)) == [1, 2]

@@ -32,7 +32,9 @@ def test_worker_delivers_each_invitation_once(worker, smtp_sink):
     assert len({m.rcpt_tos[0] for m in smtp_sink.messages}) == 12
     # Delivered twice (a redelivered message): nothing more is sent.
     ids = list(Invitation.objects.filter(poll=poll).values_list("pk", flat=True))
-    celery_app.send_task("surveys.tasks.deliver_invitations", args=[ids]).get(timeout=60)
+    celery_app.send_task("surveys.tasks.deliver_invitations", args=[ids], ignore_result=False).get(
+        timeout=60
+    )
     assert len(smtp_sink.messages) == 12
 
 
