@@ -5,8 +5,7 @@ forms the web page uses and saved by the same reply service (versions, conflicts
 message is kept (InboundMessage): the same message id twice is one answer; what cannot be
 understood waits for a person. The sender is told, by the same channel, what was recorded or
 exactly what was not understood and how to fix it, with a link to the form. A bounce of an
-invitation email fails it with the reason and asks the agency's alternates at once.
-"""
+invitation email fails it with the reason and asks the agency's alternates at once."""
 
 import hashlib
 import logging
@@ -27,7 +26,7 @@ from readiness.log_filters import mask_secrets
 from . import chasing, jobs, mailbox, member_texts, replies, selectors, sms_grammar
 from .channels.sms import team_letters
 from .forms import ReplySubmission
-from .models import InboundMessage, Invitation, InvitationLink, Poll, Reply
+from .models import InboundMessage, Invitation, InvitationLink, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -99,21 +98,24 @@ def _audit_bad_input(message: InboundMessage) -> None:
 
 
 def _handle(message: InboundMessage, now) -> str:
-    if message.channel == "sms" and (ask := member_texts.ask_for(message.sender, message.body)):
+    candidates, code = _open(message.sender), sms_grammar.leading_code(message.body)
+    # Codes are unique per number across invitations and members' asks: look for no ask then.
+    ours = code and any(i.reply_code == code for i in candidates)
+    if not ours and (ask := member_texts.ask_for(message.sender, message.body)):
         return member_texts.answer(message, ask, now)
     try:
         parsed = sms_grammar.parse(message.body)
     except sms_grammar.ParseError as exc:
-        invitation = _match(message, exc.code, quiet=True)
+        invitation = _match(message, exc.code, candidates, quiet=True)
         link = f" Or answer on the form: {form_link(invitation)}" if invitation else ""
         message.invitation = invitation
         return f"Not understood: {exc}{link}"
     if parsed.command == "ask":  # "<code> ASK": the commander asks their team members
-        return member_texts.forward(message, _match(message, parsed.code), now)
+        return member_texts.forward(message, _match(message, parsed.code, candidates), now)
     if parsed.command:
         message.outcome = InboundMessage.Outcome.COMMAND
         return _command(message, parsed.command, now)
-    invitation = _match(message, parsed.code)
+    invitation = _match(message, parsed.code, candidates)
     if invitation is None:
         message.outcome = InboundMessage.Outcome.UNMATCHED
         return message.response
@@ -121,19 +123,17 @@ def _handle(message: InboundMessage, now) -> str:
     return _apply(message, invitation, parsed, now)
 
 
-def _open(sender: str):
-    return (
-        Invitation.objects.filter(channel=Invitation.Channel.SMS, mobile=sender)
-        .filter(poll__state__in=(Poll.State.OPEN, Poll.State.SENDING))
-        .select_related("poll", "agency", "contact")
-        .order_by("-created_at")
-    )
+def _open(sender: str) -> list[Invitation]:
+    """The sender's text invitations to open polls, newest first (sorted here, cheaper)."""
+    invitations = Invitation.objects.filter(
+        channel=Invitation.Channel.SMS, mobile=sender, poll__state__in=member_texts.OPEN
+    ).select_related("poll", "agency", "contact")
+    return sorted(invitations.order_by(), key=lambda i: (i.created_at, i.pk), reverse=True)
 
 
-def _match(message: InboundMessage, code: str, *, quiet: bool = False) -> Invitation | None:
-    """The sender's open invitation with this code (or their only one, without a code). The
-    number must be the invitation's own: a code alone finds nothing."""
-    candidates = list(_open(message.sender))
+def _match(message, code: str, candidates: list, *, quiet: bool = False) -> Invitation | None:
+    """The sender's open invitation (of `candidates`, from _open) with this code, or their only
+    one without a code. The number must be the invitation's own: a code alone finds nothing."""
     if code:
         found = [i for i in candidates if i.reply_code == code]
         if found:

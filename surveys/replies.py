@@ -105,21 +105,25 @@ def _readable(snapshot: dict) -> dict:
     return {k: v for k, v in readable.items() if v not in ("", None)}
 
 
-def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> Poll:
-    """The poll, read so that closing or cancelling it waits for this reply to commit, with
-    `link_revoked_at` of the invitation used (None without one).
+def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> tuple[Poll, object]:
+    """The poll's state and deadline, read so that closing or cancelling it waits for this
+    reply to commit, and `revoked_at` of the invitation used (None without one).
 
     On PostgreSQL a FOR SHARE lock: replies do not block each other, but the FOR UPDATE of
     close/cancel does. SQLite serialises writers anyway.
     """
     if connection.vendor == "postgresql":
-        return Poll.objects.raw(
-            "SELECT p.*, i.revoked_at AS link_revoked_at FROM surveys_poll p "
-            "LEFT JOIN surveys_invitation i ON i.id = %s WHERE p.id = %s FOR SHARE OF p",
-            [invitation_id, poll_id],
-        )[0]
+        with connection.cursor() as cursor:  # two columns: no model to build
+            cursor.execute(
+                "SELECT p.state, p.deadline, i.revoked_at FROM surveys_poll p "
+                "LEFT JOIN surveys_invitation i ON i.id = %s WHERE p.id = %s FOR SHARE OF p",
+                [invitation_id, poll_id],
+            )
+            state, deadline, revoked_at = cursor.fetchone()
+        return Poll(pk=poll_id, state=state, deadline=deadline), revoked_at
     revoked = Invitation.objects.filter(pk=invitation_id).values("revoked_at")
-    return Poll.objects.annotate(link_revoked_at=Subquery(revoked)).get(pk=poll_id)
+    locked = Poll.objects.annotate(link_revoked_at=Subquery(revoked)).get(pk=poll_id)
+    return locked, locked.link_revoked_at
 
 
 READ = object()  # reply_submit's `stored` when the caller has not read the stored answer
@@ -151,9 +155,9 @@ def reply_submit(
     """
     with transaction.atomic():
         now = now or timezone.now()
-        locked = _lock_poll_for_reply(poll.pk, invitation.pk if invitation else None)
+        locked, revoked_at = _lock_poll_for_reply(poll.pk, invitation.pk if invitation else None)
         if invitation is not None:
-            invitation.revoked_at = locked.link_revoked_at
+            invitation.revoked_at = revoked_at
         reason = reply_refusal(locked, invitation, now=now)
         if reason:
             raise ReplyRefused(reason)

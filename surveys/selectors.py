@@ -118,24 +118,37 @@ def recipients(*, targets: Targets) -> QuerySet[Agency]:
     ).order_by("distance_km", "name")
 
 
-_SENT_POLL_TEAM_TARGETS: dict[tuple, tuple[frozenset, frozenset]] = {}
+_SENT_POLL_FACTS: dict[tuple, tuple[frozenset, frozenset, frozenset]] = {}
 
 
-def poll_team_targets(poll: Poll) -> tuple[frozenset, frozenset]:
-    """The poll's targeted team type ids and (type id, level) pairs. A sent poll's targets never
-    change (only drafts are edited), so they are kept in memory: every reply needs them."""
-    key = (poll.pk, poll.sent_at)  # a restored database cannot serve another poll's targets
-    cached = _SENT_POLL_TEAM_TARGETS.get(key)
+def _sent_poll_facts(poll: Poll) -> tuple[frozenset, frozenset, frozenset]:
+    """The poll's targeted team type ids, (type id, level) pairs and required qualification
+    ids. A sent poll's never change (only drafts are edited), so they are kept in memory:
+    every answer needs them."""
+    key = (poll.pk, poll.sent_at)  # a restored database cannot serve another poll's facts
+    cached = _SENT_POLL_FACTS.get(key)
     if cached is None:
         cached = (
             frozenset(poll.target_team_types.values_list("pk", flat=True)),
             frozenset(poll.target_levels.values_list("team_type_id", "level")),
+            frozenset(q.pk for q in poll.required),  # the instance's list, which pages show
         )
         if poll.state != Poll.State.DRAFT and poll.sent_at:
-            if len(_SENT_POLL_TEAM_TARGETS) > 1000:
-                _SENT_POLL_TEAM_TARGETS.clear()
-            _SENT_POLL_TEAM_TARGETS[key] = cached
+            if len(_SENT_POLL_FACTS) > 1000:
+                _SENT_POLL_FACTS.clear()
+            _SENT_POLL_FACTS[key] = cached
     return cached
+
+
+def poll_team_targets(poll: Poll) -> tuple[frozenset, frozenset]:
+    """The poll's targeted team type ids and (type id, level) pairs."""
+    return _sent_poll_facts(poll)[:2]
+
+
+def poll_has_requirements(poll: Poll) -> bool:
+    """Whether an answer says how many officers meet the poll's requirements: it has typed
+    ones, or requires roster qualifications."""
+    return bool(poll.requirements) or bool(_sent_poll_facts(poll)[2])
 
 
 def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[SpecialTeam], set[int]]:

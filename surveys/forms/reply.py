@@ -6,6 +6,7 @@ import re
 from django import forms
 from django.core.validators import MaxValueValidator
 
+from .. import selectors
 from ..models import MAX_DEPLOY_HOURS, MAX_MINUTES, Reply
 
 MINUTES_HELP = "Whole minutes, at most 72 hours (4320)."
@@ -203,6 +204,7 @@ class ReplySubmission:
             initial.update({f: getattr(reply, f) for f in ReplyForm.base_fields if f != "version"})
         self.form = ReplyForm(data, initial=initial)
         self.lines = []
+        requirements = selectors.poll_has_requirements(poll)
         for team in teams:
             line = lines.get(team.pk)
             self.lines.append(
@@ -211,7 +213,7 @@ class ReplySubmission:
                     prefix=f"team-{team.pk}",
                     team=team,
                     estimate=line.estimated_travel_minutes if line else estimate,
-                    requirements=bool(poll.requirement_list),
+                    requirements=requirements,
                     initial={f: getattr(line, f) for f in ReplyLineForm.base_fields}
                     if line
                     else dict((suggested or {}).get(team.pk, {})),

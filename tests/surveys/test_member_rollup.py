@@ -343,14 +343,15 @@ def test_the_dashboard_counts_member_backed_officers_at_their_own_arrival(
     from surveys import replies
 
     reply = Reply.objects.get(poll=poll)
-    replies.reply_submit(
-        poll=poll, agency=commander.agency, base_version=reply.version, confirm=False,
-        channel="api", user=commander,
-        answer={"decision": "available", "authorised_by_name": "Chief Lee",
-                "authorised_by_rank": "Chief"},
-        lines=[{"team": srt, "estimate": 40, "officers": 3, "depart_minutes": 30,
-                "travel_minutes": 40}],
-    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):  # the dashboards see it committed
+        replies.reply_submit(
+            poll=poll, agency=commander.agency, base_version=reply.version, confirm=False,
+            channel="api", user=commander,
+            answer={"decision": "available", "authorised_by_name": "Chief Lee",
+                    "authorised_by_rank": "Chief"},
+            lines=[{"team": srt, "estimate": 40, "officers": 3, "depart_minutes": 30,
+                    "travel_minutes": 40}],
+        )  # fmt: skip
     summary = client.get(reverse("poll-dashboard-summary", args=[poll.pk])).json()
     assert summary["arrival_curve"][-1]["backed_by_members"] == 0
     # An agency that takes its yes back takes its members off the curve.
