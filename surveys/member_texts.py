@@ -24,8 +24,10 @@ def ask_for(sender: str, body: str) -> MemberAsk | None:
         "poll", "agency", "team", "member__agency"
     )
     if code:
-        # Open polls only: a member code of a closed poll may be the agency's code today.
-        return asks.filter(reply_code=code, poll__state__in=OPEN).order_by("-asked_at").first()
+        # Open polls only: a member code of a closed poll may be the agency's code today. The
+        # newest, sorted here (ordering a select_related query costs more than the query).
+        found = asks.filter(reply_code=code, poll__state__in=OPEN).order_by()
+        return max(found, key=lambda ask: (ask.asked_at, ask.pk), default=None)
     if Invitation.objects.filter(
         channel=Invitation.Channel.SMS, mobile=sender, poll__state__in=OPEN
     ).exists():

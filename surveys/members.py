@@ -268,13 +268,11 @@ def member_reminders_send(*, ask_ids: list[int]) -> int:
 
 
 def ask_by_token(token: str) -> MemberAsk | None:
-    link = (
-        MemberLink.objects.select_related(
-            "ask__poll", "ask__agency", "ask__team", "ask__member__agency"
-        )
-        .filter(token_hash=MemberAsk.hash_token(token))
-        .first()
-    )
+    links = MemberLink.objects.select_related(
+        "ask__poll", "ask__agency", "ask__team", "ask__member__agency"
+    ).filter(token_hash=MemberAsk.hash_token(token))
+    # The hash is unique: no ORDER BY, which on a select_related query costs a third of it.
+    link = next(iter(links.order_by()[:1]), None)
     return link.ask if link else None
 
 
