@@ -297,6 +297,8 @@ def poll_activity(poll_id: int) -> list:
 
 
 def poll_activity_changed(poll_id: int) -> None:
-    """Forget a poll's counted activity once the current transaction commits (a count taken
-    before then did not see the change)."""
-    transaction.on_commit(lambda: cache.delete(ACTIVITY_KEY.format(poll_id)))
+    """Forget a poll's counted activity now, and again once the current transaction commits:
+    a count taken in between, before the change was visible, does not stand either."""
+    key = ACTIVITY_KEY.format(poll_id)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
 from readiness import permissions
@@ -22,6 +23,7 @@ from surveys.models import Poll, Reply, ReplyLine, ReplyVersion
 from . import charts, figures
 
 PAGE_SIZE = 50
+LISTS_CACHE_SECONDS = 60  # a rendering of the lists, shared while the stamp holds
 
 
 def _poll(poll_id: int) -> Poll:
@@ -90,11 +92,14 @@ def poll_dashboard(request, poll_id: int):
     # with their lines joined would cost more than everything else on the page.
     replies = figures.poll_replies(poll=poll, within=within, sort=sort)
     replies = _page(request, replies.values_list("pk", flat=True), "page", summary.replied)
-    reply_rows = figures.reply_rows(ids=list(replies.object_list), within=within)
+    # The lists' rows are read only if the template renders them (not when it has them cached).
+    reply_rows = SimpleLazyObject(
+        lambda: figures.reply_rows(ids=list(replies.object_list), within=within)
+    )
     silent_count = summary.asked - summary.replied
     silent = figures.poll_silent(poll=poll).values_list("pk", flat=True)
     silent = _page(request, silent, "silent_page", summary.silent_invitations)
-    silent_list = figures.silent_rows(ids=list(silent.object_list))
+    silent_list = SimpleLazyObject(lambda: figures.silent_rows(ids=list(silent.object_list)))
     declines = _page(request, figures.poll_declines(poll=poll), "declines_page",
                      summary.unavailable)  # fmt: skip
     charts.bar_widths(summary.by_type, ("available", "conditional"))
@@ -117,6 +122,7 @@ def poll_dashboard(request, poll_id: int):
         "silent_count": silent_count,
         "declines": declines,
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+        "lists_cache_seconds": LISTS_CACHE_SECONDS,
         "live_query": _query(request),
         "query": {
             "page": _query(request, page=None),

@@ -603,6 +603,32 @@ def test_watchers_refreshing_cost_the_poll_row_only_and_see_its_state_at_once(
     assert closed.status_code == 200 and closed.context["poll"].state == Poll.State.CLOSED
 
 
+def test_the_lists_are_rendered_once_per_change_and_kind_of_reader(
+    client, coordinator, official, world, django_assert_max_num_queries
+):
+    """Officials watching one poll share one rendering of its long lists, which reads no rows
+    again until something changes; a coordinator's (with the contacts asked) is never one an
+    official is shown, and an official's never hides them from a coordinator."""
+    url = reverse("poll-dashboard", args=[world["poll"].pk])
+    e_contact = world["inv"]["E"].email
+    client.force_login(coordinator)
+    first = client.get(url)
+    assert e_contact in first.text
+    with django_assert_max_num_queries(5):  # session, user, two-factor, poll: no rows
+        again = client.get(url)
+    assert again.text.count(e_contact) == first.text.count(e_contact)
+    client.force_login(official)
+    seen = client.get(url)
+    assert e_contact not in seen.text and "primary contact" in seen.text
+    client.force_login(coordinator)
+    assert e_contact in client.get(url).text
+    # Another page or order of the same lists is another rendering.
+    by_agency = client.get(url, {"sort": "agency"}).text
+    assert by_agency.index("A Police") < by_agency.index("D Police")
+    by_agency = client.get(url, {"sort": "-agency"}).text
+    assert by_agency.index("D Police") < by_agency.index("A Police")
+
+
 def test_user_text_is_escaped_on_the_dashboard(client, official, world):
     agency = world["agencies"]["B"]
     agency.name = "<script>alert(1)</script> PD"
