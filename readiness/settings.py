@@ -320,7 +320,8 @@ MAP_TILES_ORIGINS = (
 # How often an open dashboard asks for news (seconds); it swaps in new figures only on news.
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 5)
 # A poll's answers and invitations are counted for that refresh at most this often (seconds),
-# once for every process and watcher; a saved answer shows at once, a delivery within this.
+# once for every process and watcher; a saved answer shows at the next refresh, a delivery
+# within this.
 POLL_ACTIVITY_CACHE_SECONDS = env_int("POLL_ACTIVITY_CACHE_SECONDS", 2)
 # Each agency's record is confirmed by its commander at least this often; a reminder goes to the
 # agency when it is due, and again every AGENCY_VERIFY_REMIND_DAYS while it stays unconfirmed.

@@ -171,13 +171,15 @@ def reply_submit(
         new_lines = [_line(poll, line) for line in lines]
         _apply(reply, answer, new_lines)
         after = reply_snapshot(reply, new_lines)
-        if (stored.version if stored else 0) != base_version:
-            if stored and _readable(before) == _readable(after):
-                return None  # the same answer again (a double click, a retried request)
-            raise ReplyConflict(stored)
         changes = audit.diff(_readable(before), _readable(after))
-        if not created and not changes:
-            return None
+        if (stored.version if stored else 0) != base_version or (stored and not changes):
+            # Nothing to save: the same answer again (a double click, a retried request) or a
+            # conflict, either told against the answer stored now, which may be newer.
+            if stored and not Reply.objects.filter(pk=stored.pk, version=stored.version).exists():
+                return _lost_race(poll, agency, after)
+            if stored and not changes:
+                return None
+            raise ReplyConflict(stored)
         reply.version += 1
         reply.updated_at = now
         reply.updated_by = user if user is not None and user.is_authenticated else None

@@ -227,7 +227,8 @@ def agency_invitation(*, poll_id: int, agency_id: int) -> Invitation | None:
 def invitation_by_token(token: str, *, page: bool = True) -> Invitation | None:
     """The invitation a reply link belongs to: the newest link in one indexed lookup, an
     earlier one (a duplicate, a reminder, a forwarded email) in a second. With `page` false
-    (an answer posted, which redirects), without what only the pages show of the poll."""
+    (an answer posted, which mostly redirects), without what only the pages show of the poll
+    (a form shown again for a mistake loads it then)."""
     token_hash = Invitation.hash_token(token)
     related = ("poll", "agency", "contact")
     if page:
@@ -273,9 +274,10 @@ def poll_activity(poll_id: int) -> list:
 
     Counted at most once every settings.POLL_ACTIVITY_CACHE_SECONDS per poll and kept in the
     cache (Redis in production, shared by every process), so N officials refreshing one poll's
-    dashboard every few seconds cost one count, not N. A saved answer forgets it as it commits
-    (poll_activity_changed), so answers show at the next refresh; deliveries, receipts and
-    chasing show within those seconds."""
+    dashboard every few seconds cost one count, not N. A saved answer forgets it (now and as
+    it commits: poll_activity_changed), so answers show at the next refresh (within those
+    seconds, if a count taken just before the commit was kept); deliveries, receipts and
+    chasing within those seconds."""
     key = ACTIVITY_KEY.format(poll_id)
     activity = cache.get(key)
     if activity is None:

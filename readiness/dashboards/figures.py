@@ -246,8 +246,9 @@ def cached_summary(
 ) -> Summary:
     """poll_summary, computed once per (poll, stamp, window) and kept in the cache (Redis in
     production, shared by every web process): N officials watching one poll cost one
-    computation per change, not N. The stamp changes with everything the figures show, so a
-    cached summary is never stale; an old one simply stops being asked for."""
+    computation per change, not N. The stamp changes with everything the figures show (within
+    the few seconds poll_activity keeps its counts), so an old summary simply stops being asked
+    for."""
     stamp = stamp or poll_stamp(poll=poll, now=now)
     window = "all" if within is None else within
     key = f"dashboard:summary:{SUMMARY_VERSION}:{poll.pk}:{stamp}:{window}"

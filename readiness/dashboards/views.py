@@ -23,7 +23,10 @@ from surveys.models import Poll, Reply, ReplyLine, ReplyVersion
 from . import charts, figures
 
 PAGE_SIZE = 50
-LISTS_CACHE_SECONDS = 60  # a rendering of the lists, shared while the stamp holds
+# A rendering of the lists is shared while the stamp holds, for at most this long: what the
+# stamp does not count (a contact's or agency's name edited, a text receipt other than
+# delivered, a failure's wording) shows within it.
+LISTS_CACHE_SECONDS = 10
 
 
 def _poll(poll_id: int) -> Poll:

@@ -1,6 +1,7 @@
 """Signed-in commanders answer for their own agency; coordinators hear about answers."""
 
 import datetime
+import functools
 import threading
 
 import pytest
@@ -237,3 +238,26 @@ def test_two_changes_from_one_version_at_once_save_one_and_report_a_conflict(pos
     assert (reply.officers, reply.version) == (saved, 2)
     assert [line.officers for line in reply.lines.all()] == [saved]
     assert list(ReplyVersion.objects.order_by("number").values_list("number", flat=True)) == [1, 2]
+
+
+def test_an_unchanged_answer_read_before_a_newer_one_is_a_conflict_not_nothing(agency):
+    """The answer a form was built from is read without a lock: if a newer version was saved
+    since, sending the old answer again unchanged is a conflict with the newer one, not
+    'nothing changed' (which would tell the sender their figures stand)."""
+    team = SpecialTeamFactory(agency=agency, members=10)
+    invitation, _ = open_invitation(agency=agency)
+    poll = invitation.poll
+    line = {"team": team, "estimate": 60, "officers": 5, "depart_minutes": 10,
+            "travel_minutes": 60}  # fmt: skip
+    answer = {"decision": "available", "authorised_by_name": "A", "authorised_by_rank": "Chief"}
+    submit = functools.partial(replies.reply_submit, poll=poll, agency=agency, answer=answer,
+                               invitation=invitation, confirm=False)  # fmt: skip
+    submit(base_version=0, lines=[line])
+    read = selectors.stored_reply(poll=poll, agency=agency)  # version 1, 5 officers
+    submit(base_version=1, lines=[{**line, "officers": 8}])  # someone else: version 2
+    with pytest.raises(replies.ReplyConflict) as conflict:
+        submit(base_version=1, lines=[line], stored=read)  # version 1 again, unchanged
+    assert (conflict.value.current.version, conflict.value.current.officers) == (2, 8)
+    # The same answer as the one stored now, from an old read, is nothing new.
+    assert submit(base_version=1, lines=[{**line, "officers": 8}], stored=read) is None
+    assert Reply.objects.get().version == 2 and ReplyVersion.objects.count() == 2
