@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from agencies.models import Contact
-from readiness.bulk import bulk_insert
+from readiness.bulk import bulk_insert, insert_together
 from readiness.models import AuditEvent
 
 from .factories import AgencyFactory
@@ -54,3 +54,39 @@ def test_a_row_the_database_refuses_fails_them_all_as_django_error():
     with pytest.raises(IntegrityError), transaction.atomic():
         bulk_insert(Contact, rows)
     assert not Contact.objects.filter(agency=agency).exists()  # nothing half-written
+
+
+def test_rows_of_several_models_and_an_update_go_in_together(django_assert_max_num_queries):
+    """insert_together: every group's rows and the update, values as they went in (JSON, text,
+    NULLs, dates); a group of one gets its pk. On PostgreSQL it is one statement."""
+    from django.db import connection
+
+    agency = AgencyFactory()
+    at = timezone.now().replace(microsecond=654321)
+    event = AuditEvent(at=at, action="together.test", object_type="x", object_repr=AWKWARD,
+                       changes={"note": [None, AWKWARD], "n": [1, 2.5]}, ip=None)  # fmt: skip
+    contacts = [Contact(agency=agency, name=f"C{k}\tx", email=f"c{k}@pd.example")
+                for k in range(3)]  # fmt: skip
+    rename = ("UPDATE agencies_agency SET name = %s WHERE id = %s", [AWKWARD[:100], agency.pk])
+    statements = 1 if connection.vendor == "postgresql" else 3
+    with django_assert_max_num_queries(statements):
+        insert_together([contacts, [event]], update=rename)
+    stored = AuditEvent.objects.get(action="together.test")
+    assert event.pk == stored.pk and (stored.object_repr, stored.at) == (AWKWARD, at)
+    assert stored.changes == {"note": [None, AWKWARD], "n": [1, 2.5]}
+    names = sorted(Contact.objects.filter(agency=agency).values_list("name", flat=True))
+    assert names[-3:] == ["C0\tx", "C1\tx", "C2\tx"]
+    agency.refresh_from_db()
+    assert agency.name == AWKWARD[:100]
+
+
+def test_a_part_the_database_refuses_leaves_nothing_of_the_others():
+    from django.db import IntegrityError, transaction
+
+    agency = AgencyFactory()
+    event = AuditEvent(at=timezone.now(), action="together.refused", object_type="x")
+    refused = Contact(agency=agency, name="Half", email="half@pd.example",
+                      quiet_start=datetime.time(22, 0))  # fmt: skip
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_together([[event], [refused]])
+    assert not AuditEvent.objects.filter(action="together.refused").exists()
