@@ -266,6 +266,7 @@ def inbound_needing_attention():
 
 
 ACTIVITY_KEY = "surveys:poll-activity:{}"
+UNDELIVERED = (Invitation.Receipt.UNDELIVERED, Invitation.Receipt.FAILED)
 
 
 def poll_activity(poll_id: int) -> list:
@@ -289,6 +290,7 @@ def poll_activity(poll_id: int) -> list:
             sent=Count("pk", filter=Q(state=Invitation.State.SENT)),
             failed=Count("pk", filter=Q(state=Invitation.State.FAILED)),
             delivered=Count("pk", filter=Q(receipt=Invitation.Receipt.DELIVERED)),
+            undelivered=Count("pk", filter=Q(receipt__in=UNDELIVERED)),
             reminded=Max("last_reminded_at"),
             escalated=Max("escalated_at"),
             revoked=Max("revoked_at"),

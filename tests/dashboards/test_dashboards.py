@@ -597,6 +597,11 @@ def test_watchers_refreshing_cost_the_poll_row_only_and_see_its_state_at_once(
     cache.clear()  # as when they expire
     assert client.get(url, {"stamp": stamp}, headers=live).status_code == 200
     stamp = client.get(url).context["summary"].stamp
+    # A text or email that did not arrive changes the dashboard (its delivery column) too.
+    Invitation.objects.filter(pk=world["inv"]["D"].pk).update(receipt="undelivered")
+    cache.clear()
+    assert client.get(url, {"stamp": stamp}, headers=live).status_code == 200
+    stamp = client.get(url).context["summary"].stamp
     assert client.get(url, {"stamp": stamp}, headers=live).status_code == 204
     chasing.poll_close(poll=Poll.objects.get(pk=poll.pk))
     closed = client.get(url, {"stamp": stamp}, headers=live)
