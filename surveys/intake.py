@@ -99,9 +99,9 @@ def _audit_bad_input(message: InboundMessage) -> None:
 
 def _handle(message: InboundMessage, now) -> str:
     candidates, code = _open(message.sender), sms_grammar.leading_code(message.body)
-    # Codes are unique per number across invitations and members' asks: look for no ask then.
-    ours = code and any(i.reply_code == code for i in candidates)
-    if not ours and (ask := member_texts.ask_for(message.sender, message.body)):
+    ours = code and any(i.reply_code == code for i in candidates)  # codes: unique per number
+    if not ours and (ask := member_texts.ask_for(message.sender, message.body,
+                                                 invited=bool(candidates))):  # fmt: skip
         return member_texts.answer(message, ask, now)
     try:
         parsed = sms_grammar.parse(message.body)

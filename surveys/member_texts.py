@@ -13,10 +13,11 @@ from .models import InboundMessage, Invitation, MemberAsk
 OPEN = members.OPEN
 
 
-def ask_for(sender: str, body: str) -> MemberAsk | None:
+def ask_for(sender: str, body: str, *, invited: bool) -> MemberAsk | None:
     """The member's ask this text answers, or None when it is not a member's answer (then it is
     an agency's, handled as before): with a code, the sender's ask holding it (an open one
-    first); without, the sender's one open ask when they have no open agency invitation."""
+    first); without, the sender's one open ask when they have no open agency invitation
+    (`invited`: the caller has looked them up)."""
     if sms_grammar.parse_command_free(body) is None:
         return None  # HELP, STOP, START: the same for everyone
     code = sms_grammar.leading_code(body)
@@ -28,9 +29,7 @@ def ask_for(sender: str, body: str) -> MemberAsk | None:
         # newest, sorted here (ordering a select_related query costs more than the query).
         found = asks.filter(reply_code=code, poll__state__in=OPEN).order_by()
         return max(found, key=lambda ask: (ask.asked_at, ask.pk), default=None)
-    if Invitation.objects.filter(
-        channel=Invitation.Channel.SMS, mobile=sender, poll__state__in=OPEN
-    ).exists():
+    if invited:
         return None
     candidates = list(asks.filter(poll__state__in=OPEN, state=MemberAsk.State.SENT)[:2])
     return candidates[0] if len(candidates) == 1 else None
