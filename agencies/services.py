@@ -8,7 +8,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from readiness import audit
-from readiness.bulk import bulk_insert
+from readiness.bulk import bulk_insert, new
 
 from .importer import ParsedRegistry, RowError, parse_registry_csv
 from .models import Agency, Contact, Region, SpecialTeam, TeamMembership, TeamType
@@ -170,7 +170,7 @@ def _upsert(
     for key, values in rows.items():
         obj = existing.get(key)
         if obj is None:
-            to_create.append(model(**{key_field: key}, **{f: values[f] for f in fields}))
+            to_create.append(new(model, **{key_field: key}, **{f: values[f] for f in fields}))
             continue
         before = {f: getattr(obj, f) for f in fields if getattr(obj, f) != values[f]}
         if key in touched or before:
@@ -267,9 +267,8 @@ def _write_teams(parsed: ParsedRegistry, agency_ids: dict[str, int], result, req
         for agency_id, officers in wanted.items():
             membership = current.get(agency_id)
             if membership is None:
-                to_create.append(
-                    TeamMembership(team_id=team_id, agency_id=agency_id, officers=officers)
-                )
+                to_create.append(new(TeamMembership, team_id=team_id, agency_id=agency_id,
+                                          officers=officers))  # fmt: skip
             elif membership.officers != officers:
                 membership.officers = officers
                 to_update.append(membership)
@@ -295,7 +294,7 @@ def _write_contacts(parsed: ParsedRegistry, codes_by_id, agency_ids, result, req
     for (agency_id, email), values in rows.items():
         contact = existing.get((agency_id, email))
         if contact is None:
-            to_create.append(Contact(agency_id=agency_id, **values))
+            to_create.append(new(Contact, agency_id=agency_id, **values))
             continue
         before = {
             f: getattr(contact, f) for f in CONTACT_FIELDS if getattr(contact, f) != values[f]

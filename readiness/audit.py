@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import QuerySet
 
-from .bulk import bulk_insert
+from .bulk import bulk_insert, new
 from .models import AuditEvent
 
 
@@ -75,8 +75,10 @@ def event(
         object_type = object_type or obj._meta.model_name
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)
-    return AuditEvent(
-        actor=actor if actor is not None and actor.pk else None,
+    actor = actor if actor is not None and actor.pk else None
+    audit_event = new(
+        AuditEvent,
+        actor_id=actor.pk if actor else None,
         actor_email=actor_email or (getattr(actor, "email", "") if actor else ""),
         action=action,
         object_type=object_type,
@@ -85,7 +87,10 @@ def event(
         changes=changes or {},
         ip=client_ip(request) if request is not None else None,
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else "",
-    )
+    )  # positionally: an import builds tens of thousands
+    if actor:
+        audit_event.actor = actor
+    return audit_event
 
 
 def record(action: str, **kwargs) -> AuditEvent:

@@ -3,18 +3,33 @@ statement streaming every row, with no SQL to build and no parameters to adapt p
 elsewhere by bulk_create. Same transaction, same constraints: a bad row fails the whole COPY,
 so an all-or-nothing caller stays all or nothing."""
 
+import csv
 import datetime
+import functools
 import io
+import itertools
 import json
-import re
-import uuid
+import operator
 from collections.abc import Iterable
-from decimal import Decimal
 
-from django.db import connections, models, router
+from django.db import DatabaseError, connections, models, router
 from django.db.models.fields import AutoFieldMixin
+from django.utils import timezone
 
-ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+def new(model, **values):
+    """An unsaved instance, as model(**values) but two to three times faster: every field's
+    value is passed positionally, the field's default where not given. For loops that build
+    thousands of rows (an import's); `values` by attname (agency_id, not agency)."""
+    args = [values.pop(name) if name in values else default() for name, default in _slots(model)]
+    if values:
+        raise TypeError(f"{model.__name__} has no field {', '.join(values)}")
+    return model(*args)
+
+
+@functools.cache
+def _slots(model) -> tuple:
+    return tuple((f.attname, f.get_default) for f in model._meta.concrete_fields)
 
 
 def bulk_insert(model, objs: Iterable, *, batch_size: int = 1000) -> int:
@@ -27,21 +42,51 @@ def bulk_insert(model, objs: Iterable, *, batch_size: int = 1000) -> int:
         model.objects.bulk_create(objs, batch_size=batch_size)
         return len(objs)
     fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
-    pairs = [(_reader(f), _converter(f, connection)) for f in fields]
-    buffer = io.StringIO()
-    write = buffer.write
-    for obj in objs:
-        write("\t".join(convert(read(obj)) for read, convert in pairs))
-        write("\n")
-    buffer.seek(0)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     # The driver's own COPY, its errors turned into Django's (DatabaseError, IntegrityError).
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.cursor.copy_expert(
-            f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN", buffer
-        )
+    stream = _CsvStream(_rows(fields, objs, connection))
+    try:
+        with connection.cursor() as cursor, connection.wrap_database_errors:
+            cursor.cursor.copy_expert(
+                f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN WITH (FORMAT csv)",
+                stream,
+                size=COPY_CHUNK,
+            )
+    except DatabaseError:
+        if stream.error is not None:  # a value this process could not write: that error
+            raise stream.error from None
+        raise
     return len(objs)
+
+
+COPY_CHUNK = 64 * 1024  # characters handed to the driver at a time
+
+
+class _CsvStream:
+    """The rows as CSV, written as the driver reads them: PostgreSQL parses and inserts one
+    chunk (on another core) while this process writes the next, instead of waiting for all."""
+
+    def __init__(self, rows):
+        self.rows = iter(rows)
+        self.error: Exception | None = None
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, quoting=csv.QUOTE_NOTNULL, lineterminator="\n")
+
+    def read(self, size: int = -1) -> str:
+        try:
+            while size < 0 or self.buffer.tell() < size:
+                batch = list(itertools.islice(self.rows, 256))
+                if not batch:
+                    break
+                self.writer.writerows(batch)
+        except Exception as exc:
+            self.error = exc  # the driver reports it as its own; bulk_insert raises this
+            raise
+        data = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return data
 
 
 def _reader(field):
@@ -53,31 +98,52 @@ def _reader(field):
     return lambda obj: getattr(obj, attname)
 
 
-NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+# Fields whose Python values PostgreSQL reads as they print (str() of a str, int, bool, Decimal,
+# float, UUID, date or aware datetime): the CSV writer, written in C, writes them as they are.
+AS_PRINTED = (models.CharField, models.TextField, models.IntegerField, models.BooleanField,
+              models.DateField, models.DecimalField, models.FloatField, models.UUIDField,
+              models.ForeignKey)  # fmt: skip
+
+
+def _rows(fields, objs, connection):
+    """Each object's values for COPY's CSV format: None for NULL (written unquoted, which COPY
+    reads as NULL; every other value is quoted, so an empty string stays one). The values are
+    read together by attrgetter; auto_now(_add) fields get one now for the batch, as pre_save
+    would give each; other fields' values (JSON, IP addresses, times) are prepared by the
+    field."""
+    now = timezone.now()
+    for field in fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = now if isinstance(field, models.DateTimeField) else now.date()
+            for obj in objs:
+                setattr(obj, field.attname, value)
+    names = [f.attname for f in fields]
+    read = operator.attrgetter(*names) if len(names) > 1 else lambda obj: (getattr(obj, names[0]),)
+    converted = [(k, _converter(f, connection))
+                 for k, f in enumerate(fields) if not isinstance(f, AS_PRINTED)]  # fmt: skip
+    if not converted:
+        return (read(obj) for obj in objs)
+    return (_convert(read(obj), converted) for obj in objs)
+
+
+def _convert(values, converted):
+    values = list(values)
+    for k, convert in converted:
+        values[k] = convert(values[k])
+    return values
 
 
 def _converter(field, connection):
-    """A function from one value of `field` to COPY's text format, chosen once per field."""
-
-    def escaped(text: str) -> str:
-        return text.translate(ESCAPES) if NEEDS_ESCAPE.search(text) else text
-
+    """A function from one value of `field` to what COPY's CSV format reads, chosen once."""
     if isinstance(field, models.JSONField):
-        return lambda v: "\\N" if v is None else escaped(json.dumps(v, cls=field.encoder))
+        return lambda v: None if v is None else json.dumps(v, cls=field.encoder)
 
-    def convert(value) -> str:
+    def convert(value):
         if value is None:
-            return "\\N"
-        if isinstance(value, str):  # CharField and its kin: stored as given
-            return escaped(value)
-        if isinstance(value, bool):
-            return "t" if value else "f"
-        if isinstance(value, int | float | Decimal | uuid.UUID):
-            return str(value)
-        if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+            return None
+        if isinstance(value, datetime.time):
             return value.isoformat()
-        value = field.get_db_prep_save(value, connection)
-        return "\\N" if value is None else escaped(str(value))
+        return field.get_db_prep_save(value, connection)
 
     return convert
 

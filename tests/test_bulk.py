@@ -90,3 +90,27 @@ def test_a_part_the_database_refuses_leaves_nothing_of_the_others():
     with pytest.raises(IntegrityError), transaction.atomic():
         insert_together([[event], [refused]])
     assert not AuditEvent.objects.filter(action="together.refused").exists()
+
+
+def test_a_value_that_cannot_be_written_midway_fails_them_all_with_its_own_error():
+    """The rows are written while the database reads them: an error in the 600th row must
+    still reach the caller as itself, with nothing of the first 599 stored."""
+    from django.db import transaction
+
+    rows = [AuditEvent(action="stream.test", changes={"n": k}) for k in range(1000)]
+    rows[599].changes = {"not json": object()}
+    with pytest.raises(TypeError, match="not JSON serializable"), transaction.atomic():
+        bulk_insert(AuditEvent, rows)
+    assert not AuditEvent.objects.filter(action="stream.test").exists()
+    assert bulk_insert(AuditEvent, rows[:599]) == 599  # the connection is fine afterwards
+    assert AuditEvent.objects.filter(action="stream.test").count() == 599
+
+
+def test_rows_beyond_one_chunk_all_arrive_as_they_went_in():
+    rows = [
+        AuditEvent(action="chunks.test", object_repr=f"{k} {AWKWARD} " * 4) for k in range(3000)
+    ]
+    assert sum(len(row.object_repr) for row in rows) > 4 * 64 * 1024  # several reads
+    assert bulk_insert(AuditEvent, rows) == 3000
+    stored = AuditEvent.objects.filter(action="chunks.test").order_by("pk")
+    assert [e.object_repr for e in stored] == [row.object_repr for row in rows]
