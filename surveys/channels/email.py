@@ -222,7 +222,9 @@ def _send_fast(connection, message) -> bool:
     """Send over Django's open SMTP connection with the bytes of readiness.mail.smtp_bytes, as
     Django's own _send would but without its costly building; False when the backend or the
     message is of another kind (the caller lets Django send it)."""
-    if type(connection)._send is not SMTPBackend._send or connection.connection is None:
+    if not isinstance(connection, SMTPBackend) or type(connection)._send is not SMTPBackend._send:
+        return False  # another backend (the console, locmem in tests), or one that sends its way
+    if connection.connection is None:
         return False
     data = mail.smtp_bytes(message)
     if data is None:
