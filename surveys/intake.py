@@ -136,20 +136,20 @@ def _match(message, code: str, candidates: list, *, quiet: bool = False) -> Invi
     one without a code. The number must be the invitation's own: a code alone finds nothing."""
     if code:
         found = [i for i in candidates if i.reply_code == code]
-        if found:
+        if len(found) == 1:
             return found[0]
-        closed = Invitation.objects.filter(
-            channel=Invitation.Channel.SMS, mobile=message.sender, reply_code=code
-        ).select_related("poll")
-        if closed.exists():
+        closed = Invitation.objects.filter(channel="sms", mobile=message.sender, reply_code=code)
+        if found:  # never expected (codes are given out under a lock): apply to none of them
+            links = " ".join(form_link(i) for i in found[:3])
+            message.response = f"Code {code} is on several open polls: use the form. {links}"
+        elif closed := closed.select_related("poll").first():
             message.response = (
-                f"The poll with code {code} ({closed[0].poll.title}) no longer takes answers: "
-                f"it is {closed[0].poll.get_state_display().lower()}."
+                f"The poll with code {code} ({closed.poll.title}) no longer takes answers: "
+                f"it is {closed.poll.get_state_display().lower()}."
             )
         else:
-            message.response = f"No open poll has code {code} for this number." + _listing(
-                candidates
-            )
+            none = f"No open poll has code {code} for this number."
+            message.response = none + _listing(candidates)
         return None
     if len(candidates) == 1:
         return candidates[0]

@@ -20,7 +20,7 @@ from agencies.models import TeamMember
 from readiness import audit
 
 from . import geo, jobs, replies, tally
-from .channels import providers
+from .channels import providers, sms
 from .models import Invitation, MemberAsk, MemberLink, Poll, Reply
 
 SEND_TASK = "surveys.tasks.send_member_asks"
@@ -93,6 +93,9 @@ def _assign_codes(asks: list[MemberAsk], mobiles: dict[int, str]) -> None:
     """A reply code per ask texted, that no open ask or invitation to the same number holds
     (a commander may also be on a roster): the number and the code find the ask."""
     numbers = {n for n in mobiles.values() if n}
+    if not numbers:
+        return
+    sms.lock_reply_codes()
     taken: dict[str, set[str]] = {n: set() for n in numbers}
     pairs = [
         *MemberAsk.objects.filter(member__mobile__in=numbers, poll__state__in=OPEN)

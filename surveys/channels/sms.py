@@ -8,6 +8,7 @@ import logging
 import secrets
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import timezone
@@ -25,13 +26,30 @@ logger = logging.getLogger(__name__)
 CODE_DIGITS = 4
 
 
+# Codes are unique per number because they are given out one batch at a time: two sends at once
+# (two polls, or a poll and a commander's forward to members) could each pick a code the other
+# is about to store. A lock held until the transaction ends orders them (PostgreSQL; SQLite
+# writes one transaction at a time anyway): the second reads the first's codes once committed.
+CODES_LOCK = 0x52454144  # pg_advisory_xact_lock's key for reply codes
+
+
+def lock_reply_codes() -> None:
+    """Call inside the transaction that stores the codes, before reading the taken ones."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("reply codes must be given out inside a transaction")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CODES_LOCK])
+
+
 def assign_reply_codes(invitations: list[Invitation]) -> None:
     """Give each unsaved text invitation a reply code that no other open invitation to the same
     number holds (codes are only unique per number: the number and the code together find the
-    invitation). One query for the whole batch."""
+    invitation). One query for the whole batch, under lock_reply_codes."""
     mobiles = {i.mobile for i in invitations if i.mobile}
     if not mobiles:
         return
+    lock_reply_codes()
     taken: dict[str, set[str]] = {m: set() for m in mobiles}
     open_ = (Poll.State.OPEN, Poll.State.SENDING)
     for mobile, code in [
