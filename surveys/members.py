@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from agencies.models import TeamMember
 from readiness import audit
+from readiness.db import joins_as_written
 
 from . import geo, jobs, replies, tally
 from .channels import providers, sms
@@ -275,7 +276,8 @@ def ask_by_token(token: str) -> MemberAsk | None:
         "ask__poll", "ask__agency", "ask__team", "ask__member__agency"
     ).filter(token_hash=MemberAsk.hash_token(token))
     # The hash is unique: no ORDER BY, which on a select_related query costs a third of it.
-    link = next(iter(links.order_by()[:1]), None)
+    with joins_as_written():
+        link = next(iter(links.order_by()[:1]), None)
     return link.ask if link else None
 
 
