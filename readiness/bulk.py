@@ -12,7 +12,7 @@ import json
 import operator
 from collections.abc import Iterable
 
-from django.db import DatabaseError, connections, models, router
+from django.db import DatabaseError, connections, models, router, transaction
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
@@ -192,3 +192,34 @@ def insert_together(groups: list[list], *, update: tuple[str, list] | None = Non
     for group, pk in zip(groups, pks, strict=True):
         if len(group) == 1:
             group[0].pk = pk
+
+
+def update_then_insert(update: tuple[str, list], obj) -> bool:
+    """Run `update` (an UPDATE's SQL and parameters) and, only if it changed a row, insert
+    `obj` (an unsaved instance, e.g. the audit event of the change): one statement on
+    PostgreSQL, no query compiling; elsewhere the two in a transaction. Returns whether the
+    UPDATE changed a row; `obj` gets its pk when inserted."""
+    connection = connections[router.db_for_write(type(obj))]
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(*update)
+            if not cursor.rowcount:
+                return False
+            obj.save(force_insert=True, using=connection.alias)
+            return True
+    meta = type(obj)._meta
+    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+    quote = connection.ops.quote_name
+    sql = (
+        f"WITH u AS ({update[0]} RETURNING 1), i AS (INSERT INTO {quote(meta.db_table)} "  # noqa: S608 (names from the model)
+        f"({', '.join(quote(f.column) for f in fields)}) SELECT {', '.join(['%s'] * len(fields))} "
+        f"WHERE EXISTS (SELECT 1 FROM u) RETURNING {quote(meta.pk.column)}) "
+        "SELECT (SELECT count(*) FROM u), (SELECT * FROM i)"
+    )
+    params = [*update[1], *(f.get_db_prep_save(_reader(f)(obj), connection) for f in fields)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        changed, pk = cursor.fetchone()
+    if changed:
+        obj.pk = pk
+    return bool(changed)

@@ -10,14 +10,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from agencies.models import TeamMember
-from readiness import audit
+from readiness import audit, bulk
 from readiness.db import joins_as_written
 
 from . import geo, jobs, replies, tally
@@ -317,7 +317,7 @@ def start_travel(ask: MemberAsk, poll: Poll) -> tuple[int, str]:
 def member_answer(*, ask: MemberAsk, data: dict, now=None, via: str = "link") -> MemberAsk:
     """Save a member's answer: one conditional UPDATE that takes it only while the poll is open
     and the agency has not answered since the member was asked (the commander's submit ends
-    the members' answers), and its audit row, in one transaction."""
+    the members' answers), and its audit row: one statement on PostgreSQL (_TAKE)."""
     now = now or timezone.now()
     going = data["answer"] != MemberAsk.Answer.NOT_WILLING
     ask.answer, ask.note = data["answer"], data.get("note") or ""
@@ -326,24 +326,29 @@ def member_answer(*, ask: MemberAsk, data: dict, now=None, via: str = "link") ->
     ask.start_place = (data.get("start_place") or "") if going else ""
     ask.travel_minutes, ask.travel_from = start_travel(ask, ask.poll) if going else (None, "")
     ask.answered_at, ask.answered_via = now, via
-    answered = Reply.objects.filter(
-        poll=OuterRef("poll"), agency=OuterRef("agency"), updated_at__gt=OuterRef("asked_at")
-    )
-    with transaction.atomic():
-        taken = (
-            MemberAsk.objects.filter(pk=ask.pk, poll__state=Poll.State.OPEN, poll__deadline__gt=now)
-            .exclude(Exists(answered))
-            .update(**{name: getattr(ask, name) for name in ANSWER_FIELDS})
-        )
-        if not taken:
-            raise AskClosed(ask_refusal(ask) or "The poll is closed.")
-        audit.record("memberask.answer", obj=ask, object_repr=f"member of {ask.team}",
-                     changes={"answer": ask.answer, "via": via})  # fmt: skip
+    at = connection.ops.adapt_datetimefield_value(now)
+    values = [at if name == "answered_at" else getattr(ask, name) for name in ANSWER_FIELDS]
+    event = audit.event("memberask.answer", obj=ask, object_repr=f"member of {ask.team}",
+                        changes={"answer": ask.answer, "via": via})  # fmt: skip
+    if not bulk.update_then_insert((_TAKE, [*values, ask.pk, Poll.State.OPEN, at]), event):
+        raise AskClosed(ask_refusal(ask) or "The poll is closed.")
     return ask
 
 
 ANSWER_FIELDS = ("answer", "note", "depart_minutes", "start", "start_place", "travel_minutes",
                  "travel_from", "answered_at", "answered_via")  # fmt: skip
+# The answer is taken only while the poll is open and before its deadline, and while the agency
+# has not answered since the member was asked (the commander's submit ends the members'
+# answers); written in SQL once, with its audit row in the same statement (bulk.py).
+_ASK, _POLL, _REPLY = (m._meta.db_table for m in (MemberAsk, Poll, Reply))
+_TAKE = f"""
+    UPDATE {_ASK} SET {", ".join(f"{name} = %s" for name in ANSWER_FIELDS)}
+    WHERE id = %s
+      AND EXISTS (SELECT 1 FROM {_POLL} p WHERE p.id = {_ASK}.poll_id AND p.state = %s
+                  AND p.deadline > %s)
+      AND NOT EXISTS (SELECT 1 FROM {_REPLY} r WHERE r.poll_id = {_ASK}.poll_id
+                      AND r.agency_id = {_ASK}.agency_id AND r.updated_at > {_ASK}.asked_at)
+"""  # noqa: S608 (the tables' names only; every value is a parameter)
 
 
 def member_away(*, ask: MemberAsk, until, reason: str) -> None:

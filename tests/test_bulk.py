@@ -114,3 +114,19 @@ def test_rows_beyond_one_chunk_all_arrive_as_they_went_in():
     assert bulk_insert(AuditEvent, rows) == 3000
     stored = AuditEvent.objects.filter(action="chunks.test").order_by("pk")
     assert [e.object_repr for e in stored] == [row.object_repr for row in rows]
+
+
+def test_the_row_goes_in_only_when_the_update_changed_one():
+    from readiness.bulk import update_then_insert
+
+    agency = AgencyFactory(name="Before")
+    rename = "UPDATE agencies_agency SET name = %s WHERE id = %s AND name = %s"
+    event = AuditEvent(action="gate.test", object_repr=AWKWARD, changes={"n": [1, 2]})
+    assert update_then_insert((rename, ["After", agency.pk, "Before"]), event) is True
+    stored = AuditEvent.objects.get(action="gate.test")
+    assert (stored.pk, stored.object_repr, stored.changes) == (event.pk, AWKWARD, {"n": [1, 2]})
+    again = AuditEvent(action="gate.test", object_repr="second")
+    assert update_then_insert((rename, ["Again", agency.pk, "Before"]), again) is False
+    assert again.pk is None and AuditEvent.objects.filter(action="gate.test").count() == 1
+    agency.refresh_from_db()
+    assert agency.name == "After"

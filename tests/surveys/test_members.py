@@ -213,3 +213,22 @@ def test_a_member_away_is_not_asked_until_back(
     member.post(dana, {"action": "away", "away_until": ""})  # back
     forward(client, second, django_capture_on_commit_callbacks)
     assert MemberAsk.objects.filter(poll=second, member__name="Dana Ruiz").exists()
+
+
+def test_answers_stop_at_the_deadline_even_before_the_poll_is_closed(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks
+):
+    poll, _, _ = world
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    dana, sam = links(mailoutbox)["dana@pd.example"], links(mailoutbox)["sam@pd.example"]
+    assert Client().post(sam, {"answer": "willing", "depart": "30"}).status_code == 200
+    Poll.objects.filter(pk=poll.pk).update(deadline=timezone.now() - timezone.timedelta(minutes=1))
+    response = Client().post(dana, {"answer": "willing", "depart": "30"})
+    assert response.status_code == 410 and "The poll is closed." in response.text
+    assert MemberAsk.objects.get(member__name="Dana Ruiz").answer == ""
+    # The answer taken has its audit row, the one refused has none.
+    answered = AuditEvent.objects.filter(action="memberask.answer")
+    assert [e.object_id for e in answered] == [
+        str(MemberAsk.objects.get(member__name="Sam Lee").pk)
+    ]
