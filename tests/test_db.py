@@ -33,3 +33,33 @@ def test_elsewhere_the_queries_simply_run():
 
     with joins_as_written():
         assert User.objects.count() == 0
+
+
+def test_a_compiled_lookup_gives_what_the_query_gives_with_its_relations_loaded(
+    django_assert_num_queries,
+):
+    from agencies.models import Contact
+    from readiness.db import Lookup
+    from tests.factories import AgencyFactory, ContactFactory
+
+    lookup = Lookup(
+        Contact,
+        lambda email: Contact.objects.select_related("agency__region").filter(email=email)[:1],
+    )
+    for k in range(3):
+        ContactFactory(agency=AgencyFactory(), email=f"c{k}@pd.example", name=f"Chief {k}")
+    for k in (0, 2, 1):  # compiled once, each value its own row
+        with django_assert_num_queries(1):
+            found = lookup.first(f"c{k}@pd.example")
+            region = found.agency.region  # loaded with it: no query
+        expected = Contact.objects.select_related("agency__region").get(email=f"c{k}@pd.example")
+        fields = [f.attname for f in Contact._meta.concrete_fields]
+        assert [getattr(found, f) for f in fields] == [getattr(expected, f) for f in fields]
+        assert (found.agency.name, region.name) == (
+            expected.agency.name,
+            expected.agency.region.name,
+        )
+        assert not found._state.adding and found._state.db == "default"
+    assert lookup.first("nobody@pd.example") is None
+    assert lookup.first("x' OR '1'='1") is None  # a parameter, never SQL
+    assert len(lookup.compiled) == 1

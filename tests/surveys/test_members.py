@@ -232,3 +232,25 @@ def test_answers_stop_at_the_deadline_even_before_the_poll_is_closed(
     assert [e.object_id for e in answered] == [
         str(MemberAsk.objects.get(member__name="Sam Lee").pk)
     ]
+
+
+# In a test's transaction, counting the savepoints and the join-order setting around the lookup.
+QUERIES_PAGE, QUERIES_ANSWER = 6, 6
+
+
+def test_a_members_answer_and_page_take_a_fixed_few_queries(
+    client, commander, world, mailoutbox, django_capture_on_commit_callbacks,
+    django_assert_max_num_queries,
+):  # fmt: skip
+    """The member's link is the busiest page of a call-out: its lookup is one query with the
+    ask, poll, agency, team and member (nothing loaded later, one at a time)."""
+    poll, _, _ = world
+    client.force_login(commander)
+    forward(client, poll, django_capture_on_commit_callbacks)
+    dana = links(mailoutbox)["dana@pd.example"]
+    member = Client()
+    with django_assert_max_num_queries(QUERIES_PAGE):
+        assert member.get(dana).status_code == 200
+    with django_assert_max_num_queries(QUERIES_ANSWER):
+        response = member.post(dana, {"answer": "willing", "depart": "30", "start": "home"})
+    assert "your answer is recorded" in response.text
