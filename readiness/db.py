@@ -1,6 +1,7 @@
 """Database helpers for the hot paths."""
 
 import contextlib
+import copy
 
 from django.db import connections, router, transaction
 
@@ -32,58 +33,74 @@ def joins_as_written(using: str = "default"):
 
 
 class Lookup:
-    """A one-row query by one value (a link's token hash), compiled once per process instead of
-    on every request, its row turned into model instances as Django's own iterator does (the
-    select_related ones cached on the first).
+    """A query by a few values (a link's token hash; a poll and an agency), compiled once per
+    process instead of on every request, its rows turned into model instances as Django's own
+    iterator does (the select_related ones cached on each).
 
     Why: compiling a select_related query over seven tables costs Django about 1 ms of CPU, a
-    fifth of a member's answer. `queryset(value)` builds the query for a value; it is built
-    once with a marker, and each call runs the same SQL with the value in the marker's place.
-    Uses Django's row-to-instance machinery (ModelIterable's), which tests pin down. Shared by
-    a process's threads: nothing in it changes after compiling.
+    fifth of a member's answer. `queryset(*values)` builds the query for the values; it is
+    built once with markers, and each call runs the same SQL with the values in the markers'
+    places. Uses Django's row-to-instance machinery (ModelIterable's), which tests pin down.
+    Shared by a process's threads: nothing in it changes after compiling.
     """
 
-    MARKER = "\x00readiness-lookup-value\x00"
-
-    def __init__(self, model, queryset):
-        self.model, self.queryset = model, queryset
+    def __init__(self, model, queryset, *, kinds: tuple = (str,)):
+        """`kinds`: the type of each value (str or int), for a marker the field takes."""
+        self.model, self.queryset, self.kinds = model, queryset, kinds
         self.compiled: dict[str, tuple] = {}
 
-    def first(self, value):
+    def first(self, *values):
+        rows = self.rows(*values)
+        return rows[0] if rows else None
+
+    def rows(self, *values) -> list:
         db = router.db_for_read(self.model)
         compiled = self.compiled.get(db)
         if compiled is None:
             compiled = self.compiled[db] = self._compile(db)
-        sql, params, at, compiler, parts = compiled
+        sql, params, places, compiler, parts = compiled
         params = list(params)
-        params[at] = value
-        with connections[db].cursor() as cursor:
+        for at, value in zip(places, values, strict=True):
+            params[at] = value
+        connection = connections[db]  # this thread's
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        [row] = compiler.results_iter(results=[[row]])  # the fields' converters
+            fetched = cursor.fetchall()
         from_db, init_list, start, end, populators = parts
-        obj = from_db(db, init_list, row[start:end])
-        for populator in populators:
-            populator.populate(row, obj)
-        return obj
+        compiler = copy.copy(compiler)  # the compiled state, with this thread's connection
+        compiler.connection = connection
+        objs = []
+        for row in compiler.results_iter(results=[fetched]):  # the fields' converters
+            obj = from_db(db, init_list, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            objs.append(obj)
+        return objs
 
     def _compile(self, db: str) -> tuple:
         from django.db.models.query import _get_from_db, get_related_populators
 
-        queryset = self.queryset(self.MARKER).using(db)
+        # Markers the fields take as they are (an integer in every integer field's range: one
+        # out of range would be folded away by Django, and refused below).
+        markers = [f"\x00readiness-lookup-{k}\x00" if kind is str else 2_147_000_001 + k
+                   for k, kind in enumerate(self.kinds)]  # fmt: skip
+        queryset = self.queryset(*markers).using(db)
         if queryset.model is not self.model or queryset._fetch_mode.track_peers:
             raise ValueError("Lookup takes a query of its model, fetching one row at a time")
         compiler = queryset.query.get_compiler(using=db)
         sql, params = compiler.as_sql()
-        [at] = [k for k, p in enumerate(params) if p == self.MARKER]
+        places = [[k for k, p in enumerate(params) if p == marker] for marker in markers]
+        if any(len(found) != 1 for found in places):
+            raise ValueError("each value must be one parameter of the query")
         select, klass_info = compiler.select, compiler.klass_info
         if compiler.annotation_col_map or queryset._known_related_objects:
             raise ValueError("Lookup takes plain select_related queries")
+        if queryset._prefetch_related_lookups:
+            raise ValueError("Lookup does not prefetch: call prefetch_related_objects after")
         fetch_mode = queryset._fetch_mode
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         init_list = [f[0].target.attname for f in select[start:end]]
         populators = get_related_populators(klass_info, select, db, fetch_mode)
         from_db = _get_from_db(klass_info["model"], fetch_mode)
-        return sql, tuple(params), at, compiler, (from_db, init_list, start, end, populators)
+        places = [found[0] for found in places]
+        return sql, tuple(params), places, compiler, (from_db, init_list, start, end, populators)

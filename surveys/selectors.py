@@ -18,11 +18,13 @@ from django.db.models import (
     Subquery,
     Value,
     When,
+    prefetch_related_objects,
 )
 from django.utils import timezone
 
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness import permissions
+from readiness.db import Lookup
 
 from .geo import distance_km_expression
 from .models import InboundMessage, Invitation, Poll, Reply, ReplyLine, ReplyVersion
@@ -156,11 +158,13 @@ def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[Special
     targeted ones first, and the ids of those the poll targets."""
     type_ids, levels = poll_team_targets(poll)
     in_reply = [line.team_id for line in reply.lines.all()] if reply else []
-    teams = list(
-        SpecialTeam.objects.filter(Q(agency=agency) & (Q(active=True) | Q(pk__in=in_reply)))
-        .select_related("team_type")
-        .order_by("team_type__sort_order", "name")
-    )
+    teams = _ACTIVE_TEAMS.rows(agency.pk)
+    if set(in_reply) - {t.pk for t in teams}:  # an inactive team already in the answer
+        teams = list(
+            SpecialTeam.objects.filter(Q(agency=agency) & (Q(active=True) | Q(pk__in=in_reply)))
+            .select_related("team_type")
+            .order_by("team_type__sort_order", "name")
+        )
     targeted = {
         t.pk
         for t in teams
@@ -175,12 +179,33 @@ def reply_teams(*, poll: Poll, agency: Agency, reply=None) -> tuple[list[Special
     return teams, targeted
 
 
+_ACTIVE_TEAMS = Lookup(
+    SpecialTeam,
+    lambda agency_id: (
+        SpecialTeam.objects.filter(agency_id=agency_id, active=True)
+        .select_related("team_type")
+        .order_by("team_type__sort_order", "name")
+    ),
+    kinds=(int,),
+)
+
+
 def stored_reply(*, poll: Poll, agency) -> Reply | None:
     """An agency's answer to a poll with its team lines and their teams (None before the
     first), unlocked: what the form is built from, and what replies.reply_submit saves over
     only while its version is still the stored one."""
-    lines = Prefetch("lines", queryset=ReplyLine.objects.select_related("team"))
-    return Reply.objects.filter(poll=poll, agency=agency).prefetch_related(lines).first()
+    reply = _STORED_REPLY.first(poll.pk, agency.pk)
+    if reply is not None:
+        lines = Prefetch("lines", queryset=ReplyLine.objects.select_related("team"))
+        prefetch_related_objects([reply], lines)
+    return reply
+
+
+_STORED_REPLY = Lookup(
+    Reply,
+    lambda poll_id, agency_id: Reply.objects.filter(poll_id=poll_id, agency_id=agency_id),
+    kinds=(int, int),
+)
 
 
 def reply_feed(*, poll: Poll, limit: int = 15):
@@ -230,14 +255,25 @@ def invitation_by_token(token: str, *, page: bool = True) -> Invitation | None:
     (an answer posted, which mostly redirects), without what only the pages show of the poll
     (a form shown again for a mistake loads it then)."""
     token_hash = Invitation.hash_token(token)
+    return (_BY_TOKEN_PAGE if page else _BY_TOKEN).first(token_hash) or (
+        _BY_EARLIER_TOKEN_PAGE if page else _BY_EARLIER_TOKEN
+    ).first(token_hash)
+
+
+def _by_token(*, page: bool, earlier: bool) -> Lookup:
     related = ("poll", "agency", "contact")
     if page:
         related += ("poll__created_by", "poll__requesting_agency")
-    invitations = Invitation.objects.select_related(*related).order_by()
-    return (
-        invitations.filter(token_hash=token_hash).first()
-        or invitations.filter(links__token_hash=token_hash).first()
-    )
+    lookup = "links__token_hash" if earlier else "token_hash"
+    return Lookup(Invitation, lambda token_hash: Invitation.objects.select_related(*related)
+                  .filter(**{lookup: token_hash}).order_by("pk")[:1])  # fmt: skip
+
+
+# Compiled once per process (the hottest lookups of an answer): the newest link, an earlier one.
+_BY_TOKEN = _by_token(page=False, earlier=False)
+_BY_TOKEN_PAGE = _by_token(page=True, earlier=False)
+_BY_EARLIER_TOKEN = _by_token(page=False, earlier=True)
+_BY_EARLIER_TOKEN_PAGE = _by_token(page=True, earlier=True)
 
 
 def polls_visible_to(user, polls):

@@ -63,3 +63,25 @@ def test_a_compiled_lookup_gives_what_the_query_gives_with_its_relations_loaded(
     assert lookup.first("nobody@pd.example") is None
     assert lookup.first("x' OR '1'='1") is None  # a parameter, never SQL
     assert len(lookup.compiled) == 1
+
+
+def test_a_lookup_by_several_values_gives_its_rows_in_order():
+    from agencies.models import SpecialTeam
+    from readiness.db import Lookup
+    from tests.factories import AgencyFactory, SpecialTeamFactory
+
+    lookup = Lookup(
+        SpecialTeam,
+        lambda agency_id, members: SpecialTeam.objects.filter(
+            agency_id=agency_id, members__gte=members
+        ).select_related("team_type").order_by("-members"),
+        kinds=(int, int),
+    )  # fmt: skip
+    agency, other = AgencyFactory(), AgencyFactory()
+    for members in (5, 30, 12):
+        SpecialTeamFactory(agency=agency, members=members)
+    SpecialTeamFactory(agency=other, members=50)
+    assert [t.members for t in lookup.rows(agency.pk, 10)] == [30, 12]
+    assert [t.members for t in lookup.rows(other.pk, 1)] == [50]
+    assert lookup.rows(agency.pk, 31) == [] and lookup.first(agency.pk, 31) is None
+    assert lookup.first(agency.pk, 1).team_type.name  # loaded with it

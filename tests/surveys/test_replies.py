@@ -528,3 +528,19 @@ def test_every_input_has_a_visible_label_and_help_text(client, setup):
     for field in named:
         assert field["id"] in parser.labels, field["name"]
         assert field.get("aria-describedby") in parser.ids, field["name"]  # its help text
+
+
+def test_a_team_made_inactive_after_the_answer_stays_on_the_form_with_its_line(client, setup):
+    """The form lists the agency's active teams and any already in its answer: a team retired
+    from the registry after the answer keeps its line, and the answer can still be changed."""
+    assert post(client, setup, answer(setup)).status_code == 302
+    srt = setup["teams"]["srt"]
+    srt.active = False
+    srt.save()
+    form = client.get(setup["url"])
+    assert form.status_code == 200
+    assert f'name="team-{srt.pk}-officers"' in form.text and 'value="8"' in form.text
+    assert f'name="team-{setup["teams"]["k9"].pk}-officers"' in form.text  # the active ones too
+    changed = answer(setup, version=1, **{f"team-{srt.pk}-officers": 6})
+    assert post(client, setup, changed).status_code == 302
+    assert Reply.objects.get().lines.get(team=srt).officers == 6
