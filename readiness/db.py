@@ -45,7 +45,8 @@ class Lookup:
     """
 
     def __init__(self, model, queryset, *, kinds: tuple = (str,)):
-        """`kinds`: the type of each value (str or int), for a marker the field takes."""
+        """`kinds`: each value's type (str or int), or a marker of its own for a field that
+        checks its values (a phone number the field accepts, which no real one equals)."""
         self.model, self.queryset, self.kinds = model, queryset, kinds
         self.compiled: dict[str, tuple] = {}
 
@@ -82,7 +83,8 @@ class Lookup:
 
         # Markers the fields take as they are (an integer in every integer field's range: one
         # out of range would be folded away by Django, and refused below).
-        markers = [f"\x00readiness-lookup-{k}\x00" if kind is str else 2_147_000_001 + k
+        markers = [f"\x00readiness-lookup-{k}\x00" if kind is str
+                   else 2_147_000_001 + k if kind is int else kind
                    for k, kind in enumerate(self.kinds)]  # fmt: skip
         queryset = self.queryset(*markers).using(db)
         if queryset.model is not self.model or queryset._fetch_mode.track_peers:

@@ -98,7 +98,8 @@ def _audit_bad_input(message: InboundMessage) -> None:
 
 
 def _handle(message: InboundMessage, now) -> str:
-    candidates, code = _open(message.sender), sms_grammar.leading_code(message.body)
+    candidates = selectors.open_texts(message.sender)
+    code = sms_grammar.leading_code(message.body)
     ours = code and any(i.reply_code == code for i in candidates)  # codes: unique per number
     if not ours and (ask := member_texts.ask_for(message.sender, message.body,
                                                  invited=bool(candidates))):  # fmt: skip
@@ -121,14 +122,6 @@ def _handle(message: InboundMessage, now) -> str:
         return message.response
     message.invitation = invitation
     return _apply(message, invitation, parsed, now)
-
-
-def _open(sender: str) -> list[Invitation]:
-    """The sender's text invitations to open polls, newest first (sorted here, cheaper)."""
-    invitations = Invitation.objects.filter(
-        channel=Invitation.Channel.SMS, mobile=sender, poll__state__in=member_texts.OPEN
-    ).select_related("poll", "agency", "contact")
-    return sorted(invitations.order_by(), key=lambda i: (i.created_at, i.pk), reverse=True)
 
 
 def _match(message, code: str, candidates: list, *, quiet: bool = False) -> Invitation | None:

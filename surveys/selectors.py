@@ -276,6 +276,27 @@ _BY_EARLIER_TOKEN = _by_token(page=False, earlier=True)
 _BY_EARLIER_TOKEN_PAGE = _by_token(page=True, earlier=True)
 
 
+def open_texts(sender: str) -> list[Invitation]:
+    """The text invitations to `sender` (an E.164 number) of polls taking answers, newest
+    first (sorted here: ordering a select_related query costs more than the query)."""
+    return sorted(_OPEN_TEXTS.rows(sender), key=lambda i: (i.created_at, i.pk), reverse=True)
+
+
+_OPEN_TEXTS = Lookup(
+    Invitation,
+    lambda mobile: (
+        Invitation.objects.filter(
+            channel=Invitation.Channel.SMS,
+            mobile=mobile,
+            poll__state__in=(Poll.State.OPEN, Poll.State.SENDING),
+        )
+        .select_related("poll", "agency", "contact")
+        .order_by()
+    ),
+    kinds=("+13125550100",),  # a number the field takes, as the marker
+)
+
+
 def polls_visible_to(user, polls):
     """Polls the user may read: all for coordinators and officials; for a commander, the sent
     polls their agency was asked (what "My agency's polls" lists)."""
