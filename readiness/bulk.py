@@ -223,3 +223,28 @@ def update_then_insert(update: tuple[str, list], obj) -> bool:
     if changed:
         obj.pk = pk
     return bool(changed)
+
+
+def insert_unless_taken(obj) -> bool:
+    """Insert `obj` (unsaved) unless a unique constraint already holds its like (ON CONFLICT
+    DO NOTHING, PostgreSQL and SQLite): True with its pk set, or False and nothing written. One
+    statement, no savepoint, no query compiling: a first answer's row, where another answer
+    for the same agency may have just been committed."""
+    connection = connections[router.db_for_write(type(obj))]
+    meta = type(obj)._meta
+    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 (names from the model)
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
+    params = [f.get_db_prep_save(_reader(f)(obj), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    obj.pk = row[0]
+    obj._state.adding, obj._state.db = False, connection.alias
+    return True

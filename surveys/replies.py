@@ -8,7 +8,7 @@ import logging
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -185,10 +185,7 @@ def reply_submit(
         reply.updated_by = user if user is not None and user.is_authenticated else None
         reply.updated_via = invitation
         if created:
-            try:
-                with transaction.atomic():
-                    reply.save(force_insert=True)
-            except IntegrityError:
+            if not bulk.insert_unless_taken(reply):
                 # Someone else's first answer for this agency committed a moment ago.
                 return _lost_race(poll, agency, after)
         else:

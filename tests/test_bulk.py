@@ -130,3 +130,23 @@ def test_the_row_goes_in_only_when_the_update_changed_one():
     assert again.pk is None and AuditEvent.objects.filter(action="gate.test").count() == 1
     agency.refresh_from_db()
     assert agency.name == "After"
+
+
+def test_a_row_whose_like_is_stored_is_not_inserted_and_says_so():
+    from readiness.bulk import insert_unless_taken
+    from surveys.models import Reply
+    from tests.surveys.factories import PollFactory
+
+    poll, agency, at = PollFactory(), AgencyFactory(), timezone.now()
+    first = Reply(
+        poll=poll,
+        agency=agency,
+        decision="unavailable",
+        decline_reason="None free",
+        created_at=at,
+        updated_at=at,
+    )
+    assert insert_unless_taken(first) is True and first.pk and not first._state.adding
+    again = Reply(poll=poll, agency=agency, decision="available", created_at=at, updated_at=at)
+    assert insert_unless_taken(again) is False and again.pk is None
+    assert list(Reply.objects.values_list("pk", "decision")) == [(first.pk, "unavailable")]
