@@ -53,9 +53,11 @@ def bulk_insert(model, objs: Iterable, *, batch_size: int = 1000) -> int:
                 stream,
                 size=COPY_CHUNK,
             )
-    except DatabaseError:
+    except DatabaseError as exc:
         if stream.error is not None:  # a value this process could not write: that error
-            raise stream.error from None
+            if connection.in_atomic_block:
+                connection.needs_rollback = True  # the COPY failed: so did the transaction
+            raise stream.error from exc
         raise
     return len(objs)
 
@@ -114,7 +116,12 @@ def _rows(fields, objs, connection):
     now = timezone.now()
     for field in fields:
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            value = now if isinstance(field, models.DateTimeField) else now.date()
+            if isinstance(field, models.DateTimeField):
+                value = now
+            elif isinstance(field, models.DateField):
+                value = timezone.localdate(now)  # as pre_save gives it
+            else:
+                value = timezone.localtime(now).time()
             for obj in objs:
                 setattr(obj, field.attname, value)
     names = [f.attname for f in fields]
@@ -225,18 +232,20 @@ def update_then_insert(update: tuple[str, list], obj) -> bool:
     return bool(changed)
 
 
-def insert_unless_taken(obj) -> bool:
-    """Insert `obj` (unsaved) unless a unique constraint already holds its like (ON CONFLICT
-    DO NOTHING, PostgreSQL and SQLite): True with its pk set, or False and nothing written. One
-    statement, no savepoint, no query compiling: a first answer's row, where another answer
-    for the same agency may have just been committed."""
+def insert_unless_taken(obj, *, unique: tuple[str, ...]) -> bool:
+    """Insert `obj` (unsaved) unless a row with the same `unique` columns (a unique constraint's)
+    is stored (ON CONFLICT (...) DO NOTHING, PostgreSQL and SQLite): True with its pk set, or
+    False and nothing written; any other constraint still raises. One statement, no savepoint,
+    no query compiling: a first answer's row, where another answer for the same agency may
+    have just been committed."""
     connection = connections[router.db_for_write(type(obj))]
     meta = type(obj)._meta
     fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 (names from the model)
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({', '.join(quote(meta.get_field(f).column) for f in unique)}) DO NOTHING "
         f"RETURNING {quote(meta.pk.column)}"
     )
     params = [f.get_db_prep_save(_reader(f)(obj), connection) for f in fields]

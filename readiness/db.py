@@ -15,8 +15,8 @@ def joins_as_written(using: str = "default"):
     and 0.1 ms running: on the answer paths that is more CPU than the rest of the database's
     work. The order Django writes them in (the row found by its key first, then each foreign
     key) is the best one anyway, so the planner is told to keep it (join_collapse_limit = 1,
-    0.45 ms) for these queries only: SET LOCAL in a transaction, put back before it ends when
-    the caller's transaction goes on. Elsewhere (SQLite) nothing changes.
+    0.45 ms) for these queries only: set for the transaction, and put back as it was when the
+    caller's transaction goes on. Elsewhere (SQLite) nothing changes.
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
@@ -25,11 +25,15 @@ def joins_as_written(using: str = "default"):
     outer = connection.in_atomic_block
     with transaction.atomic(using=using):
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL join_collapse_limit = 1")
+            cursor.execute(
+                "SELECT current_setting('join_collapse_limit'), "
+                "set_config('join_collapse_limit', '1', true)"
+            )
+            before = cursor.fetchone()[0]
         yield
-        if outer:  # the caller's transaction goes on: its later queries are planned as ever
+        if outer:  # the caller's transaction goes on: its later queries are planned as before
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL join_collapse_limit TO DEFAULT")
+                cursor.execute("SELECT set_config('join_collapse_limit', %s, true)", [before])
 
 
 class Lookup:

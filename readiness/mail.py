@@ -81,8 +81,8 @@ def smtp_bytes(message) -> bytes | None:
         headers.append(("Date", format_datetime(datetime.datetime.now(zone))))
     if "message-id" not in lowered:
         headers.append(("Message-ID", make_msgid(domain=DNS_NAME)))
-    for name, value in extra.items():
-        headers.append((name, _text_header(name, value)))
+    for name, value in extra.items():  # Message-ID and the like: ASCII, else Django's rules
+        headers.append((name, _text_header(name, value) if value.isascii() else None))
     if any(value is None for _, value in headers):
         return None
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)

@@ -132,7 +132,9 @@ def _match(message, code: str, candidates: list, *, quiet: bool = False) -> Invi
         if len(found) == 1:
             return found[0]
         closed = Invitation.objects.filter(channel="sms", mobile=message.sender, reply_code=code)
-        if found:  # never expected (codes are given out under a lock): apply to none of them
+        if found and quiet:
+            return None  # never expected (codes are given out under a lock): apply to neither
+        if found:
             links = " ".join(form_link(i) for i in found[:3])
             message.response = f"Code {code} is on several open polls: use the form. {links}"
         elif closed := closed.select_related("poll").first():

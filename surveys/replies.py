@@ -185,7 +185,7 @@ def reply_submit(
         reply.updated_by = user if user is not None and user.is_authenticated else None
         reply.updated_via = invitation
         if created:
-            if not bulk.insert_unless_taken(reply):
+            if not bulk.insert_unless_taken(reply, unique=("poll", "agency")):
                 # Someone else's first answer for this agency committed a moment ago.
                 return _lost_race(poll, agency, after)
         else:

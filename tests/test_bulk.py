@@ -138,6 +138,7 @@ def test_a_row_whose_like_is_stored_is_not_inserted_and_says_so():
     from tests.surveys.factories import PollFactory
 
     poll, agency, at = PollFactory(), AgencyFactory(), timezone.now()
+    unique = ("poll", "agency")  # the constraint's columns
     first = Reply(
         poll=poll,
         agency=agency,
@@ -146,7 +147,9 @@ def test_a_row_whose_like_is_stored_is_not_inserted_and_says_so():
         created_at=at,
         updated_at=at,
     )
-    assert insert_unless_taken(first) is True and first.pk and not first._state.adding
+    assert (
+        insert_unless_taken(first, unique=unique) is True and first.pk and not first._state.adding
+    )
     again = Reply(poll=poll, agency=agency, decision="available", created_at=at, updated_at=at)
-    assert insert_unless_taken(again) is False and again.pk is None
+    assert insert_unless_taken(again, unique=unique) is False and again.pk is None
     assert list(Reply.objects.values_list("pk", "decision")) == [(first.pk, "unavailable")]

@@ -26,6 +26,14 @@ def test_inside_only_and_a_callers_transaction_gets_its_setting_back(postgres):
             assert limit() == "1"
         assert limit() == default  # the rest of the caller's transaction
     assert limit() == default
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL join_collapse_limit = 4")  # the caller's own setting
+        with joins_as_written():
+            with joins_as_written():
+                assert limit() == "1"
+            assert limit() == "1"  # still inside the outer one
+        assert limit() == "4"  # put back as it was, not to the server's default
 
 
 def test_elsewhere_the_queries_simply_run():
@@ -85,3 +93,22 @@ def test_a_lookup_by_several_values_gives_its_rows_in_order():
     assert [t.members for t in lookup.rows(other.pk, 1)] == [50]
     assert lookup.rows(agency.pk, 31) == [] and lookup.first(agency.pk, 31) is None
     assert lookup.first(agency.pk, 1).team_type.name  # loaded with it
+
+
+def test_every_compiled_lookup_of_the_answer_paths_compiles_and_finds_nothing_unknown():
+    """Each is compiled on its first use in a process: a query that cannot be compiled (a
+    marker folded away) must fail here, not on a production request."""
+    from surveys import members, selectors
+
+    lookups = {
+        selectors._BY_TOKEN: ("no-such-hash",),
+        selectors._BY_TOKEN_PAGE: ("no-such-hash",),
+        selectors._BY_EARLIER_TOKEN: ("no-such-hash",),
+        selectors._BY_EARLIER_TOKEN_PAGE: ("no-such-hash",),
+        selectors._STORED_REPLY: (1, 1),
+        selectors._ACTIVE_TEAMS: (1,),
+        selectors._OPEN_TEXTS: ("+13125550142",),
+        members._BY_TOKEN: ("no-such-hash",),
+    }
+    for lookup, values in lookups.items():
+        assert lookup.rows(*values) == []

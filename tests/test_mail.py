@@ -69,7 +69,7 @@ def test_an_invitation_like_message_reads_as_djangos(body, subject):
         body=body,
         from_email="Readiness Coördination <readiness@readiness.example>",
         to=["Chief Zoë O'Brien <chief@pd.example>"],
-        headers={"Message-ID": "<inv-1-abc@readiness.invalid>", "X-Poll": "Ünïcödé 7"},
+        headers={"Message-ID": "<inv-1-abc@readiness.invalid>", "X-Poll": "poll 7"},
         reply_to=["answers+r1.abc@readiness.example"],
     )
     message.attach_alternative(f"<p>{body}</p>", "text/html")
@@ -116,6 +116,7 @@ def refused(**changes):
         refused(subject="Injected\nBcc: everyone@evil.example"),
         refused(to=["a@pd.example\nBcc: everyone@evil.example"]),
         refused(headers={"X-Note": "line\r\nbreak"}),
+        refused(headers={"In-Reply-To": "Zoë <a@pd.example>"}),
         refused(headers={"reply-to": "spelt@otherwise.example"}),
         refused(headers={"Bcc": "hidden@pd.example"}),
         refused(headers={"Content-Type": "text/calendar"}),
@@ -127,6 +128,7 @@ def refused(**changes):
         "newline-subject",
         "newline-address",
         "newline-header",
+        "non-ascii-other-header",
         "lowercase-reply-to",
         "bcc-header",
         "content-type-header",

@@ -11,7 +11,7 @@ from django.urls import reverse
 from agencies.models import Contact
 from readiness.models import AuditEvent
 from surveys import compose
-from surveys.models import InboundMessage, Invitation, Poll, Reply, ReplyVersion
+from surveys.models import InboundMessage, Invitation, InvitationLink, Poll, Reply, ReplyVersion
 
 from ..factories import AgencyFactory, ContactFactory, SpecialTeamFactory, TeamTypeFactory
 from .factories import PollFactory
@@ -249,6 +249,10 @@ def test_a_code_on_two_open_polls_of_one_number_answers_neither(client, swat, sm
     assert text.count("/r/") == 2  # a link to each form
     assert not Reply.objects.exists()
     assert InboundMessage.objects.get().outcome == "unmatched"
+    links = InvitationLink.objects.count()
+    text = said(sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} maybe"))
+    assert text.startswith("Not understood") and "/r/" not in text
+    assert InvitationLink.objects.count() == links  # no link made that nobody is sent
 
 
 @pytest.mark.services
