@@ -214,18 +214,14 @@ def update_then_insert(update: tuple[str, list], obj) -> bool:
                 return False
             obj.save(force_insert=True, using=connection.alias)
             return True
-    meta = type(obj)._meta
-    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
-    quote = connection.ops.quote_name
+    table, columns, values, pk, params = _one_row(obj, connection)
     sql = (
-        f"WITH u AS ({update[0]} RETURNING 1), i AS (INSERT INTO {quote(meta.db_table)} "  # noqa: S608 (names from the model)
-        f"({', '.join(quote(f.column) for f in fields)}) SELECT {', '.join(['%s'] * len(fields))} "
-        f"WHERE EXISTS (SELECT 1 FROM u) RETURNING {quote(meta.pk.column)}) "
+        f"WITH u AS ({update[0]} RETURNING 1), i AS (INSERT INTO {table} ({columns}) "  # noqa: S608 (names from the model)
+        f"SELECT {values} WHERE EXISTS (SELECT 1 FROM u) RETURNING {pk}) "
         "SELECT (SELECT count(*) FROM u), (SELECT * FROM i)"
     )
-    params = [*update[1], *(f.get_db_prep_save(_reader(f)(obj), connection) for f in fields)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*update[1], *params])
         changed, pk = cursor.fetchone()
     if changed:
         obj.pk = pk
@@ -239,16 +235,13 @@ def insert_unless_taken(obj, *, unique: tuple[str, ...]) -> bool:
     no query compiling: a first answer's row, where another answer for the same agency may
     have just been committed."""
     connection = connections[router.db_for_write(type(obj))]
-    meta = type(obj)._meta
-    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
-    quote = connection.ops.quote_name
+    table, columns, values, pk, params = _one_row(obj, connection)
+    meta, quote = type(obj)._meta, connection.ops.quote_name
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 (names from the model)
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"INSERT INTO {table} ({columns}) VALUES ({values}) "  # noqa: S608 (names from the model)
         f"ON CONFLICT ({', '.join(quote(meta.get_field(f).column) for f in unique)}) DO NOTHING "
-        f"RETURNING {quote(meta.pk.column)}"
+        f"RETURNING {pk}"
     )
-    params = [f.get_db_prep_save(_reader(f)(obj), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -257,3 +250,17 @@ def insert_unless_taken(obj, *, unique: tuple[str, ...]) -> bool:
     obj.pk = row[0]
     obj._state.adding, obj._state.db = False, connection.alias
     return True
+
+
+def _one_row(obj, connection) -> tuple[str, str, str, str, list]:
+    """One unsaved instance as SQL parts: its table, its columns, their placeholders, its pk
+    column (quoted), and the values to store (prepared by each field, as the ORM would)."""
+    meta, quote = type(obj)._meta, connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
+    return (
+        quote(meta.db_table),
+        ", ".join(quote(f.column) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+        quote(meta.pk.column),
+        [f.get_db_prep_save(_reader(f)(obj), connection) for f in fields],
+    )
