@@ -8,6 +8,7 @@ from django.db.models import F, FloatField, Q, Value
 from django.db.models.functions import ACos, Cos, Least, Lower, Radians, Sin
 
 from agencies.models import Agency  # the registry is the gazetteer of locate()
+from readiness.db import Lookup
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -55,15 +56,21 @@ def locate(place: str) -> tuple[float, float] | None:
     if match := COORDINATES.match(text):
         lat, lon = float(match[1]), float(match[2])
         return (lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else None
-    agencies = Agency.objects.annotate(lower_name=Lower("name"), lower_city=Lower("city"))
     for name in dict.fromkeys([text.lower(), text.split(",")[0].strip().lower()]):
-        # Lower(...) = value: the agencies' case-insensitive indexes on name and city serve it.
-        found = (
-            agencies.filter(Q(lower_name=name) | Q(lower_city=name))
-            .order_by("-sworn_officers", "pk")
-            .values_list("latitude", "longitude")
-            .first()
-        )
-        if found:
-            return found
+        if found := _PLACE.first(name, name):
+            return found.latitude, found.longitude
     return None
+
+
+# Lower(...) = value: the agencies' case-insensitive indexes on name and city serve it. Compiled
+# once per process: a member's answer from home looks its home base up.
+_PLACE = Lookup(
+    Agency,
+    lambda name, city: (
+        Agency.objects.alias(lower_name=Lower("name"), lower_city=Lower("city"))
+        .filter(Q(lower_name=name) | Q(lower_city=city))
+        .order_by("-sworn_officers", "pk")
+        .only("latitude", "longitude")[:1]
+    ),
+    kinds=(str, str),
+)

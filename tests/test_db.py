@@ -98,7 +98,7 @@ def test_a_lookup_by_several_values_gives_its_rows_in_order():
 def test_every_compiled_lookup_of_the_answer_paths_compiles_and_finds_nothing_unknown():
     """Each is compiled on its first use in a process: a query that cannot be compiled (a
     marker folded away) must fail here, not on a production request."""
-    from surveys import members, selectors
+    from surveys import geo, members, selectors
 
     lookups = {
         selectors._BY_TOKEN: ("no-such-hash",),
@@ -109,6 +109,7 @@ def test_every_compiled_lookup_of_the_answer_paths_compiles_and_finds_nothing_un
         selectors._ACTIVE_TEAMS: (1,),
         selectors._OPEN_TEXTS: ("+13125550142",),
         members._BY_TOKEN: ("no-such-hash",),
+        geo._PLACE: ("nowhere", "nowhere"),
     }
     for lookup, values in lookups.items():
         assert lookup.rows(*values) == []

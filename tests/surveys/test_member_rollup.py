@@ -66,6 +66,17 @@ def test_travel_is_timed_from_home_base_or_a_typed_place_when_the_registry_knows
     assert "timed from the station; “Atlantis” not found" in html.unescape(page)
 
 
+def test_a_place_is_an_agency_by_name_or_city_the_largest_first():
+    AgencyFactory(name="Joliet Police Department", city="Joliet", latitude=41.52,
+                  longitude=-88.08, sworn_officers=250)  # fmt: skip
+    AgencyFactory(name="Joliet Township PD", city="Joliet", latitude=41.50, longitude=-88.10,
+                  sworn_officers=20, min_home_staffing=10)  # fmt: skip
+    assert geo.locate("joliet police department") == (41.52, -88.08)  # by name, any case
+    assert geo.locate("JOLIET, IL") == (41.52, -88.08)  # by city: the largest agency there
+    assert geo.locate("Joliet Township PD") == (41.50, -88.10)
+    assert geo.locate("Nowhere") is None
+
+
 def test_coordinates_typed_as_a_start_are_used_as_given():
     assert geo.locate("41.8781, -87.6298") == (41.8781, -87.6298)
     assert geo.locate("141.8, -87.6") is None  # not a place on earth: the station is used
