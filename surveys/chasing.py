@@ -311,6 +311,9 @@ def escalate_now(*, invitation: Invitation, reason: str, now=None) -> int:
 
 def _escalate_one(poll: Poll, primary: Invitation, now) -> list[Invitation]:
     with transaction.atomic():  # the claim and the new invitations stand or fall together
+        # The poll's row first, as every flow that gives out reply codes takes it before their
+        # lock (channels.sms.lock_reply_codes): the same order everywhere, so no deadlock.
+        list(Poll.objects.select_for_update().filter(pk=poll.pk).values_list("pk"))
         if not Invitation.objects.filter(pk=primary.pk, escalated_at__isnull=True).update(
             escalated_at=now
         ):

@@ -64,9 +64,6 @@ def members_forward(
 ) -> int:
     """Ask the eligible members (every one, or those `chosen` among them); returns how many
     were asked. Sent by Celery after commit, CHUNK asks per task."""
-    # The reply codes' lock first: waiting for it (behind a large send) must not hold the
-    # poll's row, which every answer to the poll takes FOR SHARE.
-    sms.lock_reply_codes()
     # The poll's row lock: two forwards at once (the page and a text, a double submit) ask
     # each member once; the second waits, then finds them asked.
     poll = Poll.objects.select_for_update().get(pk=poll.pk)

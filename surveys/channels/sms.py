@@ -34,7 +34,13 @@ CODES_LOCK = 0x52454144  # pg_advisory_xact_lock's key for reply codes
 
 
 def lock_reply_codes() -> None:
-    """Call inside the transaction that stores the codes, before reading the taken ones."""
+    """Call inside the transaction that stores the codes, before reading the taken ones.
+
+    Always after the poll's own row lock, never before: every flow that gives out codes
+    (sending, waves, adding agencies, escalation, a forward to members) locks its poll first
+    and no other poll after, so the order is the same everywhere and no two can deadlock. The
+    cost: behind a large send, such a flow holds its poll's row while it waits, and answers to
+    that poll wait with it (they do not fail)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("reply codes must be given out inside a transaction")
     if connection.vendor == "postgresql":

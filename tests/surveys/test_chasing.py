@@ -198,3 +198,70 @@ def test_a_bounced_primary_is_escalated_too(smtp_sink, chase, django_capture_on_
     assert Invitation.objects.get(contact=primary).state == Invitation.State.FAILED
     assert chase(timezone.now() + 2 * HOUR)["escalated"] == 1
     assert [m.rcpt_tos for m in smtp_sink.messages] == [["alt@bounced.example"]]
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_an_escalation_beside_another_flow_on_its_poll_cannot_deadlock(postgres):
+    """Every flow that gives out reply codes locks its poll's row first, then the codes' lock.
+    A flow holding the poll (a wave, agencies added) that then asks for the codes' lock must
+    not meet an escalation of the same poll holding the codes' lock and waiting for the row:
+    PostgreSQL would abort one of them. Here the escalation waits for the row, then runs."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from surveys.channels import sms
+
+    [agency] = agencies_with_contacts(1)
+    ContactFactory(
+        agency=agency,
+        role=Contact.Role.ALTERNATE,
+        email="alt@held.example",
+        mobile="+13125550177",
+        channels="both",
+    )  # texts: it takes the codes' lock
+    poll = PollFactory(target_agencies=[agency], deadline=timezone.now() + 48 * HOUR)
+    from surveys import compose
+
+    compose.poll_send(poll=poll)
+    primary = Invitation.objects.get(poll=poll)
+    holding, errors, escalated = threading.Event(), [], []
+
+    def other_flow():  # as wave_send or poll_add_agencies: the poll's row, then the codes' lock
+        try:
+            with transaction.atomic():
+                Poll.objects.select_for_update().get(pk=poll.pk)
+                holding.set()
+                deadline = time.monotonic() + 20
+                while escalation.is_alive() and time.monotonic() < deadline:
+                    with connection.cursor() as cursor:  # is the escalation waiting yet?
+                        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                        if cursor.fetchone()[0]:
+                            break
+                sms.lock_reply_codes()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            holding.set()
+        finally:
+            connection.close()
+
+    def escalate():
+        holding.wait(timeout=30)
+        try:
+            escalated.append(chasing.escalate_now(invitation=primary, reason="550 bounced"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    escalation = threading.Thread(target=escalate)
+    flow = threading.Thread(target=other_flow)
+    flow.start()
+    escalation.start()
+    flow.join(timeout=30)
+    escalation.join(timeout=30)
+    assert not errors  # a deadlock would abort one of them
+    assert escalated == [2]
+    assert Invitation.objects.filter(poll=poll, is_escalation=True).count() == 2  # email, text
