@@ -1,7 +1,8 @@
-"""Inserting many rows at once, when their ids are not needed back: on PostgreSQL by COPY (one
-statement streaming every row, with no SQL to build and no parameters to adapt per batch),
-elsewhere by bulk_create. Same transaction, same constraints: a bad row fails the whole COPY,
-so an all-or-nothing caller stays all or nothing."""
+"""Writing rows without the ORM's per-statement compiling. Many rows at once, when their ids
+are not needed back: on PostgreSQL by COPY (one statement streaming every row), elsewhere by
+bulk_create; same transaction, same constraints, so an all-or-nothing caller stays all or
+nothing. And the few-statement writes of the answer paths: several models' rows together, an
+insert only if an update took its row, an insert unless its like is stored."""
 
 import csv
 import datetime
@@ -41,15 +42,13 @@ def bulk_insert(model, objs: Iterable, *, batch_size: int = 1000) -> int:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs, batch_size=batch_size)
         return len(objs)
-    fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
+    table, columns, _, _, fields = _insert_parts(model, connection)
     # The driver's own COPY, its errors turned into Django's (DatabaseError, IntegrityError).
     stream = _CsvStream(_rows(fields, objs, connection))
     try:
         with connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.cursor.copy_expert(
-                f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN WITH (FORMAT csv)",
+                f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)",
                 stream,
                 size=COPY_CHUNK,
             )
@@ -172,22 +171,14 @@ def insert_together(groups: list[list], *, update: tuple[str, list] | None = Non
             with connection.cursor() as cursor:
                 cursor.execute(*update)
         return
-    quote = connection.ops.quote_name
     parts, params, returned = [], [], []
     for k, group in enumerate(groups):
-        meta = type(group[0])._meta
-        fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
-        readers = [(_reader(f), f) for f in fields]
-        row = f"({', '.join(['%s'] * len(fields))})"
-        pk = quote(meta.pk.column)
+        table, columns, values, pk, fields = _insert_parts(type(group[0]), connection)
         parts.append(
-            f"i{k} AS (INSERT INTO {quote(meta.db_table)} "  # noqa: S608 (names from the models)
-            f"({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES {', '.join([row] * len(group))} RETURNING {pk})"
+            f"i{k} AS (INSERT INTO {table} ({columns}) "  # noqa: S608 (names from the models)
+            f"VALUES {', '.join([f'({values})'] * len(group))} RETURNING {pk})"
         )
-        params += [
-            f.get_db_prep_save(read(obj), connection) for obj in group for read, f in readers
-        ]
+        params += [value for obj in group for value in _prepared(obj, fields, connection)]
         first = f"(SELECT {pk} FROM i{k})"  # noqa: S608 (a CTE's name)
         returned.append(first if len(group) == 1 else "NULL")
     if update:
@@ -214,14 +205,14 @@ def update_then_insert(update: tuple[str, list], obj) -> bool:
                 return False
             obj.save(force_insert=True, using=connection.alias)
             return True
-    table, columns, values, pk, params = _one_row(obj, connection)
+    table, columns, values, pk, fields = _insert_parts(type(obj), connection)
     sql = (
         f"WITH u AS ({update[0]} RETURNING 1), i AS (INSERT INTO {table} ({columns}) "  # noqa: S608 (names from the model)
         f"SELECT {values} WHERE EXISTS (SELECT 1 FROM u) RETURNING {pk}) "
         "SELECT (SELECT count(*) FROM u), (SELECT * FROM i)"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*update[1], *params])
+        cursor.execute(sql, [*update[1], *_prepared(obj, fields, connection)])
         changed, pk = cursor.fetchone()
     if changed:
         obj.pk = pk
@@ -235,7 +226,7 @@ def insert_unless_taken(obj, *, unique: tuple[str, ...]) -> bool:
     no query compiling: a first answer's row, where another answer for the same agency may
     have just been committed."""
     connection = connections[router.db_for_write(type(obj))]
-    table, columns, values, pk, params = _one_row(obj, connection)
+    table, columns, values, pk, fields = _insert_parts(type(obj), connection)
     meta, quote = type(obj)._meta, connection.ops.quote_name
     sql = (
         f"INSERT INTO {table} ({columns}) VALUES ({values}) "  # noqa: S608 (names from the model)
@@ -243,7 +234,7 @@ def insert_unless_taken(obj, *, unique: tuple[str, ...]) -> bool:
         f"RETURNING {pk}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _prepared(obj, fields, connection))
         row = cursor.fetchone()
     if row is None:
         return False
@@ -252,15 +243,20 @@ def insert_unless_taken(obj, *, unique: tuple[str, ...]) -> bool:
     return True
 
 
-def _one_row(obj, connection) -> tuple[str, str, str, str, list]:
-    """One unsaved instance as SQL parts: its table, its columns, their placeholders, its pk
-    column (quoted), and the values to store (prepared by each field, as the ORM would)."""
-    meta, quote = type(obj)._meta, connection.ops.quote_name
+def _insert_parts(model, connection) -> tuple[str, str, str, str, list]:
+    """What an INSERT of `model`'s rows needs: its table, its columns, one row's placeholders and
+    its pk column (quoted), and the fields (all but the auto pk), in the columns' order."""
+    meta, quote = model._meta, connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
     return (
         quote(meta.db_table),
         ", ".join(quote(f.column) for f in fields),
         ", ".join(["%s"] * len(fields)),
         quote(meta.pk.column),
-        [f.get_db_prep_save(_reader(f)(obj), connection) for f in fields],
+        fields,
     )
+
+
+def _prepared(obj, fields, connection) -> list:
+    """One unsaved instance's values for `fields`, prepared by each field as the ORM would."""
+    return [f.get_db_prep_save(_reader(f)(obj), connection) for f in fields]

@@ -125,19 +125,24 @@ def _handle(message: InboundMessage, now) -> str:
 
 
 def _match(message, code: str, candidates: list, *, quiet: bool = False) -> Invitation | None:
-    """The sender's open invitation (of `candidates`, from _open) with this code, or their only
-    one without a code. The number must be the invitation's own: a code alone finds nothing."""
+    """The sender's open invitation (of `candidates`, from open_texts) with this code, or
+    their only one without a code. The number must be theirs: a code alone finds nothing."""
     if code:
         found = [i for i in candidates if i.reply_code == code]
         if len(found) == 1:
             return found[0]
-        closed = Invitation.objects.filter(channel="sms", mobile=message.sender, reply_code=code)
         if found and quiet:
             return None  # never expected (codes are given out under a lock): apply to neither
         if found:
             links = " ".join(form_link(i) for i in found[:3])
             message.response = f"Code {code} is on several open polls: use the form. {links}"
-        elif closed := closed.select_related("poll").first():
+        elif (
+            closed := Invitation.objects.filter(
+                channel="sms", mobile=message.sender, reply_code=code
+            )
+            .select_related("poll")
+            .first()
+        ):
             message.response = (
                 f"The poll with code {code} ({closed.poll.title}) no longer takes answers: "
                 f"it is {closed.poll.get_state_display().lower()}."

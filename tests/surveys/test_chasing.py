@@ -207,12 +207,11 @@ def test_an_escalation_beside_another_flow_on_its_poll_cannot_deadlock(postgres)
     A flow holding the poll (a wave, agencies added) that then asks for the codes' lock must
     not meet an escalation of the same poll holding the codes' lock and waiting for the row:
     PostgreSQL would abort one of them. Here the escalation waits for the row, then runs."""
-    import threading
-    import time
+    from django.db import transaction
 
-    from django.db import connection, transaction
-
+    from surveys import compose
     from surveys.channels import sms
+    from tests.concurrency import hold_then_run
 
     [agency] = agencies_with_contacts(1)
     ContactFactory(
@@ -223,45 +222,19 @@ def test_an_escalation_beside_another_flow_on_its_poll_cannot_deadlock(postgres)
         channels="both",
     )  # texts: it takes the codes' lock
     poll = PollFactory(target_agencies=[agency], deadline=timezone.now() + 48 * HOUR)
-    from surveys import compose
-
     compose.poll_send(poll=poll)
     primary = Invitation.objects.get(poll=poll)
-    holding, errors, escalated = threading.Event(), [], []
+    escalated = []
 
-    def other_flow():  # as wave_send or poll_add_agencies: the poll's row, then the codes' lock
-        try:
-            with transaction.atomic():
-                Poll.objects.select_for_update().get(pk=poll.pk)
-                holding.set()
-                deadline = time.monotonic() + 20
-                while escalation.is_alive() and time.monotonic() < deadline:
-                    with connection.cursor() as cursor:  # is the escalation waiting yet?
-                        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
-                        if cursor.fetchone()[0]:
-                            break
-                sms.lock_reply_codes()
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            holding.set()
-        finally:
-            connection.close()
+    def other_flow(waiting):  # as wave_send or poll_add_agencies: the poll's row, then codes
+        with transaction.atomic():
+            Poll.objects.select_for_update().get(pk=poll.pk)
+            waiting()  # until the escalation is waiting
+            sms.lock_reply_codes()
 
     def escalate():
-        holding.wait(timeout=30)
-        try:
-            escalated.append(chasing.escalate_now(invitation=primary, reason="550 bounced"))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        escalated.append(chasing.escalate_now(invitation=primary, reason="550 bounced"))
 
-    escalation = threading.Thread(target=escalate)
-    flow = threading.Thread(target=other_flow)
-    flow.start()
-    escalation.start()
-    flow.join(timeout=30)
-    escalation.join(timeout=30)
-    assert not errors  # a deadlock would abort one of them
+    assert not hold_then_run(other_flow, escalate)  # a deadlock would abort one of them
     assert escalated == [2]
     assert Invitation.objects.filter(poll=poll, is_escalation=True).count() == 2  # email, text

@@ -261,54 +261,22 @@ def test_two_sends_at_once_never_give_one_number_the_same_code(postgres, swat, m
     """Two polls sent to the same number at the same moment on PostgreSQL, with the random
     codes forced to collide: the second sender waits for the first to commit, reads its code
     and picks another. Without the lock both would store 1000."""
-    import threading
-    import time
-
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from surveys.channels import sms
+    from tests.concurrency import hold_then_run
 
     agency = AgencyFactory()
     ContactFactory(agency=agency, role=Contact.Role.PRIMARY, mobile=MOBILE, channels="sms")
     polls = [PollFactory(target_agencies=[agency], title=f"Poll {n}") for n in range(2)]
     draws = iter([0, 0, 1])  # 1000 for the first, 1000 (taken) then 1001 for the second
     monkeypatch.setattr(sms.secrets, "randbelow", lambda _n: next(draws))
-    holding, errors = threading.Event(), []
 
-    def first():
-        try:
-            with transaction.atomic():
-                compose.poll_send(poll=polls[0])
-                holding.set()  # the lock is held until this commits
-                deadline = time.monotonic() + 20
-                while second_thread.is_alive() and time.monotonic() < deadline:
-                    with connection.cursor() as cursor:  # is the second waiting for the lock?
-                        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = "
-                                       "'advisory' AND NOT granted")  # fmt: skip
-                        if cursor.fetchone()[0]:
-                            break
-                assert second_thread.is_alive(), "the second send did not wait for the first"
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            holding.set()
-        finally:
-            connection.close()
+    def first(waiting):
+        with transaction.atomic():
+            compose.poll_send(poll=polls[0])  # the lock is held until this commits
+            assert waiting(), "the second send did not wait for the first"
 
-    def second():
-        holding.wait(timeout=30)
-        try:
-            compose.poll_send(poll=polls[1])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    second_thread = threading.Thread(target=second)
-    first_thread = threading.Thread(target=first)
-    first_thread.start()
-    second_thread.start()
-    first_thread.join(timeout=30)
-    second_thread.join(timeout=30)
-    assert not errors
+    assert not hold_then_run(first, lambda: compose.poll_send(poll=polls[1]))
     codes = sorted(Invitation.objects.filter(mobile=MOBILE).values_list("reply_code", flat=True))
     assert codes == ["1000", "1001"]
