@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from agencies.models import TeamMember
 from readiness import audit, bulk
-from readiness.db import Lookup, joins_as_written
+from readiness.db import Lookup
 
 from . import geo, jobs, replies, tally
 from .channels import providers, sms
@@ -285,8 +285,7 @@ _BY_TOKEN = Lookup(
 
 
 def ask_by_token(token: str) -> MemberAsk | None:
-    with joins_as_written():
-        link = _BY_TOKEN.first(MemberAsk.hash_token(token))
+    link = _BY_TOKEN.first(MemberAsk.hash_token(token))
     return link.ask if link else None
 
 

@@ -1,46 +1,50 @@
-"""readiness.db.joins_as_written: the planner keeps the written join order inside, and only
-inside (a caller's transaction goes on planned as ever); nothing changes on SQLite."""
+"""readiness.db.Lookup: a query compiled once per process gives what the query gives; on
+PostgreSQL it is a statement prepared once per connection, which outlives a rolled-back
+transaction and is prepared again on a new connection."""
 
 import pytest
 from django.db import connection, transaction
 
-from readiness.db import joins_as_written
-
 pytestmark = pytest.mark.django_db
 
 
-def limit() -> str:
+def prepared() -> set[str]:
     with connection.cursor() as cursor:
-        cursor.execute("SHOW join_collapse_limit")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def email_lookup():
+    from agencies.models import Contact
+    from readiness.db import Lookup
+
+    return Lookup(Contact, lambda email: Contact.objects.filter(email=email).order_by("pk")[:1])
 
 
 @pytest.mark.services
-def test_inside_only_and_a_callers_transaction_gets_its_setting_back(postgres):
-    default = limit()
-    with joins_as_written():
-        assert limit() == "1"
-    assert limit() == default
-    with transaction.atomic():
-        with joins_as_written():
-            assert limit() == "1"
-        assert limit() == default  # the rest of the caller's transaction
-    assert limit() == default
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL join_collapse_limit = 4")  # the caller's own setting
-        with joins_as_written():
-            with joins_as_written():
-                assert limit() == "1"
-            assert limit() == "1"  # still inside the outer one
-        assert limit() == "4"  # put back as it was, not to the server's default
+@pytest.mark.django_db(transaction=True)  # to close the connection mid-test
+def test_on_postgresql_a_lookup_is_planned_once_per_connection(postgres):
+    from django.test.utils import CaptureQueriesContext
 
+    from tests.factories import ContactFactory
 
-def test_elsewhere_the_queries_simply_run():
-    from readiness.models import User
+    lookup = email_lookup()
+    contact = ContactFactory(email="50%s'off@pd.example")  # quotes and markers are values
+    with CaptureQueriesContext(connection) as queries:
+        assert lookup.first("50%s'off@pd.example") == contact
+        assert lookup.first("nobody@pd.example") is None
+    assert [q["sql"].split("(")[0] for q in queries] == [f"EXECUTE {lookup.name}"] * 2
+    assert lookup.name in prepared()
 
-    with joins_as_written():
-        assert User.objects.count() == 0
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        lookup.first("nobody@pd.example")
+        raise ZeroDivisionError  # the statement outlives the rolled-back transaction
+    assert lookup.first(contact.email) == contact
+
+    connection.close()  # a new connection has no statements: it prepares its own
+    assert lookup.name not in prepared()
+    assert lookup.first(contact.email) == contact
+    assert lookup.name in prepared()
 
 
 def test_a_compiled_lookup_gives_what_the_query_gives_with_its_relations_loaded(
