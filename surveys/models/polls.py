@@ -178,8 +178,14 @@ class Invitation(models.Model):
         UNDELIVERED = "undelivered", "Undelivered"
         FAILED = "failed", "Failed"
 
-    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="invitations")
-    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="invitations")
+    # Indexed by the composite indexes below (poll first; agency first), not each on its own:
+    # every index is one more write per invitation sent and per answer.
+    poll = models.ForeignKey(
+        Poll, on_delete=models.CASCADE, related_name="invitations", db_index=False
+    )
+    agency = models.ForeignKey(
+        Agency, on_delete=models.PROTECT, related_name="invitations", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="invitations")
     channel = models.CharField(max_length=10, choices=Channel, default=Channel.EMAIL)
     email = models.EmailField(blank=True, help_text="Where it was emailed, as it was then.")
@@ -244,6 +250,9 @@ class Invitation(models.Model):
                 condition=~Q(mobile=""),
             ),
             models.Index(fields=["poll", "state"], name="invitation_poll_state_idx"),
+            # An agency's invitations to a poll (an answer stamps them): found by both keys,
+            # whatever the planner's statistics say of a poll just sent.
+            models.Index(fields=["agency", "poll"], name="invitation_agency_poll_idx"),
             models.Index(fields=["state", "claimed_at"], name="invitation_claim_idx"),
         ]
 

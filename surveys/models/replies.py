@@ -30,7 +30,8 @@ class Reply(models.Model):
         REQUIREMENTS = "requirements", "Vaccination or other requirements"
         OTHER = "other", "Other (describe below)"
 
-    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="replies")
+    # Indexed by reply_once_per_agency (poll, agency), not on its own (one write less).
+    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="replies", db_index=False)
     agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="replies")
     decision = models.CharField(max_length=20, choices=Decision)
     conditions = models.JSONField(default=list, blank=True)  # Condition values
@@ -95,8 +96,11 @@ class Reply(models.Model):
 class ReplyLine(models.Model):
     """One team in a reply: how many officers, how soon they leave, how long to get there."""
 
-    reply = models.ForeignKey(Reply, on_delete=models.CASCADE, related_name="lines")
-    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="+")  # for aggregates
+    # Indexed by replyline_once_per_team (reply, team) and replyline_arrival_idx (poll, ...).
+    reply = models.ForeignKey(Reply, on_delete=models.CASCADE, related_name="lines", db_index=False)
+    poll = models.ForeignKey(  # for aggregates
+        Poll, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     team = models.ForeignKey(SpecialTeam, on_delete=models.PROTECT, related_name="+")
     officers = models.PositiveIntegerField()
     vehicles = models.PositiveIntegerField(null=True, blank=True)
@@ -165,8 +169,13 @@ class ReplyVersion(models.Model):
         SMS = "sms", "Text message"
         EMAIL = "email", "Email reply"
 
-    reply = models.ForeignKey(Reply, on_delete=models.CASCADE, related_name="versions")
-    poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="reply_versions")
+    # Indexed by replyversion_number_unique (reply, number) and replyversion_feed_idx (poll, ...).
+    reply = models.ForeignKey(
+        Reply, on_delete=models.CASCADE, related_name="versions", db_index=False
+    )
+    poll = models.ForeignKey(
+        Poll, on_delete=models.CASCADE, related_name="reply_versions", db_index=False
+    )
     number = models.PositiveIntegerField()
     created_at = models.DateTimeField()
     user = models.ForeignKey(
