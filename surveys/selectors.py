@@ -332,10 +332,10 @@ def poll_activity(poll_id: int) -> list:
 
     Counted at most once every settings.POLL_ACTIVITY_CACHE_SECONDS per poll and kept in the
     cache (Redis in production, shared by every process), so N officials refreshing one poll's
-    dashboard every few seconds cost one count, not N. A saved answer forgets it (now and as
-    it commits: poll_activity_changed), so answers show at the next refresh (within those
-    seconds, if a count taken just before the commit was kept); deliveries, receipts and
-    chasing within those seconds."""
+    dashboard every few seconds cost one count, not N. A saved answer forgets it as it commits
+    (poll_activity_changed), so answers show at the next refresh (within those seconds, if a
+    count taken just before the commit was kept); deliveries, receipts and chasing within
+    those seconds."""
     key = ACTIVITY_KEY.format(poll_id)
     activity = cache.get(key)
     if activity is None:
@@ -358,8 +358,9 @@ def poll_activity(poll_id: int) -> list:
 
 
 def poll_activity_changed(poll_id: int) -> None:
-    """Forget a poll's counted activity now, and again once the current transaction commits:
-    a count taken in between, before the change was visible, does not stand either."""
+    """Forget a poll's counted activity once the current transaction commits (a count taken
+    before then, without the change, goes with it). Forgetting it also before the commit would
+    cost every answer a second round trip to the cache and save nothing: a count kept
+    before this one commits is forgotten anyway."""
     key = ACTIVITY_KEY.format(poll_id)
-    cache.delete(key)
     transaction.on_commit(lambda: cache.delete(key))

@@ -247,7 +247,9 @@ def test_breakdown_by_region(world):
     )
 
 
-def test_an_answer_counts_for_its_team_as_it_was_when_it_was_given(client, coordinator, world):
+def test_an_answer_counts_for_its_team_as_it_was_when_it_was_given(
+    client, coordinator, world, django_capture_on_commit_callbacks
+):
     """The figures group by what each team line copied when the answer was saved: a team
     retyped later counts where it was answered until the agency answers again; the answers
     table, the CSV and the API say the same."""
@@ -259,9 +261,11 @@ def test_an_answer_counts_for_its_team_as_it_was_when_it_was_given(client, coord
     client.force_login(coordinator)
     page = client.get(reverse("poll-dashboard", args=[world["poll"].pk]), {"within": "all"})
     assert ">SWAT / Special Response Team T2: 12, arrives 1 h 45 min<" in page.text
-    # B answers again: its new version counts where its team is now.
-    answer(world["inv"]["B"], "conditional", [(swat, 11, 30, 75, 11)], base=1,
-           at=world["now"], conditions=["emergencies_only"])  # fmt: skip
+    # B answers again: its new version counts where its team is now (the page's cached
+    # figures are forgotten as the answer commits).
+    with django_capture_on_commit_callbacks(execute=True):
+        answer(world["inv"]["B"], "conditional", [(swat, 11, 30, 75, 11)], base=1,
+               at=world["now"], conditions=["emergencies_only"])  # fmt: skip
     types = {(r["team_type"], r["level"]): r for r in summary_of(world, within=None).by_type}
     assert types[("Mobile Field Force", 1)]["conditional"] == 11
     assert types[("SWAT / Special Response Team", 2)]["conditional"] == 0
