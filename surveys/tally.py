@@ -11,6 +11,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from agencies.models import MemberQualification, SpecialTeam, TeamMember
+from readiness.db import loaded
 
 from . import selectors
 from .models import MemberAsk, Poll
@@ -20,6 +21,10 @@ Answer = MemberAsk.Answer
 TALLY_FIELDS = ("team", "member", "state", "failure_reason", "answer", "depart_minutes", "start",
                 "start_place", "travel_minutes", "travel_from", "note", "answered_via",
                 "backing")  # fmt: skip
+# Their columns, the ask's id first and its member's third (built into instances by hand:
+# readiness.db.loaded; Django's own would cost a team of 500 ten times as much).
+_ASK_COLUMNS = ("id", *(MemberAsk._meta.get_field(f).attname for f in TALLY_FIELDS))
+_MEMBER = _ASK_COLUMNS.index("member_id")
 
 
 def targeted_teams(poll: Poll, agency) -> list[SpecialTeam]:
@@ -89,11 +94,12 @@ def tally(*, poll: Poll, agency, today=None, teams=None) -> list[TeamTally]:
     today = today or timezone.localdate()
     teams = targeted_teams(poll, agency) if teams is None else teams
     by_team = {t.pk: TeamTally(t) for t in teams}
-    asks = list(
-        MemberAsk.objects.filter(poll=poll, agency=agency)
-        .select_related("member")
-        .only(*TALLY_FIELDS, "member__name", "member__is_leader")
-    )
+    asks = [
+        _ask(row)
+        for row in MemberAsk.objects.filter(poll=poll, agency=agency).values_list(
+            *_ASK_COLUMNS, "member__name", "member__is_leader"
+        )
+    ]
     required = {q.pk: q.name for q in poll.required}
     held: dict[int, set[int]] = {}
     if required and asks:
@@ -118,6 +124,12 @@ def tally(*, poll: Poll, agency, today=None, teams=None) -> list[TeamTally]:
     ).exclude(pk__in=asked):
         by_team[member.team_id].away.append(member)
     return list(by_team.values())
+
+
+def _ask(row: tuple) -> MemberAsk:
+    member = loaded(TeamMember, {"id": row[_MEMBER], "name": row[-2], "is_leader": row[-1]})
+    return loaded(MemberAsk, dict(zip(_ASK_COLUMNS, row[:-2], strict=True)),
+                  related={"member": member})  # fmt: skip
 
 
 def stamp(*, poll: Poll, agency) -> str:

@@ -117,3 +117,25 @@ def test_every_compiled_lookup_of_the_answer_paths_compiles_and_finds_nothing_un
     }
     for lookup, values in lookups.items():
         assert lookup.rows(*values) == []
+
+
+def test_an_instance_loaded_by_hand_is_what_only_gives(django_assert_num_queries):
+    from agencies.models import Agency, Contact
+    from readiness.db import loaded
+    from tests.factories import ContactFactory
+
+    stored = ContactFactory(name="Chief Ada", email="ada@pd.example")
+    agency = loaded(Agency, {"id": stored.agency_id, "name": stored.agency.name})
+    with django_assert_num_queries(0):
+        values = {"id": stored.pk, "name": "Chief Ada", "agency_id": stored.agency_id}
+        contact = loaded(Contact, values, related={"agency": agency})
+        assert (contact.pk, contact.name, contact.agency.name) == (
+            stored.pk, "Chief Ada", stored.agency.name,
+        )  # fmt: skip
+        assert contact == stored and not contact._state.adding
+    assert contact.get_deferred_fields() >= {"email"}
+    with django_assert_num_queries(1):
+        assert contact.email == "ada@pd.example"  # a deferred field, read on first use
+    contact.name = "Chief Ada Lovelace"
+    contact.save(update_fields=["name"])
+    assert Contact.objects.get(pk=stored.pk).name == "Chief Ada Lovelace"
