@@ -87,6 +87,15 @@ def _celery_eager():
 
 
 @pytest.fixture(autouse=True)
+def _rate_limit_window_held(monkeypatch):
+    """Rate limits count in fixed windows of the wall clock: held still, so that a test's
+    requests never straddle two windows (and one run in thousands fails)."""
+    from readiness import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_now", lambda: 1_800_000_000.0)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Rate limits live in the cache: each test starts with none spent."""
     from django.core.cache import cache

@@ -83,12 +83,17 @@ def test_an_expired_token_is_refused(coordinator_client, client):
     assert response.status_code == 401
 
 
-def test_wrong_keys_are_rate_limited_per_address(client, settings):
+def test_wrong_keys_are_rate_limited_per_address(client, settings, monkeypatch):
+    from readiness import ratelimit
+
     settings.API_TOKEN_RATE_LIMIT = 3
     headers = {"Authorization": "Bearer rdy_guess"}
     statuses = [client.get(reverse("api:me"), headers=headers).status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     assert client.get(reverse("api:me"), headers=headers).json()["code"] == "throttled"
+    later = ratelimit._now() + settings.API_TOKEN_RATE_WINDOW  # the next window starts afresh
+    monkeypatch.setattr(ratelimit, "_now", lambda: later)
+    assert client.get(reverse("api:me"), headers=headers).status_code == 401
 
 
 def test_a_malformed_authorization_header_is_explained(client):
