@@ -21,8 +21,8 @@ Answer = MemberAsk.Answer
 TALLY_FIELDS = ("team", "member", "state", "failure_reason", "answer", "depart_minutes", "start",
                 "start_place", "travel_minutes", "travel_from", "note", "answered_via",
                 "backing")  # fmt: skip
-# Their columns, the ask's id first and its member's third (built into instances by hand:
-# readiness.db.loaded; Django's own would cost a team of 500 ten times as much).
+# Their columns, the ask's id first (built into instances by readiness.db.loaded: Django's own
+# instances would cost a team of 500 ten times as much).
 _ASK_COLUMNS = ("id", *(MemberAsk._meta.get_field(f).attname for f in TALLY_FIELDS))
 _MEMBER = _ASK_COLUMNS.index("member_id")
 
