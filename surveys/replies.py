@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readiness import audit, bulk
+from readiness.db import loaded
 
 from . import jobs, selectors
 from .models import Invitation, Poll, Reply, ReplyLine, ReplyVersion
@@ -120,7 +121,7 @@ def _lock_poll_for_reply(poll_id: int, invitation_id: int | None) -> tuple[Poll,
                 [invitation_id, poll_id],
             )
             state, deadline, revoked_at = cursor.fetchone()
-        return Poll(pk=poll_id, state=state, deadline=deadline), revoked_at
+        return loaded(Poll, {"id": poll_id, "state": state, "deadline": deadline}), revoked_at
     revoked = Invitation.objects.filter(pk=invitation_id).values("revoked_at")
     locked = Poll.objects.annotate(link_revoked_at=Subquery(revoked)).get(pk=poll_id)
     return locked, locked.link_revoked_at

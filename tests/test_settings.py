@@ -143,14 +143,23 @@ def test_redis_url_turns_off_eager_celery():
     url = "redis://cache:6379/1"
 
     s = load(
-        "CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", REDIS_URL=url
-    )
+        "CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND",
+        "CELERY_BROKER_TRANSPORT", REDIS_URL=url,
+    )  # fmt: skip
 
     assert s == {
         "CELERY_TASK_ALWAYS_EAGER": False,
         "CELERY_BROKER_URL": url,
         "CELERY_RESULT_BACKEND": url,
+        "CELERY_BROKER_TRANSPORT": "readiness.broker:Transport",
     }
+
+
+def test_tls_redis_keeps_kombus_own_transport():
+    # kombu's transport reads TLS from the rediss:// scheme; ours would not see it.
+    s = load("CELERY_BROKER_TRANSPORT", "CELERY_BROKER_URL", REDIS_URL="rediss://cache:6380/0")
+
+    assert s == {"CELERY_BROKER_TRANSPORT": None, "CELERY_BROKER_URL": "rediss://cache:6380/0"}
 
 
 def test_email_host_selects_smtp():
