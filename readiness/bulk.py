@@ -192,6 +192,95 @@ def insert_together(groups: list[list], *, update: tuple[str, list] | None = Non
             group[0].pk = pk
 
 
+def insert_family(
+    parent, children: list[tuple[list, str]], *, unique: tuple[str, ...],
+    guard: tuple[str, list], update: tuple[str, list] | None = None,
+) -> tuple[bool, object]:  # fmt: skip
+    """A new row and the rows that point to it, in one statement on PostgreSQL (a first answer:
+    its reply, the reply's team lines, version and audit event). `parent` is inserted only if
+    `guard` (a SELECT's SQL and parameters; it may lock what it reads, FOR SHARE) returns a row
+    and no row has the same `unique` columns; each group of `children` (unsaved instances, and
+    the attname that takes the parent's pk, an id or its text) and `update` (an UPDATE's SQL
+    and parameters, ending in its WHERE clause) are written only if the parent was.
+
+    Returns (guard passed, parent's pk or None); the parent and each child of a group of one get
+    their pk. One round trip and no transaction of its own: outside one, the statement commits
+    by itself (data-modifying CTEs see one snapshot and succeed or fail together). PostgreSQL
+    only: elsewhere the caller writes them one by one."""
+    connection = connections[router.db_for_write(type(parent))]
+    if connection.vendor != "postgresql":
+        raise NotImplementedError("insert_family is PostgreSQL's")
+    children = [(group, link) for group, link in children if group]
+    table, columns, _, pk, fields = _insert_parts(type(parent), connection)
+    casts = ", ".join(_casts(type(parent), connection))
+    meta, quote = type(parent)._meta, connection.ops.quote_name
+    parts = [
+        f"g AS ({guard[0]})",
+        f"p AS (INSERT INTO {table} ({columns}) SELECT {casts} FROM g "  # noqa: S608 (names from the models)
+        f"ON CONFLICT ({', '.join(quote(meta.get_field(f).column) for f in unique)}) "
+        f"DO NOTHING RETURNING {pk})",
+    ]
+    params = [*guard[1], *_prepared(parent, fields, connection)]
+    returned = []
+    for k, (group, link) in enumerate(children):
+        model = type(group[0])
+        table, columns, _, child_pk, fields = _insert_parts(model, connection)
+        at = [f.attname for f in fields].index(link)
+        text = isinstance(fields[at], (models.CharField, models.TextField))
+        row = list(_casts(model, connection))
+        row[at] = f"p.{pk}::text" if text else f"p.{pk}"
+        one = f"SELECT {', '.join(row)} FROM p"  # noqa: S608 (a CTE's name)
+        parts.append(
+            f"c{k} AS (INSERT INTO {table} ({columns}) "
+            f"{' UNION ALL '.join([one] * len(group))} RETURNING {child_pk})"
+        )
+        for obj in group:
+            values = _prepared(obj, fields, connection)
+            del values[at]
+            params += values
+        returned.append(f"(SELECT {child_pk} FROM c{k})" if len(group) == 1 else "NULL")  # noqa: S608 (a CTE's name)
+    if update:
+        parts.append(f"u AS ({update[0]} AND EXISTS (SELECT FROM p))")
+        params += list(update[1])
+    parent_pk = f"(SELECT {pk} FROM p)"  # noqa: S608 (a CTE's name)
+    results = ", ".join(["EXISTS (SELECT FROM g)", parent_pk, *returned])
+    sql = f"WITH {', '.join(parts)} SELECT {results}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        passed, parent_pk, *pks = cursor.fetchone()
+    if parent_pk is None:
+        return passed, None
+    parent.pk = parent_pk
+    parent._state.adding, parent._state.db = False, connection.alias
+    for (group, link), child_pk in zip(children, pks, strict=True):
+        text = not isinstance(type(group[0])._meta.get_field(link), models.ForeignKey)
+        for obj in group:
+            setattr(obj, link, str(parent_pk) if text else parent_pk)
+        if len(group) == 1:
+            group[0].pk = child_pk
+    return passed, parent_pk
+
+
+_CAST_CACHE: dict = {}
+
+
+def _casts(model, connection) -> tuple[str, ...]:
+    """One row's placeholders for an INSERT ... SELECT, each cast to its column's type (a
+    SELECT's values are not typed by the columns they go to, as a VALUES list's are): text
+    for strings, so that a value too long for its column fails instead of being cut."""
+    key = (model, connection.alias)
+    if key not in _CAST_CACHE:
+        fields = _insert_parts(model, connection)[4]
+        casts = []
+        for field in fields:
+            kind = field.cast_db_type(connection) or field.db_type(connection)
+            if isinstance(field, (models.CharField, models.TextField)):
+                kind = "text"
+            casts.append(f"%s::{kind}")
+        _CAST_CACHE[key] = tuple(casts)
+    return _CAST_CACHE[key]
+
+
 def update_then_insert(update: tuple[str, list], obj) -> bool:
     """Run `update` (an UPDATE's SQL and parameters) and, only if it changed a row, insert
     `obj` (an unsaved instance, e.g. the audit event of the change): one statement on

@@ -28,10 +28,11 @@ class Lookup:
 
     _names = itertools.count(1)
 
-    def __init__(self, model, queryset, *, kinds: tuple = (str,)):
+    def __init__(self, model, queryset, *, kinds: tuple = (str,), prepared: bool = True):
         """`kinds`: each value's type (str or int), or a marker of its own for a field that
         checks its values (a phone number the field accepts, which no real one equals)."""
         self.model, self.queryset, self.kinds = model, queryset, kinds
+        self.prepared = prepared
         self.compiled: dict[str, tuple] = {}
         self.name = f"readiness_lookup_{next(self._names)}"
 
@@ -50,7 +51,7 @@ class Lookup:
             params[at] = value
         connection = connections[db]  # this thread's
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
+            if self.prepared and connection.vendor == "postgresql":
                 self._prepare(connection, sql)
                 sql = f"EXECUTE {self.name}({', '.join(['%s'] * len(params))})"
             cursor.execute(sql, params)

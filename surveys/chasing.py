@@ -17,7 +17,7 @@ from django.utils import timezone
 from agencies.models import Contact
 from readiness import audit
 
-from . import channels, delivery, jobs, replies
+from . import channels, delivery, jobs, reply_notices
 from .models import Invitation, Poll
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def polls_chase(*, now=None) -> dict:
     for poll in Poll.objects.filter(state=Poll.State.OPEN).exclude(waves_state="covered"):
         done["reminded"] += len(_claim_reminders(poll, now))
         done["escalated"] += _escalate(poll, now)
-    for poll_id, since, until in replies.claim_digests(now):
+    for poll_id, since, until in reply_notices.claim_digests(now):
         jobs.after_commit("surveys.tasks.send_reply_digest", poll_id, since, until)
         done["digests"] += 1
     return done

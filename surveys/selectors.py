@@ -203,8 +203,11 @@ def stored_reply(*, poll: Poll, agency) -> Reply | None:
 
 _STORED_REPLY = Lookup(
     Reply,
-    lambda poll_id, agency_id: Reply.objects.filter(poll_id=poll_id, agency_id=agency_id),
+    lambda poll_id, agency_id: Reply.objects.filter(
+        poll_id=poll_id, agency_id=agency_id
+    ).order_by(),  # one row
     kinds=(int, int),
+    prepared=False,  # the replies fill up as it runs (see Lookup)
 )
 
 

@@ -15,7 +15,7 @@ from . import (
     intake,
     member_waves,
     members,
-    replies,
+    reply_notices,
     wave_notices,
     waves,
 )  # fmt: skip
@@ -92,12 +92,12 @@ def send_poll_summary(poll_id: int) -> bool:
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_reply_confirmation(version_id: int, url: str) -> bool:
-    return replies.reply_send_confirmation(version_id=version_id, url=url)
+    return reply_notices.reply_send_confirmation(version_id=version_id, url=url)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_reply_digest(poll_id: int, since: str, until: str) -> int:
-    return replies.reply_send_digest(poll_id=poll_id, since=since, until=until)
+    return reply_notices.reply_send_digest(poll_id=poll_id, since=since, until=until)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)

@@ -153,3 +153,84 @@ def test_a_row_whose_like_is_stored_is_not_inserted_and_says_so():
     again = Reply(poll=poll, agency=agency, decision="available", created_at=at, updated_at=at)
     assert insert_unless_taken(again, unique=unique) is False and again.pk is None
     assert list(Reply.objects.values_list("pk", "decision")) == [(first.pk, "unavailable")]
+
+
+@pytest.mark.services
+def test_a_family_goes_in_in_one_statement_or_not_at_all(postgres, django_assert_num_queries):
+    """insert_family (PostgreSQL): the parent only where the guard finds a row and no like is
+    stored; its children and the update only with it, each child pointing at it (an id, or
+    its text); values typed as their columns, a string too long failing, not cut."""
+    from django.db import DataError
+
+    from readiness.bulk import insert_family
+    from surveys.models import Poll, Reply, ReplyLine
+    from tests.factories import SpecialTeamFactory
+    from tests.surveys.factories import PollFactory
+
+    poll, agency, at = PollFactory(state="open"), AgencyFactory(), timezone.now()
+    teams = [SpecialTeamFactory(agency=agency) for _ in range(2)]
+    open_poll = ("SELECT FROM surveys_poll WHERE id = %s AND state = %s", [poll.pk, "open"])
+    rename = ("UPDATE agencies_agency SET name = %s WHERE id = %s", ["Answered", agency.pk])
+
+    def family(**reply):
+        parent = Reply(poll=poll, agency=agency, decision="available", created_at=at,
+                       updated_at=at, conditions=["other"], note=AWKWARD, **reply)  # fmt: skip
+        lines = [
+            ReplyLine(poll=poll, team=team, team_type_id=team.team_type_id, team_level=1,
+                      officers=n, decision="available", estimated_travel_minutes=60,
+                      depart_minutes=10, travel_minutes=60, arrival_minutes=70)
+            for n, team in zip((3, 4), teams, strict=True)
+        ]  # fmt: skip
+        event = AuditEvent(at=at, action="family.test", object_type="reply", changes={"n": 1})
+        return parent, lines, event
+
+    reply, lines, event = family()
+    Poll.objects.filter(pk=poll.pk).update(state="closed")
+    assert insert_family(
+        reply,
+        [(lines, "reply_id"), ([event], "object_id")],
+        unique=("poll", "agency"),
+        guard=open_poll,
+        update=rename,
+    ) == (False, None)
+    assert not Reply.objects.exists() and not ReplyLine.objects.exists()
+    assert not AuditEvent.objects.filter(action="family.test").exists()
+
+    Poll.objects.filter(pk=poll.pk).update(state="open")
+    with django_assert_num_queries(1):
+        passed, pk = insert_family(
+            reply,
+            [(lines, "reply_id"), ([event], "object_id")],
+            unique=("poll", "agency"),
+            guard=open_poll,
+            update=rename,
+        )
+    assert passed and pk == reply.pk and not reply._state.adding
+    stored = Reply.objects.get()
+    assert (stored.pk, stored.note, stored.conditions) == (pk, AWKWARD, ["other"])
+    assert sorted(ReplyLine.objects.filter(reply=stored).values_list("officers", flat=True)) == [
+        3,
+        4,
+    ]
+    assert all(line.reply_id == pk for line in lines)
+    assert AuditEvent.objects.get(pk=event.pk).object_id == str(pk) == event.object_id
+    agency.refresh_from_db()
+    assert agency.name == "Answered"
+
+    again, lines, event = family()  # its like is stored: nothing, and the update does not run
+    rename[1][0] = "Twice"
+    assert insert_family(
+        again,
+        [(lines, "reply_id"), ([event], "object_id")],
+        unique=("poll", "agency"),
+        guard=open_poll,
+        update=rename,
+    ) == (True, None)
+    assert Reply.objects.count() == 1 and ReplyLine.objects.count() == 2
+    agency.refresh_from_db()
+    assert agency.name == "Answered"
+
+    Reply.objects.all().delete()
+    too_long, lines, event = family(authorised_by_name="x" * 1000)
+    with pytest.raises(DataError):
+        insert_family(too_long, [(lines, "reply_id")], unique=("poll", "agency"), guard=open_poll)

@@ -47,6 +47,25 @@ def test_on_postgresql_a_lookup_is_planned_once_per_connection(postgres):
     assert lookup.name in prepared()
 
 
+@pytest.mark.services
+def test_a_lookup_on_a_table_that_fills_up_is_planned_on_each_run(postgres):
+    """The stored answer by poll and agency: a plan settled on while the poll had no answers
+    read every answer of the poll later (it used the poll's index and filtered the agency)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from surveys import selectors
+    from tests.surveys.factories import PollFactory
+
+    lookup = selectors._STORED_REPLY
+    assert lookup.prepared is False
+    poll = PollFactory()
+    with CaptureQueriesContext(connection) as queries:
+        assert lookup.first(poll.pk, 2_000_000) is None
+    assert queries[0]["sql"].startswith('SELECT "surveys_reply"."id"')
+    assert "ORDER BY" not in queries[0]["sql"]  # one row by its unique key: nothing to sort
+    assert lookup.name not in prepared()
+
+
 def test_a_compiled_lookup_gives_what_the_query_gives_with_its_relations_loaded(
     django_assert_num_queries,
 ):

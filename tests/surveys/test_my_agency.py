@@ -181,6 +181,87 @@ def test_two_first_answers_at_once_save_one_and_report_a_conflict(postgres, agen
     assert Reply.objects.get().officers == saved and ReplyVersion.objects.count() == 1
 
 
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_two_first_answers_at_once_through_the_one_statement_save_one(postgres, agency):
+    """As the forms and texts send a first answer (nothing stored, read before): on PostgreSQL
+    its check and writes are one statement; two at once still save one and tell the other."""
+    team = SpecialTeamFactory(agency=agency, members=10)
+    invitation, _ = open_invitation(agency=agency)
+    line = {"team": team, "estimate": 60, "officers": 5, "depart_minutes": 10,
+            "travel_minutes": 60}  # fmt: skip
+    answer = {"decision": "available", "authorised_by_name": "A", "authorised_by_rank": "Chief"}
+
+    def submit(officers, barrier):
+        barrier.wait()
+        replies.reply_submit(
+            poll=invitation.poll, agency=agency, answer=answer, base_version=0, stored=None,
+            lines=[{**line, "officers": officers}], invitation=invitation, confirm=False,
+        )  # fmt: skip
+
+    saved = one_saved_one_told(submit)
+    reply = Reply.objects.get()
+    assert (reply.officers, reply.version) == (saved, 1)
+    assert [line.officers for line in reply.lines.all()] == [saved]
+    version = ReplyVersion.objects.get()
+    assert version.reply == reply and version.number == 1 and version.data["officers"] == saved
+    event = AuditEvent.objects.get(action="reply.create")
+    assert event.object_id == str(reply.pk)
+    invitation.refresh_from_db()
+    assert invitation.replied_at == reply.updated_at
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_closing_waits_for_an_answer_being_saved_and_an_answer_waits_for_a_close(postgres, agency):
+    """The one-statement first answer holds the poll's row (FOR SHARE) as the transaction path
+    did: a close waits for the answer to commit; an answer that meets a close in progress
+    waits for it, then is refused. Never an answer saved into a closed poll."""
+    from django.db import transaction
+
+    from tests.concurrency import hold_then_run
+
+    team = SpecialTeamFactory(agency=agency, members=10)
+    invitation, _ = open_invitation(agency=agency)
+    poll = invitation.poll
+    line = {"team": team, "estimate": 60, "officers": 5, "depart_minutes": 10,
+            "travel_minutes": 60}  # fmt: skip
+    answer = {"decision": "available", "authorised_by_name": "A", "authorised_by_rank": "Chief"}
+    submit = functools.partial(replies.reply_submit, poll=poll, agency=agency, answer=answer,
+                               base_version=0, stored=None, lines=[line],
+                               invitation=invitation, confirm=False)  # fmt: skip
+    seen = {}
+
+    def answering(waiting):
+        with transaction.atomic():
+            submit()
+            seen["close waited"] = waiting()
+
+    assert not hold_then_run(answering, lambda: chasing.poll_close(poll=poll))
+    assert seen["close waited"] is True
+    assert Reply.objects.get().officers == 5  # saved before the close took the poll
+    assert Poll.objects.get(pk=poll.pk).state == Poll.State.CLOSED
+
+    Reply.objects.all().delete()
+    Poll.objects.filter(pk=poll.pk).update(state=Poll.State.OPEN, closed_at=None)
+    refused = []
+
+    def closing(waiting):
+        with transaction.atomic():
+            chasing.poll_close(poll=poll)
+            seen["answer waited"] = waiting()
+
+    def answer_now():
+        try:
+            submit()
+        except replies.ReplyRefused as exc:
+            refused.append(exc.reason)
+
+    assert not hold_then_run(closing, answer_now)
+    assert seen["answer waited"] is True and refused == ["closed"]
+    assert not Reply.objects.exists()
+
+
 def one_saved_one_told(submit) -> int:
     """Run submit(officers, barrier) for 3 and 7 officers in two threads at once: one must be
     saved and the other get a conflict showing it. Returns the officers saved."""

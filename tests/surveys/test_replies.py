@@ -391,18 +391,19 @@ def test_an_answer_given_before_closing_stays_and_cannot_change(client, setup):
 
 
 def test_closing_while_the_form_is_open_refuses_the_save(client, setup, monkeypatch):
-    """The poll closes between the page's check and the save: the service refuses it."""
+    """The poll closes between the page's check and the save: the save refuses it (on
+    PostgreSQL in the statement that would write it, elsewhere in its transaction)."""
     real = replies.reply_refusal
     calls = []
 
-    def closes_after_first_check(poll, invitation=None, **kw):
-        calls.append(1)
-        if len(calls) == 2:  # the service's re-check, inside the transaction
+    def closes_after_the_pages_check(poll, invitation=None, **kw):
+        reason = real(poll, invitation, **kw)
+        if not calls:  # the page's check passed; the coordinator closes the poll now
+            calls.append(1)
             Poll.objects.filter(pk=poll.pk).update(state="closed")
-            poll.state = "closed"
-        return real(poll, invitation, **kw)
+        return reason
 
-    monkeypatch.setattr(replies, "reply_refusal", closes_after_first_check)
+    monkeypatch.setattr(replies, "reply_refusal", closes_after_the_pages_check)
     response = post(client, setup, answer(setup))
     assert response.status_code == 410 and Reply.objects.count() == 0
 
