@@ -88,14 +88,6 @@ def member_answer(request, token: str):
     if ask.depart_minutes is not None:
         initial["depart_other"] = ask.depart_minutes
     away_posted = request.method == "POST" and request.POST.get("action") == "away"
-    away = AwayForm(
-        request.POST if away_posted else None,
-        initial={"away_until": ask.member.away_until, "away_reason": ask.member.away_reason},
-    )
-    if away_posted and away.is_valid():
-        members.member_away(ask=ask, until=away.cleaned_data["away_until"],
-                            reason=away.cleaned_data["away_reason"])  # fmt: skip
-        return redirect("surveys:member-answer", token)
     form = MemberAnswerForm(
         request.POST if request.method == "POST" and not away_posted else None, initial=initial
     )
@@ -108,6 +100,14 @@ def member_answer(request, token: str):
             closed = exc.reason
         else:  # a short page that says what was recorded (and links back to change it)
             return render(request, "surveys/member_answered.html", {"ask": ask})
+    away = AwayForm(  # on the page (and its own POST), not for an answer taken
+        request.POST if away_posted else None,
+        initial={"away_until": ask.member.away_until, "away_reason": ask.member.away_reason},
+    )
+    if away_posted and away.is_valid():
+        members.member_away(ask=ask, until=away.cleaned_data["away_until"],
+                            reason=away.cleaned_data["away_reason"])  # fmt: skip
+        return redirect("surveys:member-answer", token)
     status = (
         410 if closed and request.method == "POST" and not away_posted
         else 422 if form.errors or away.errors else 200

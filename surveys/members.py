@@ -272,12 +272,28 @@ def member_reminders_send(*, ask_ids: list[int]) -> int:
 
 
 # The hash is unique: no ORDER BY, which on a select_related query costs a third of it.
+# What the member's pages and answer use of the poll, the agencies, the team and the member (the
+# ask's own fields, all): five wide rows cost more to build than to fetch, and a link's page is
+# the busiest of a call-out. A field left out would be read by a query of its own, which
+# tests/surveys/test_members.py counts.
+_LINK_FIELDS = (
+    "ask__poll__title", "ask__poll__purpose", "ask__poll__state", "ask__poll__deadline",
+    "ask__poll__requesting_person", "ask__poll__requesting_agency", "ask__poll__destination_name",
+    "ask__poll__destination_latitude", "ask__poll__destination_longitude",
+    "ask__agency__name", "ask__team__name",
+    "ask__member__name", "ask__member__email", "ask__member__mobile", "ask__member__home_base",
+    "ask__member__away_until", "ask__member__away_reason", "ask__member__sms_stopped_at",
+    "ask__member__agency__name", "ask__member__agency__latitude",
+    "ask__member__agency__longitude",
+)  # fmt: skip
+
 _BY_TOKEN = Lookup(
     MemberLink,
     lambda token_hash: (
         MemberLink.objects.select_related(
             "ask__poll", "ask__agency", "ask__team", "ask__member__agency"
         )
+        .only("ask", *(f"ask__{f.name}" for f in MemberAsk._meta.concrete_fields), *_LINK_FIELDS)
         .filter(token_hash=token_hash)
         .order_by()[:1]
     ),

@@ -234,8 +234,16 @@ def test_answers_stop_at_the_deadline_even_before_the_poll_is_closed(
     ]
 
 
-# In a test's transaction, counting the savepoints and the join-order setting around the lookup.
-QUERIES_PAGE, QUERIES_ANSWER = 6, 6
+# The page: the link's one lookup (ask, poll, agencies, team, member: no field of theirs read
+# later, one query at a time) and whether the agency has answered. The answer: the lookup and
+# the answer's one statement on PostgreSQL (elsewhere its UPDATE and INSERT in a savepoint).
+QUERIES_PAGE = 2
+
+
+def queries_answer() -> int:
+    from django.db import connection
+
+    return 2 if connection.vendor == "postgresql" else 5
 
 
 def test_a_members_answer_and_page_take_a_fixed_few_queries(
@@ -251,6 +259,6 @@ def test_a_members_answer_and_page_take_a_fixed_few_queries(
     member = Client()
     with django_assert_max_num_queries(QUERIES_PAGE):
         assert member.get(dana).status_code == 200
-    with django_assert_max_num_queries(QUERIES_ANSWER):
+    with django_assert_max_num_queries(queries_answer()):
         response = member.post(dana, {"answer": "willing", "depart": "30", "start": "home"})
     assert "your answer is recorded" in response.text
