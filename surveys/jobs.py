@@ -2,9 +2,10 @@
 tasks. Flows name a task; they never import surveys.tasks (which imports them), so the import
 graph runs one way: tasks -> flows -> jobs.
 
-With the embedded default (no broker), the task runs in the process after the commit, and a
-failure is logged instead of failing the request that already committed its work (the sweep
-re-queues undelivered invitations)."""
+A task that fails to run (with the embedded default, where it runs in the process after the
+commit) or to be queued (a broker that cannot be reached) is logged instead of failing the
+request that already committed its work: an answer saved is answered as saved. The sweeps
+re-queue undelivered invitations; a confirmation email lost that way is in the log."""
 
 from celery import current_app
 from django.db import transaction
@@ -24,4 +25,4 @@ def after_commit(task_name: str, *args, countdown: int = 0) -> None:
     shown = {"argsrepr": mask_secrets(repr(args)), "kwargsrepr": "{}"}
     if countdown:
         shown["countdown"] = countdown
-    transaction.on_commit(lambda: task.apply_async(args=list(args), **shown))
+    transaction.on_commit(lambda: task.apply_async(args=list(args), **shown), robust=True)

@@ -366,4 +366,5 @@ def poll_activity_changed(poll_id: int) -> None:
     cost every answer a second round trip to the cache and save nothing: a count kept
     before this one commits is forgotten anyway."""
     key = ACTIVITY_KEY.format(poll_id)
-    transaction.on_commit(lambda: cache.delete(key))
+    # A cache that cannot be reached does not fail what committed: the count expires anyway.
+    transaction.on_commit(lambda: cache.delete(key), robust=True)

@@ -107,6 +107,31 @@ def test_a_reply_is_saved_with_its_lines_and_arrival_and_confirmed_by_email(
     assert setup["url"] in body  # the link to change it
 
 
+def test_an_answer_saved_while_the_queue_and_cache_are_down_is_answered_as_saved(
+    client, setup, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    """The answer commits before its confirmation is queued and the dashboards' count is
+    forgotten: a broker or cache that cannot be reached then is logged, not a 500 for an
+    answer that was recorded (which its author would send again, or phone in)."""
+    from celery import current_app
+    from django.core.cache import cache
+    from kombu.exceptions import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(current_app.tasks["surveys.tasks.send_reply_confirmation"],
+                        "apply_async", down)  # fmt: skip
+    monkeypatch.setattr(cache, "delete", down)
+    current_app.conf.task_always_eager = False  # through the broker (conftest restores it)
+    response = post(client, setup, answer(setup), django_capture_on_commit_callbacks)
+    assert response.status_code == 302
+    assert Reply.objects.get().version == 1 and ReplyVersion.objects.count() == 1
+    logged = [r.getMessage() for r in caplog.records if "on_commit" in r.getMessage()]
+    assert len(logged) == 2 and all("Connection refused" in m for m in logged)
+    assert setup["token"] not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
