@@ -161,42 +161,24 @@ def test_the_sender_gets_a_digest_not_a_message_per_answer(
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_two_first_answers_at_once_save_one_and_report_a_conflict(postgres, agency):
+@pytest.mark.parametrize("stored", ["read", None], ids=["read-then-saved", "one-statement"])
+def test_two_first_answers_at_once_save_one_and_report_a_conflict(postgres, agency, stored):
     """Two people answer for the same agency at the same moment, on PostgreSQL: one is saved,
-    the other is told about it; neither overwrites the other silently."""
+    the other is told about it; neither overwrites the other silently. Whether the service
+    reads the stored answer itself, or is told there is none (as the forms and texts tell it:
+    then its check and writes are one statement)."""
     team = SpecialTeamFactory(agency=agency, members=10)
     invitation, _ = open_invitation(agency=agency)
     lines = [{"team": team, "estimate": 60, "officers": 5, "depart_minutes": 10,
               "travel_minutes": 60}]  # fmt: skip
     answer = {"decision": "available", "authorised_by_name": "A", "authorised_by_rank": "Chief"}
+    read = {"stored": None} if stored is None else {}
 
     def submit(officers, barrier):
         barrier.wait()
         replies.reply_submit(
             poll=invitation.poll, agency=agency, answer=answer, base_version=0,
-            lines=[{**lines[0], "officers": officers}], invitation=invitation,
-        )  # fmt: skip
-
-    saved = one_saved_one_told(submit)
-    assert Reply.objects.get().officers == saved and ReplyVersion.objects.count() == 1
-
-
-@pytest.mark.services
-@pytest.mark.django_db(transaction=True)
-def test_two_first_answers_at_once_through_the_one_statement_save_one(postgres, agency):
-    """As the forms and texts send a first answer (nothing stored, read before): on PostgreSQL
-    its check and writes are one statement; two at once still save one and tell the other."""
-    team = SpecialTeamFactory(agency=agency, members=10)
-    invitation, _ = open_invitation(agency=agency)
-    line = {"team": team, "estimate": 60, "officers": 5, "depart_minutes": 10,
-            "travel_minutes": 60}  # fmt: skip
-    answer = {"decision": "available", "authorised_by_name": "A", "authorised_by_rank": "Chief"}
-
-    def submit(officers, barrier):
-        barrier.wait()
-        replies.reply_submit(
-            poll=invitation.poll, agency=agency, answer=answer, base_version=0, stored=None,
-            lines=[{**line, "officers": officers}], invitation=invitation, confirm=False,
+            lines=[{**lines[0], "officers": officers}], invitation=invitation, **read,
         )  # fmt: skip
 
     saved = one_saved_one_told(submit)
@@ -205,8 +187,7 @@ def test_two_first_answers_at_once_through_the_one_statement_save_one(postgres, 
     assert [line.officers for line in reply.lines.all()] == [saved]
     version = ReplyVersion.objects.get()
     assert version.reply == reply and version.number == 1 and version.data["officers"] == saved
-    event = AuditEvent.objects.get(action="reply.create")
-    assert event.object_id == str(reply.pk)
+    assert AuditEvent.objects.get(action="reply.create").object_id == str(reply.pk)
     invitation.refresh_from_db()
     assert invitation.replied_at == reply.updated_at
 
