@@ -278,7 +278,8 @@ def member_reminders_send(*, ask_ids: list[int]) -> int:
 # tests/surveys/test_members.py counts.
 _LINK_FIELDS = (
     "ask__poll__title", "ask__poll__purpose", "ask__poll__state", "ask__poll__deadline",
-    "ask__poll__requesting_person", "ask__poll__requesting_agency", "ask__poll__destination_name",
+    "ask__poll__requesting_person", "ask__poll__requesting_agency__name",
+    "ask__poll__destination_name",
     "ask__poll__destination_latitude", "ask__poll__destination_longitude",
     "ask__agency__name", "ask__team__name",
     "ask__member__name", "ask__member__email", "ask__member__mobile", "ask__member__home_base",
@@ -291,7 +292,7 @@ _BY_TOKEN = Lookup(
     MemberLink,
     lambda token_hash: (
         MemberLink.objects.select_related(
-            "ask__poll", "ask__agency", "ask__team", "ask__member__agency"
+            "ask__poll__requesting_agency", "ask__agency", "ask__team", "ask__member__agency"
         )
         .only("ask", *(f"ask__{f.name}" for f in MemberAsk._meta.concrete_fields), *_LINK_FIELDS)
         .filter(token_hash=token_hash)

@@ -14,6 +14,7 @@ from readiness.models import AuditEvent
 from surveys import geo
 from surveys.models import MemberAsk, Poll, Reply
 
+from ..factories import AgencyFactory
 from .factories import PollFactory, open_invitation
 
 pytestmark = pytest.mark.django_db
@@ -246,19 +247,29 @@ def queries_answer() -> int:
     return 2 if connection.vendor == "postgresql" else 5
 
 
+@pytest.mark.parametrize("purpose", [Poll.Purpose.PLANNING, Poll.Purpose.REQUEST])
 def test_a_members_answer_and_page_take_a_fixed_few_queries(
     client, commander, world, mailoutbox, django_capture_on_commit_callbacks,
-    django_assert_max_num_queries,
+    django_assert_max_num_queries, purpose,
 ):  # fmt: skip
     """The member's link is the busiest page of a call-out: its lookup is one query with the
-    ask, poll, agency, team and member (nothing loaded later, one at a time)."""
+    ask, poll (and the agency requesting assistance), agency, team and member (nothing loaded
+    later, one at a time)."""
     poll, _, _ = world
+    if purpose == Poll.Purpose.REQUEST:
+        Poll.objects.filter(pk=poll.pk).update(
+            purpose=purpose, requesting_person="Cmdr. Ames",
+            requesting_agency=AgencyFactory(name="Lakeport Police Department"),
+        )  # fmt: skip
     client.force_login(commander)
     forward(client, poll, django_capture_on_commit_callbacks)
     dana = links(mailoutbox)["dana@pd.example"]
     member = Client()
     with django_assert_max_num_queries(QUERIES_PAGE):
-        assert member.get(dana).status_code == 200
+        page = member.get(dana)
+    assert page.status_code == 200
+    if purpose == Poll.Purpose.REQUEST:
+        assert "Cmdr. Ames, Lakeport Police Department" in page.text
     with django_assert_max_num_queries(queries_answer()):
         response = member.post(dana, {"answer": "willing", "depart": "30", "start": "home"})
     assert "your answer is recorded" in response.text
