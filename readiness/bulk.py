@@ -332,18 +332,26 @@ def insert_unless_taken(obj, *, unique: tuple[str, ...]) -> bool:
     return True
 
 
-def _insert_parts(model, connection) -> tuple[str, str, str, str, list]:
+def _insert_parts(model, connection) -> tuple[str, str, str, str, tuple]:
     """What an INSERT of `model`'s rows needs: its table, its columns, one row's placeholders and
-    its pk column (quoted), and the fields (all but the auto pk), in the columns' order."""
-    meta, quote = model._meta, connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
-    return (
-        quote(meta.db_table),
-        ", ".join(quote(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-        quote(meta.pk.column),
-        fields,
-    )
+    its pk column (quoted), and the fields (all but the auto pk), in the columns' order. Worked
+    out once per model and kind of database (an answer's statement names four models)."""
+    key = (model, connection.vendor)
+    parts = _PARTS.get(key)
+    if parts is None:
+        meta, quote = model._meta, connection.ops.quote_name
+        fields = tuple(f for f in meta.concrete_fields if not isinstance(f, AutoFieldMixin))
+        parts = _PARTS[key] = (
+            quote(meta.db_table),
+            ", ".join(quote(f.column) for f in fields),
+            ", ".join(["%s"] * len(fields)),
+            quote(meta.pk.column),
+            fields,
+        )
+    return parts
+
+
+_PARTS: dict = {}
 
 
 def _prepared(obj, fields, connection) -> list:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from agencies.models import Contact, TeamMember
 from agencies.phones import to_e164
-from readiness import audit
+from readiness import audit, bulk
 from readiness.log_filters import mask_secrets
 
 from . import chasing, jobs, mailbox, member_texts, replies, selectors, sms_grammar
@@ -54,9 +54,8 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
     """Handle one inbound text, all or nothing. The same message id twice is one answer."""
     now = now or timezone.now()
     sender = _number(sender)
-    seen = InboundMessage.objects.filter(channel="sms", message_id=message_id[:200])
-    if seen.exists():  # a provider's retry: answered already (the insert below is the guard)
-        return _replayed(message_id, sender)
+    if selectors.message_seen("sms", message_id[:200]):  # a provider's retry: answered already
+        return _replayed(message_id, sender)  # (the insert below is the guard)
     try:
         with transaction.atomic():
             message = InboundMessage(
@@ -68,10 +67,10 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
             message.response = mask_secrets(response)
             # Saved last, in the same transaction: a second delivery of this message id fails
             # here and takes back everything it did, so one message is one answer.
-            message.save(force_insert=True)
+            bulk.insert_together([[message]])
             _audit_bad_input(message)
     except IntegrityError:
-        if seen.exists():  # the same message, delivered twice at once: the other one won
+        if selectors.message_seen("sms", message_id[:200]):  # twice at once: the other one won
             return _replayed(message_id, sender)
         raise
     return Handled(response, message)
@@ -171,7 +170,8 @@ def _listing(candidates: list[Invitation]) -> str:
 def form_link(invitation: Invitation) -> str:
     """A fresh link to the invitation's form (only its hash is kept, like every link)."""
     token = secrets.token_urlsafe(16)
-    InvitationLink.objects.create(invitation=invitation, token_hash=Invitation.hash_token(token))
+    link = InvitationLink(invitation=invitation, token_hash=Invitation.hash_token(token))
+    bulk.insert_together([[link]])  # one statement, no query compiling (a text's answer)
     return settings.SITE_URL + reverse("surveys:reply", args=[token])
 
 

@@ -368,3 +368,18 @@ def poll_activity_changed(poll_id: int) -> None:
     key = ACTIVITY_KEY.format(poll_id)
     # A cache that cannot be reached does not fail what committed: the count expires anyway.
     transaction.on_commit(lambda: cache.delete(key), robust=True)
+
+
+def message_seen(channel: str, message_id: str) -> bool:
+    """Whether this inbound message (a text, an email) was taken already."""
+    return _SEEN.first(channel, message_id) is not None
+
+
+_SEEN = Lookup(
+    InboundMessage,
+    lambda channel, message_id: InboundMessage.objects.filter(
+        channel=channel, message_id=message_id
+    ).only("id")[:1],
+    kinds=(str, str),
+    prepared=False,  # the messages fill up during a call-out (see Lookup)
+)

@@ -131,6 +131,7 @@ def test_every_compiled_lookup_of_the_answer_paths_compiles_and_finds_nothing_un
         selectors._STORED_REPLY: (1, 1),
         selectors._ACTIVE_TEAMS: (1,),
         selectors._OPEN_TEXTS: ("+13125550142",),
+        selectors._SEEN: ("sms", "SM-no-such-message"),
         members._BY_TOKEN: ("no-such-hash",),
         geo._PLACE: ("nowhere", "nowhere"),
     }
