@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import operator
+import re
 from collections.abc import Iterable
 
 from django.db import DatabaseError, connections, models, router, transaction
@@ -267,18 +268,21 @@ _CAST_CACHE: dict = {}
 def _casts(model, connection) -> tuple[str, ...]:
     """One row's placeholders for an INSERT ... SELECT, each cast to its column's type (a
     SELECT's values are not typed by the columns they go to, as a VALUES list's are): text
-    for strings, so that a value too long for its column fails instead of being cut."""
+    for strings of a bounded length (varchar(n), char(n), arrays of them), so that a value too
+    long for its column fails as it is stored instead of being cut by the cast."""
     key = (model, connection.alias)
     if key not in _CAST_CACHE:
         fields = _insert_parts(model, connection)[4]
         casts = []
         for field in fields:
-            kind = field.cast_db_type(connection) or field.db_type(connection)
-            if isinstance(field, (models.CharField, models.TextField)):
-                kind = "text"
+            kind = field.db_type(connection)
+            kind = _BOUNDED_TEXT.sub("text", kind) if kind else "text"
             casts.append(f"%s::{kind}")
         _CAST_CACHE[key] = tuple(casts)
     return _CAST_CACHE[key]
+
+
+_BOUNDED_TEXT = re.compile(r"^(?:varchar|character varying|char|character)\(\d+\)", re.I)
 
 
 def update_then_insert(update: tuple[str, list], obj) -> bool:

@@ -2,10 +2,13 @@
 tasks. Flows name a task; they never import surveys.tasks (which imports them), so the import
 graph runs one way: tasks -> flows -> jobs.
 
-A task that fails to run (with the embedded default, where it runs in the process after the
-commit) or to be queued (a broker that cannot be reached) is logged instead of failing the
-request that already committed its work: an answer saved is answered as saved. The sweeps
-re-queue undelivered invitations; a confirmation email lost that way is in the log."""
+With the embedded default (no broker), the task runs in the process after the commit, and a
+failure is logged instead of failing the request that already committed its work (the sweep
+re-queues undelivered invitations). A task that cannot be queued (the broker cannot be
+reached) fails the caller, after its commit: a beat run stops there, leaving the rest of its
+work unclaimed for the next run, and a person sees an error. Only where the work's loss costs
+less than that error is the failure logged instead (`robust`: an answer's confirmation email,
+whose answer is saved)."""
 
 from celery import current_app
 from django.db import transaction
@@ -13,9 +16,10 @@ from django.db import transaction
 from readiness.log_filters import mask_secrets
 
 
-def after_commit(task_name: str, *args, countdown: int = 0) -> None:
+def after_commit(task_name: str, *args, countdown: int = 0, robust: bool = False) -> None:
     """Run the task `task_name` (e.g. "surveys.tasks.send_reminders") with `args` on a worker
-    once the current transaction commits, `countdown` seconds later."""
+    once the current transaction commits, `countdown` seconds later; with `robust`, a failure
+    to queue it is logged, not raised."""
     task = current_app.tasks[task_name]
     if task.app.conf.task_always_eager:
         transaction.on_commit(lambda: task.apply(args=list(args), throw=False))
@@ -25,4 +29,4 @@ def after_commit(task_name: str, *args, countdown: int = 0) -> None:
     shown = {"argsrepr": mask_secrets(repr(args)), "kwargsrepr": "{}"}
     if countdown:
         shown["countdown"] = countdown
-    transaction.on_commit(lambda: task.apply_async(args=list(args), **shown), robust=True)
+    transaction.on_commit(lambda: task.apply_async(args=list(args), **shown), robust=robust)

@@ -253,7 +253,11 @@ def _saved(version: ReplyVersion, *, confirm: bool, confirm_url: str) -> None:
     its author is told."""
     selectors.poll_activity_changed(version.poll_id)
     if confirm:
-        jobs.after_commit("surveys.tasks.send_reply_confirmation", version.pk, confirm_url)
+        # Robust: the answer is saved; a broker down as it commits costs the email (logged),
+        # not a failed request that its author would send again or phone in.
+        jobs.after_commit(
+            "surveys.tasks.send_reply_confirmation", version.pk, confirm_url, robust=True
+        )
 
 
 def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, request,
@@ -296,6 +300,7 @@ def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, re
         return _lost_race(poll, agency, after)  # another first answer committed a moment ago
     for line in new_lines:
         line.reply = reply
+    version.reply = reply  # setting its id forgot the instance
     _saved(version, confirm=confirm, confirm_url=confirm_url)
     return version
 

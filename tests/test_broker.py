@@ -67,3 +67,22 @@ def test_a_queued_task_shows_its_arguments_with_links_masked(redis_url, settings
     # The worker still gets the link itself: in the message's body, which no log shows.
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
     assert (args, kwargs) == ([41, link], {})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_cannot_be_queued_fails_its_caller_unless_robust(monkeypatch, caplog):
+    """A beat run that claims its work row by row stops at the first task the broker refuses
+    (the rest stay unclaimed for the next run); only `robust` work is logged and let go."""
+    from kombu.exceptions import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(celery_app.tasks["surveys.tasks.send_reply_confirmation"],
+                        "apply_async", down)  # fmt: skip
+    celery_app.conf.task_always_eager = False  # through the broker (conftest restores it)
+    with pytest.raises(OperationalError), transaction.atomic():
+        jobs.after_commit("surveys.tasks.send_reply_confirmation", 1, "")
+    with transaction.atomic():
+        jobs.after_commit("surveys.tasks.send_reply_confirmation", 1, "", robust=True)
+    assert "Connection refused" in caplog.text
