@@ -222,12 +222,13 @@ def insert_family(
         f"DO NOTHING RETURNING {pk})",
     ]
     params = [*guard[1], *_prepared(parent, fields, connection)]
-    returned = []
+    returned, texts = [], []
     for k, (group, link) in enumerate(children):
         model = type(group[0])
         table, columns, _, child_pk, fields = _insert_parts(model, connection)
         at = [f.attname for f in fields].index(link)
-        text = isinstance(fields[at], (models.CharField, models.TextField))
+        text = isinstance(fields[at], (models.CharField, models.TextField))  # e.g. object_id
+        texts.append(text)
         row = list(_casts(model, connection))
         row[at] = f"p.{pk}::text" if text else f"p.{pk}"
         one = f"SELECT {', '.join(row)} FROM p"  # noqa: S608 (a CTE's name)
@@ -253,8 +254,7 @@ def insert_family(
         return passed, None
     parent.pk = parent_pk
     parent._state.adding, parent._state.db = False, connection.alias
-    for (group, link), child_pk in zip(children, pks, strict=True):
-        text = not isinstance(type(group[0])._meta.get_field(link), models.ForeignKey)
+    for (group, link), text, child_pk in zip(children, texts, pks, strict=True):
         for obj in group:
             setattr(obj, link, str(parent_pk) if text else parent_pk)
         if len(group) == 1:
@@ -270,7 +270,7 @@ def _casts(model, connection) -> tuple[str, ...]:
     SELECT's values are not typed by the columns they go to, as a VALUES list's are): text
     for strings of a bounded length (varchar(n), char(n), arrays of them), so that a value too
     long for its column fails as it is stored instead of being cut by the cast."""
-    key = (model, connection.alias)
+    key = (model, connection.vendor)  # as _insert_parts
     if key not in _CAST_CACHE:
         fields = _insert_parts(model, connection)[4]
         casts = []

@@ -321,7 +321,7 @@ def email_received(raw: bytes, *, now=None) -> InboundMessage | None:
             if message.response and parsed.sender:
                 jobs.after_commit("surveys.tasks.send_intake_response", message.pk)
     except IntegrityError:
-        if InboundMessage.objects.filter(channel="email", message_id=parsed.message_id).exists():
+        if selectors.message_seen("email", parsed.message_id):
             return None  # already handled: a re-fetch after a crash, or a resent webhook
         raise
     return message

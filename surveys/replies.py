@@ -171,12 +171,7 @@ def reply_submit(
             stored = selectors.stored_reply(poll=poll, agency=agency)
         before = reply_snapshot(stored, stored.lines.all()) if stored else {}
         created = stored is None
-        reply = Reply(poll=poll, agency=agency, created_at=now, version=0)
-        if stored:
-            reply = copy.copy(stored)  # `stored` stays as it is, for a conflict to show
-        new_lines = [_line(poll, line) for line in lines]
-        _apply(reply, answer, new_lines)
-        after = reply_snapshot(reply, new_lines)
+        reply, new_lines, after = _drafted(poll, agency, answer, lines, now=now, stored=stored)
         changes = audit.diff(_readable(before), _readable(after))
         if (stored.version if stored else 0) != base_version or (stored and not changes):
             # Nothing to save: the same answer again (a double click, a retried request) or a
@@ -210,6 +205,16 @@ def reply_submit(
         bulk.insert_together([new_lines, [version], [event]], update=first_answer)
         _saved(version, confirm=confirm, confirm_url=confirm_url)
     return version
+
+
+def _drafted(poll, agency, answer, lines, *, now, stored=None) -> tuple[Reply, list, dict]:
+    """The answer as it would be saved, unsaved: its reply (a copy of `stored`, which stays as
+    it is for a conflict to show, or a new one), its lines and its snapshot."""
+    reply = copy.copy(stored) if stored else Reply(poll=poll, agency=agency, created_at=now,
+                                                   version=0)  # fmt: skip
+    new_lines = [_line(poll, line) for line in lines]
+    _apply(reply, answer, new_lines)
+    return reply, new_lines, reply_snapshot(reply, new_lines)
 
 
 def _stamp(reply: Reply, *, now, user, invitation) -> None:
@@ -268,10 +273,7 @@ def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, re
     statement, which commits by itself outside a transaction: four round trips fewer than the
     general path's (BEGIN, the lock, the reply, COMMIT). When it writes nothing, the general
     path finds out why (closed, cancelled, withdrawn) or the answer that was saved first."""
-    reply = Reply(poll=poll, agency=agency, created_at=now, version=0)
-    new_lines = [_line(poll, line) for line in lines]
-    _apply(reply, answer, new_lines)
-    after = reply_snapshot(reply, new_lines)
+    reply, new_lines, after = _drafted(poll, agency, answer, lines, now=now)
     changes = audit.diff({}, _readable(after))
     _stamp(reply, now=now, user=user, invitation=invitation)
     version, event = _version_and_event(
