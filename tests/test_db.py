@@ -2,8 +2,12 @@
 PostgreSQL it is a statement prepared once per connection, which outlives a rolled-back
 transaction and is prepared again on a new connection."""
 
+import datetime
+
 import pytest
 from django.db import connection, transaction
+
+from agencies.models import Contact
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +163,56 @@ def test_an_instance_loaded_by_hand_is_what_only_gives(django_assert_num_queries
     contact.name = "Chief Ada Lovelace"
     contact.save(update_fields=["name"])
     assert Contact.objects.get(pk=stored.pk).name == "Chief Ada Lovelace"
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)  # to close the connection mid-test
+def test_on_postgresql_the_answer_paths_writes_are_prepared_once_per_connection(postgres):
+    """readiness.db.execute (bulk's one-statement writes): the same statement is EXECUTEd each
+    time, past the runs after which PostgreSQL keeps a generic plan, with every kind of value
+    as it went in; a refused row fails only its own transaction; a new connection prepares its
+    own; a statement of more values than PREPARED_MAX_PARAMS runs as it is."""
+    from django.db import IntegrityError
+    from django.test.utils import CaptureQueriesContext
+
+    from readiness import db
+    from readiness.bulk import insert_together
+    from readiness.models import AuditEvent
+    from tests.factories import AgencyFactory
+
+    agency = AgencyFactory()
+    awkward = "50%s'off \\N %% \"quoted\""
+    with CaptureQueriesContext(connection) as queries:
+        for k in range(8):
+            insert_together([[AuditEvent(action="prepared.test", object_repr=f"{awkward} {k}",
+                                         changes={"k": k, "text": awkward}, ip="192.0.2.1")]],
+                            update=("UPDATE agencies_agency SET name = %s WHERE id = %s",
+                                    [f"{awkward} {k}"[:100], agency.pk]))  # fmt: skip
+    names = {q["sql"].split("(")[0] for q in queries}
+    assert len(names) == 1 and names.pop().startswith("EXECUTE readiness_statement_")
+    stored = list(AuditEvent.objects.filter(action="prepared.test").order_by("pk"))
+    assert [(e.object_repr, e.changes, e.ip) for e in stored] == [
+        (f"{awkward} {k}", {"k": k, "text": awkward}, "192.0.2.1") for k in range(8)
+    ]
+    agency.refresh_from_db()
+    assert agency.name == f"{awkward} 7"[:100]
+    name = next(iter(set(db._STATEMENTS.values()) & prepared()))
+
+    refused = Contact(agency=agency, name="Half", email="half@pd.example",
+                      quiet_start=datetime.time(22, 0))  # fmt: skip  (no quiet_end: refused)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_together([[AuditEvent(action="prepared.refused")], [refused]])
+    assert not AuditEvent.objects.filter(action="prepared.refused").exists()
+    insert_together([[AuditEvent(action="prepared.after")]])  # the connection is fine
+    assert AuditEvent.objects.filter(action="prepared.after").exists()
+
+    connection.close()  # a new connection has none of them: it prepares its own
+    assert name not in prepared()
+    insert_together([[AuditEvent(action="prepared.test")]])
+    assert AuditEvent.objects.filter(action="prepared.test").count() == 9
+
+    many = [AuditEvent(action="prepared.many") for _ in range(60)]  # over 400 values
+    with CaptureQueriesContext(connection) as queries:
+        insert_together([many])
+    assert queries[0]["sql"].startswith("WITH i0 AS (INSERT INTO")
+    assert AuditEvent.objects.filter(action="prepared.many").count() == 60
