@@ -181,7 +181,7 @@ def test_on_postgresql_the_answer_paths_writes_are_prepared_once_per_connection(
     from tests.factories import AgencyFactory
 
     agency = AgencyFactory()
-    awkward = "50%s'off \\N %% \"quoted\""
+    awkward = '50%s\'off \\N %% "quoted"'
     with CaptureQueriesContext(connection) as queries:
         for k in range(8):
             insert_together([[AuditEvent(action="prepared.test", object_repr=f"{awkward} {k}",
@@ -198,8 +198,9 @@ def test_on_postgresql_the_answer_paths_writes_are_prepared_once_per_connection(
     assert agency.name == f"{awkward} 7"[:100]
     name = next(iter(set(db._STATEMENTS.values()) & prepared()))
 
+    # Quiet hours with a start and no end: the database refuses the contact.
     refused = Contact(agency=agency, name="Half", email="half@pd.example",
-                      quiet_start=datetime.time(22, 0))  # fmt: skip  (no quiet_end: refused)
+                      quiet_start=datetime.time(22, 0))  # fmt: skip
     with pytest.raises(IntegrityError), transaction.atomic():
         insert_together([[AuditEvent(action="prepared.refused")], [refused]])
     assert not AuditEvent.objects.filter(action="prepared.refused").exists()
