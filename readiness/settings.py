@@ -207,9 +207,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "readiness.storage.ProductionStaticStorage"  # whitenoise's, URLs worked out once
             if PRODUCTION
-            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+            else "readiness.storage.DevelopmentStaticStorage"
         )
     },
 }

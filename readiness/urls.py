@@ -16,12 +16,14 @@ handler500 = "readiness.views.server_error"
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # First: the answer links (surveys.urls starts with them), the most requested addresses in
+    # a call-out; Django tries the patterns in order.
+    path("", include("surveys.urls")),
     path("api/", include("readiness.api.urls")),
     path("", include("readiness.accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("audit/", views.audit_log, name="audit-log"),
     path("", include("readiness.dashboards.urls")),
     path("agencies/", include("agencies.urls")),
-    path("", include("surveys.urls")),
     path(settings.ADMIN_PATH, admin.site.urls),
 ]

@@ -13,6 +13,13 @@ from . import (
 app_name = "surveys"
 
 urlpatterns = [
+    # The addresses answers arrive at, first (readiness/urls.py puts this module first too).
+    path("r/<str:token>/", reply_views.reply, name="reply"),
+    path("r/<str:token>/done/", reply_views.reply_done, name="reply-done"),
+    path("m/<str:token>/", member_views.member_answer, name="member-answer"),
+    path("sms/inbound/", sms_views.sms_inbound, name="sms-inbound"),
+    path("sms/status/", sms_views.sms_status, name="sms-status"),
+    path("email/inbound/", inbound_views.email_inbound, name="email-inbound"),
     path("polls/", views.poll_list, name="poll-list"),
     path("polls/new/", views.poll_create, name="poll-create"),
     path("polls/preview/", views.poll_preview, name="poll-preview"),
@@ -49,8 +56,6 @@ urlpatterns = [
         name="reply-history",
     ),
     path("polls/<int:poll_id>/feed/", views.reply_feed, name="reply-feed"),
-    path("r/<str:token>/", reply_views.reply, name="reply"),
-    path("r/<str:token>/done/", reply_views.reply_done, name="reply-done"),
     path("my-agency/", reply_views.my_agency, name="my-agency"),
     path(
         "my-agency/polls/<int:poll_id>/members/",
@@ -62,7 +67,6 @@ urlpatterns = [
         member_views.my_agency_tally,
         name="my-agency-tally",
     ),
-    path("m/<str:token>/", member_views.member_answer, name="member-answer"),
     path("messages/", inbound_views.inbound_list, name="inbound"),
     path(
         "messages/<int:message_id>/form/",
@@ -72,9 +76,6 @@ urlpatterns = [
     path(
         "messages/<int:message_id>/handled/", inbound_views.inbound_handled, name="inbound-handled"
     ),
-    path("email/inbound/", inbound_views.email_inbound, name="email-inbound"),
-    path("sms/status/", sms_views.sms_status, name="sms-status"),
-    path("sms/inbound/", sms_views.sms_inbound, name="sms-inbound"),
     path("my-agency/polls/<int:poll_id>/", reply_views.my_agency_reply, name="my-agency-reply"),
     path(
         "my-agency/polls/<int:poll_id>/done/",

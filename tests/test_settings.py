@@ -219,3 +219,36 @@ def test_production_refuses_to_start_without_smtp():
 
     assert proc.returncode != 0
     assert "EMAIL_HOST must be set when DJANGO_ENV=production" in proc.stderr
+
+
+def test_static_urls_are_worked_out_once_and_hashed_in_production(tmp_path):
+    """The static storages keep each name's URL (readiness.storage): in production it is still
+    the manifest's hashed name, and a name missing from the manifest still fails."""
+    env = {**PRODUCTION, "STATIC_ROOT": str(tmp_path)}
+    proc = run(["manage.py", "collectstatic", "--noinput", "-v", "0"], **env)
+    assert proc.returncode == 0, proc.stderr
+    code = (
+        "import django, json; django.setup(); "
+        "from django.contrib.staticfiles.storage import staticfiles_storage as s; "
+        "first = s.url('css/app.css'); again = s.url('css/app.css'); missing = '';\n"
+        "try: s.url('css/missing.css')\n"
+        "except ValueError as exc: missing = str(exc)\n"
+        "print(json.dumps([type(s._wrapped).__name__, first, again, missing]))"
+    )
+    proc = run(["-c", code], DJANGO_SETTINGS_MODULE="readiness.settings", **env)
+    assert proc.returncode == 0, proc.stderr
+    kind, first, again, missing = json.loads(proc.stdout)
+    assert kind == "ProductionStaticStorage"
+    assert first == again and first.startswith("/static/css/app.") and first != "/static/css/app.css"
+    hashed = first.removeprefix("/static/")
+    assert (tmp_path / hashed).is_file() and (tmp_path / f"{hashed}.gz").is_file()
+    assert "css/missing.css" in missing
+
+
+def test_static_urls_in_development_are_the_files_own():
+    from django.contrib.staticfiles.storage import staticfiles_storage
+    from django.template import engines
+
+    page = engines["django"].from_string("{% load static %}{% static 'css/app.css' %}")
+    assert page.render({}) == page.render({}) == "/static/css/app.css"
+    assert type(staticfiles_storage._wrapped).__name__ == "DevelopmentStaticStorage"

@@ -4,6 +4,7 @@ from django import forms
 from django.utils import timezone
 
 from agencies.models import TeamMember
+from readiness.forms import quick_copy
 
 from ..models import MAX_MINUTES, MemberAsk
 from .compose import LOCAL_INPUT, InstantField
@@ -68,6 +69,7 @@ class ForwardForm(forms.Form):
         return moment
 
 
+@quick_copy
 class MemberAnswerForm(forms.Form):
     answer = forms.ChoiceField(
         label="Would you go?",
@@ -121,6 +123,7 @@ class MemberAnswerForm(forms.Form):
         return data
 
 
+@quick_copy
 class AwayForm(forms.Form):
     away_until = forms.DateField(
         label="I am unavailable until",

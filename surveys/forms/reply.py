@@ -6,6 +6,8 @@ import re
 from django import forms
 from django.core.validators import MaxValueValidator
 
+from readiness.forms import quick_copy
+
 from .. import selectors
 from ..models import MAX_DEPLOY_HOURS, MAX_MINUTES, Reply
 
@@ -38,6 +40,7 @@ def _text(label: str, help_text: str) -> forms.CharField:
     )
 
 
+@quick_copy
 class ReplyForm(forms.Form):
     """The whole-agency part of a reply: decision, authoriser, conditions, reasons."""
 
@@ -109,6 +112,7 @@ class ReplyForm(forms.Form):
         return data
 
 
+@quick_copy
 class ReplyLineForm(forms.Form):
     """One team: officers, vehicles, departure, travel, time on deployment, qualified officers."""
 
