@@ -58,12 +58,16 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
 
     `invitation` gives the travel estimate; with `link` it is also the credential used, recorded
     with the version (and re-checked for withdrawal as the answer is saved)."""
-    reply = selectors.stored_reply(poll=poll, agency=agency)
-    teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
-    kwargs = {"poll": poll, "agency": agency, "teams": teams, "targeted_ids": targeted,
-              "estimate": invitation.travel_minutes}  # fmt: skip
+    # A first answer posted (from a form built when nothing was stored) does not read what is
+    # stored: its insert finds an answer saved meanwhile itself (a conflict, or the same answer
+    # again). Read for every other request, and for a first answer the form refuses (checked
+    # again with the stored answer, below).
+    first = request.method == "POST" and request.POST.get("version") == "0"
+    reply = None if first else selectors.stored_reply(poll=poll, agency=agency)
+    kwargs = {"poll": poll, "agency": agency, "estimate": invitation.travel_minutes,
+              **_teams(poll, agency, reply)}  # fmt: skip
     # A signed-in commander who asked the members: the lines start from what they said.
-    targeted_teams = [t for t in teams if t.pk in targeted]
+    targeted_teams = [t for t in kwargs["teams"] if t.pk in kwargs["targeted_ids"]]
     tallies = [] if link else [
         t for t in tally.tally(poll=poll, agency=agency, teams=targeted_teams) if t.asks
     ]  # fmt: skip
@@ -72,7 +76,14 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
     conflict, status = None, 200
     if request.method == "POST":
         status = 422
-        if submission.is_valid():
+        valid = submission.is_valid()
+        if first and not valid and (reply := selectors.stored_reply(poll=poll, agency=agency)):
+            # Checked again against the stored answer, whose teams the form may name (one
+            # since retired): saved, it is then a conflict or the same answer again.
+            kwargs.update(_teams(poll, agency, reply))
+            submission = ReplySubmission(request.POST, reply=reply, **kwargs)
+            valid = submission.is_valid()
+        if valid:
             lines = submission.line_data()
             try:
                 # The answer and the members it counts, together (one transaction).
@@ -95,6 +106,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
                 conflict, status = exc.current, 409
                 data = request.POST.copy()
                 data["version"] = str(conflict.version)
+                kwargs.update(_teams(poll, agency, conflict))  # and any team of the stored one
                 submission = ReplySubmission(data, reply=conflict, **kwargs)
                 submission.is_valid()
             else:
@@ -113,6 +125,11 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
         "suggested": kwargs["suggested"],
     }
     return render(request, "surveys/reply.html", context, status=status)
+
+
+def _teams(poll, agency, reply) -> dict:
+    teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
+    return {"teams": teams, "targeted_ids": targeted}
 
 
 def _reply_done(request, *, poll, agency, change_url: str):

@@ -570,3 +570,36 @@ def test_a_team_made_inactive_after_the_answer_stays_on_the_form_with_its_line(c
     changed = answer(setup, version=1, **{f"team-{srt.pk}-officers": 6})
     assert post(client, setup, changed).status_code == 302
     assert Reply.objects.get().lines.get(team=srt).officers == 6
+
+
+def test_a_first_answer_reads_nothing_stored_and_still_meets_one_saved_meanwhile(client, setup):
+    """A form built when nothing was stored (version 0) is saved without reading the stored
+    answer: its insert finds one saved meanwhile, and the page says so as before."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post(client, setup, answer(setup)).status_code == 302
+    assert not [q for q in queries if 'FROM "surveys_reply"' in q["sql"]]
+    assert Reply.objects.get().version == 1
+    srt = setup["teams"]["srt"].pk
+    stale = post(client, setup, answer(setup, version=0, **{f"team-{srt}-officers": 3}))
+    assert stale.status_code == 409 and 'name="version" value="1"' in stale.text
+    assert Reply.objects.get().officers == 8 and ReplyVersion.objects.count() == 1
+
+
+def test_a_stale_first_answer_naming_a_team_retired_since_is_a_conflict(client, setup):
+    """The form's teams came from before the answer: one retired since is the stored
+    answer's, not another agency's, and the page is the conflict with the stored answer."""
+    assert post(client, setup, answer(setup)).status_code == 302
+    srt = setup["teams"]["srt"]
+    srt.active = False
+    srt.save()
+    stale = post(client, setup, answer(setup, version=0, **{f"team-{srt.pk}-officers": 5}))
+    assert stale.status_code == 409
+    assert "This answer changed while you were editing" in stale.text
+    assert "own teams can be answered" not in stale.text  # not refused as another agency's
+    assert f'name="team-{srt.pk}-officers" value="5"' in stale.text
+    again = post(client, setup, answer(setup))  # the same answer again, from version 0
+    assert again.status_code == 302 and again.url.endswith("?unchanged=1")
+    assert ReplyVersion.objects.count() == 1
