@@ -254,6 +254,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         print(f"note: {busy:.0%} of the CPUs were busy before the run: the figures may be low")
     call_command("migrate", verbosity=0)
     polls, texts = create_data(args.agencies, args.seed)
+    database.settle()
     print(f"database: {database.kind}; {args.agencies:,} agencies, a text and an email poll")
     connections.close_all()
     log_dir = tempfile.mkdtemp(prefix="readiness_bench_server_")

@@ -270,6 +270,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
         print(f"note: {busy:.0%} of the CPUs were busy before the run: the figures may be low")
     call_command("migrate", verbosity=0)
     poll, asks, small, commanders = create_data(args.members, args.seed)
+    database.settle()
     print(f"database: {database.kind}; {len(asks):,} members asked on teams of {TEAM}")
     connections.close_all()
     log_dir = tempfile.mkdtemp(prefix="readiness_bench_server_")

@@ -668,6 +668,7 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     start = time.perf_counter()
     call_command("migrate", verbosity=0)
     poll, targets = create_data(n, args.seed)
+    database.settle()
     teams = sum(len(t.teams) for t in targets)
     print(
         f"database: {database.kind} ({connection.vendor}, {database.name}); migrated and "
