@@ -1,10 +1,14 @@
 """Database helpers for the hot paths."""
 
+import hashlib
 import itertools
+import logging
 import re
 
 from django.db import connections, router
 from django.db.models.base import ModelState
+
+logger = logging.getLogger(__name__)
 
 
 class Lookup:
@@ -51,8 +55,8 @@ class Lookup:
             params[at] = value
         connection = connections[db]  # this thread's
         with connection.cursor() as cursor:
-            if self.prepared and connection.vendor == "postgresql":
-                _prepare(connection, self.name, sql)
+            if (self.prepared and connection.vendor == "postgresql"
+                    and _prepare(connection, self.name, sql)):  # fmt: skip
                 sql = f"EXECUTE {self.name}({', '.join(['%s'] * len(params))})"
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
@@ -133,11 +137,15 @@ def execute(cursor, sql: str, params: list) -> None:
     Why: PostgreSQL parses, analyses and plans an answer's one statement (its reply, lines,
     version, audit event and invitations' stamp: 3.8 KB of SQL) in 0.4 ms of CPU, and runs
     it in 0.2 ms. The plans are generic after the fifth run: these statements find rows by
-    primary key or unique constraint, which no data makes a worse plan. Only statements of up
-    to PREPARED_MAX_PARAMS values, and at most PREPARED_MAX_STATEMENTS shapes per process: a
-    shape is its SQL (the number of rows included), and a batch's is seldom run twice."""
+    primary key or unique constraint, or by the columns of the row being written (a subquery
+    planned the same whatever the values), so no value makes a worse plan; a plan is made
+    again when the tables are analysed. Only statements of up to PREPARED_MAX_PARAMS values,
+    and at most PREPARED_MAX_STATEMENTS shapes per process: a shape is its SQL (the number of
+    rows included), and a batch's is seldom run twice. A statement PostgreSQL will not
+    prepare runs as it is."""
     connection = cursor.db
-    if connection.vendor != "postgresql" or len(params) > PREPARED_MAX_PARAMS:
+    if (connection.vendor != "postgresql" or not params or len(params) > PREPARED_MAX_PARAMS
+            or sql in _UNPREPARABLE):  # fmt: skip
         cursor.execute(sql, params)
         return
     name = _STATEMENTS.get(sql)
@@ -145,34 +153,62 @@ def execute(cursor, sql: str, params: list) -> None:
         if len(_STATEMENTS) >= PREPARED_MAX_STATEMENTS:
             cursor.execute(sql, params)
             return
-        name = _STATEMENTS.setdefault(sql, f"readiness_statement_{next(_statement_names)}")
-    _prepare(connection, name, sql)
+        # Named by its SQL: the same name is the same statement in every process.
+        digest = hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:24]
+        name = _STATEMENTS.setdefault(sql, f"readiness_{digest}")
+    if not _prepare(connection, name, sql, named_by_sql=True):
+        _UNPREPARABLE.add(sql)
+        cursor.execute(sql, params)
+        return
     cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
 
 
 PREPARED_MAX_PARAMS = 400
 PREPARED_MAX_STATEMENTS = 200
 _STATEMENTS: dict[str, str] = {}  # SQL -> its prepared statement's name, for every connection
-_statement_names = itertools.count(1)
+_UNPREPARABLE: set[str] = set()  # SQL that PostgreSQL refused to prepare: run as it is
 
 
-def _prepare(connection, name: str, sql: str) -> None:
+def _prepare(connection, name: str, sql: str, *, named_by_sql: bool = False) -> bool:
     """PREPARE `sql` as `name` on this connection unless it was (on this very connection: a new
-    one after a reconnect has none). Not counted as a query: it happens once. A statement
-    prepared in a transaction stays when the transaction rolls back."""
+    one after a reconnect has none); False when PostgreSQL refuses (logged), which in a
+    transaction rolls back only the PREPARE. A statement of that name prepared already (by a
+    session a pooler kept) is this one if `named_by_sql`, else refused. Not counted as a
+    query: it happens once. A statement prepared in a transaction stays when the transaction
+    rolls back."""
     raw = connection.connection
     prepared = getattr(connection, "readiness_prepared", None)
     if prepared is None or prepared[0] is not raw:
         prepared = connection.readiness_prepared = (raw, set())
     if name in prepared[1]:
-        return
+        return True
     numbered = itertools.count(1)
     statement = _PLACEHOLDER.sub(
         lambda m: f"${next(numbered)}" if m[0] == "%s" else "%", sql
     )  # psycopg2's %s in order, its %% a plain %
-    with connection.wrap_database_errors, raw.cursor() as cursor:
-        cursor.execute(f"PREPARE {name} AS {statement}")
+    import psycopg2
+
+    with raw.cursor() as cursor:
+        guarded = connection.in_atomic_block  # a failed statement would end the transaction
+        if guarded:
+            cursor.execute("SAVEPOINT readiness_prepare")
+        try:
+            cursor.execute(f"PREPARE {name} AS {statement}")
+        except psycopg2.Error as exc:
+            duplicate = isinstance(exc, psycopg2.errors.DuplicatePreparedStatement)
+            if guarded:
+                cursor.execute("ROLLBACK TO SAVEPOINT readiness_prepare")
+                cursor.execute("RELEASE SAVEPOINT readiness_prepare")
+            if duplicate and named_by_sql:
+                prepared[1].add(name)
+                return True
+            logger.warning("PostgreSQL would not prepare %s (%s): running it as it is",
+                           name, exc.pgcode or type(exc).__name__)  # fmt: skip
+            return False
+        if guarded:
+            cursor.execute("RELEASE SAVEPOINT readiness_prepare")
     prepared[1].add(name)
+    return True
 
 
 _PLACEHOLDER = re.compile(r"%[s%]")

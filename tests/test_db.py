@@ -189,7 +189,7 @@ def test_on_postgresql_the_answer_paths_writes_are_prepared_once_per_connection(
                             update=("UPDATE agencies_agency SET name = %s WHERE id = %s",
                                     [f"{awkward} {k}"[:100], agency.pk]))  # fmt: skip
     names = {q["sql"].split("(")[0] for q in queries}
-    assert len(names) == 1 and names.pop().startswith("EXECUTE readiness_statement_")
+    assert len(names) == 1 and names.pop().startswith("EXECUTE readiness_")
     stored = list(AuditEvent.objects.filter(action="prepared.test").order_by("pk"))
     assert [(e.object_repr, e.changes, e.ip) for e in stored] == [
         (f"{awkward} {k}", {"k": k, "text": awkward}, "192.0.2.1") for k in range(8)
@@ -217,3 +217,32 @@ def test_on_postgresql_the_answer_paths_writes_are_prepared_once_per_connection(
         insert_together([many])
     assert queries[0]["sql"].startswith("WITH i0 AS (INSERT INTO")
     assert AuditEvent.objects.filter(action="prepared.many").count() == 60
+
+
+@pytest.mark.services
+def test_a_statement_postgresql_will_not_prepare_runs_as_it_is_and_keeps_the_transaction(
+    postgres, caplog
+):
+    """Parameters whose types PostgreSQL cannot work out (%s + %s) fail the PREPARE:
+    in a transaction only the PREPARE is undone (a savepoint), the statement runs unprepared
+    from then on, and the transaction goes on to commit its work."""
+    from django.test.utils import CaptureQueriesContext
+
+    from readiness import db
+    from readiness.models import AuditEvent
+
+    sql = "SELECT %s + %s, 'unpreparable test'"
+    with transaction.atomic():
+        AuditEvent.objects.create(action="prepare.kept")
+        with CaptureQueriesContext(connection) as queries, connection.cursor() as cursor:
+            db.execute(cursor, sql, [40, 2])
+            assert cursor.fetchone() == (42, "unpreparable test")
+            db.execute(cursor, sql, [1, 2])
+            assert cursor.fetchone()[0] == 3
+    assert [q["sql"] for q in queries] == [
+        "SELECT 40 + 2, 'unpreparable test'",
+        "SELECT 1 + 2, 'unpreparable test'",
+    ]
+    assert AuditEvent.objects.filter(action="prepare.kept").exists()  # the transaction went on
+    assert "would not prepare" in caplog.text
+    db._UNPREPARABLE.discard(sql)

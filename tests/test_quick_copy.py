@@ -29,6 +29,7 @@ def comparable(field) -> dict:
 @pytest.mark.parametrize("form_class", [ReplyForm, ReplyLineForm, MemberAnswerForm, AwayForm])
 def test_the_copy_is_what_djangos_deepcopy_gives(form_class):
     base = form_class.base_fields
+    assert type(base).__name__ == "_QuickCopy"  # the form is decorated
     quick, django = copy.deepcopy(base), copy.deepcopy(dict(base))
     assert type(quick) is dict and list(quick) == list(base)
     for name, field in quick.items():

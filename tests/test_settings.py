@@ -239,16 +239,25 @@ def test_static_urls_are_worked_out_once_and_hashed_in_production(tmp_path):
     assert proc.returncode == 0, proc.stderr
     kind, first, again, missing = json.loads(proc.stdout)
     assert kind == "ProductionStaticStorage"
-    assert first == again and first.startswith("/static/css/app.") and first != "/static/css/app.css"
+    assert first == again != "/static/css/app.css" and first.startswith("/static/css/app.")
     hashed = first.removeprefix("/static/")
     assert (tmp_path / hashed).is_file() and (tmp_path / f"{hashed}.gz").is_file()
     assert "css/missing.css" in missing
 
 
-def test_static_urls_in_development_are_the_files_own():
-    from django.contrib.staticfiles.storage import staticfiles_storage
+def test_static_urls_in_development_are_the_files_own_worked_out_once(monkeypatch):
+    from django.contrib.staticfiles.storage import StaticFilesStorage, staticfiles_storage
     from django.template import engines
 
+    from readiness.storage import DevelopmentStaticStorage
+
+    asked = []
+    original = StaticFilesStorage.url
+    monkeypatch.setattr(StaticFilesStorage, "url", lambda s, n: asked.append(n) or original(s, n))
+    storage = DevelopmentStaticStorage()
+    assert [storage.url("css/app.css") for _ in range(3)] == ["/static/css/app.css"] * 3
+    assert storage.url("js/app.js") == "/static/js/app.js"
+    assert asked == ["css/app.css", "js/app.js"]  # once per name
     page = engines["django"].from_string("{% load static %}{% static 'css/app.css' %}")
     assert page.render({}) == page.render({}) == "/static/css/app.css"
     assert type(staticfiles_storage._wrapped).__name__ == "DevelopmentStaticStorage"

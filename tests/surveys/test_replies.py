@@ -603,3 +603,14 @@ def test_a_stale_first_answer_naming_a_team_retired_since_is_a_conflict(client, 
     again = post(client, setup, answer(setup))  # the same answer again, from version 0
     assert again.status_code == 302 and again.url.endswith("?unchanged=1")
     assert ReplyVersion.objects.count() == 1
+
+
+def test_a_first_answer_with_a_mistake_shows_the_answer_stored_meanwhile(client, setup):
+    """A form built before anyone answered, posted with a mistake after someone did: the page
+    explains the mistake and shows the stored answer (read again), and nothing is saved."""
+    assert post(client, setup, answer(setup)).status_code == 302
+    mistaken = post(client, setup, answer(setup, version=0, authorised_by_name=""))
+    assert mistaken.status_code == 422
+    assert "Name who authorises sending these officers." in mistaken.text
+    assert mistaken.context["reply"] == Reply.objects.get()
+    assert ReplyVersion.objects.count() == 1
