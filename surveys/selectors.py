@@ -293,6 +293,9 @@ _OPEN_TEXTS = Lookup(
             mobile=mobile,
             poll__state__in=(Poll.State.OPEN, Poll.State.SENDING),
         )
+        # Said, though the sender's number is never empty: the plan PostgreSQL keeps for every
+        # sender can then use the index of invitations with a number (invitation_sms_code_idx).
+        .exclude(mobile="")
         .select_related("poll", "agency", "contact")
         .order_by()
     ),
