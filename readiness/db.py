@@ -51,15 +51,18 @@ class Lookup:
         if compiled is None:
             compiled = self.compiled[db] = self._compile(db)
         sql, params, places, converters, parts = compiled
-        params = list(params)
-        for at, value in zip(places, values, strict=True):
-            params[at] = value
+        if len(values) != len(places):
+            raise TypeError(f"{len(places)} value(s) looked up, {len(values)} given")
         connection = connections[db]  # this thread's
         with connection.cursor() as cursor:
             statement = self._statement(connection, db, sql, params, places)
             if statement and _prepare(connection, self.name, statement[0]):
                 sql = f"EXECUTE {self.name}({', '.join(['%s'] * len(places))})"
                 params = [values[k] for k in statement[1]]
+            else:  # the query itself, the values in their places
+                params = list(params)
+                for at, value in zip(places, values, strict=True):
+                    params[at] = value
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
         from_db, init_list, start, end, populators = parts
@@ -78,7 +81,7 @@ class Lookup:
             objs.append(obj)
         return objs
 
-    def _statement(self, connection, db: str, sql: str, params: list, places: list):
+    def _statement(self, connection, db: str, sql: str, params: tuple, places: list):
         """What to PREPARE on PostgreSQL (None elsewhere, or unprepared): the query with the
         values the code fixes (a channel, the states taking answers) written into it, only the
         looked-up values left as parameters, and those values' order in it.
@@ -230,7 +233,7 @@ def _prepare(connection, name: str, sql: str, *, named_by_sql: bool = False) -> 
     return True
 
 
-def _with_constants(connection, sql: str, params: list, places: list) -> tuple[str, list]:
+def _with_constants(connection, sql: str, params: tuple, places: list) -> tuple[str, list]:
     """`sql` with every parameter but the looked-up ones (at `places`) written in as the
     driver quotes it, and the looked-up values' indexes in the order they appear."""
     keep, found = set(places), itertools.count()
