@@ -283,6 +283,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Answers' confirmation emails: each answer queues a run as it commits (one for many);
+    # this one sends what a broker that could not be reached then left due.
+    "send-reply-confirmations": {
+        "task": "surveys.tasks.send_reply_confirmations",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "fetch-reply-mailbox": {
         "task": "surveys.tasks.fetch_reply_mailbox",
         "schedule": 60.0,
@@ -417,6 +424,11 @@ REPLY_TRAVEL_FLAG_RATIO = float(env_str("REPLY_TRAVEL_FLAG_RATIO", "0.5"))
 REPLY_TRAVEL_FLAG_MIN_MINUTES = env_int("REPLY_TRAVEL_FLAG_MIN_MINUTES", 10)
 # The optional digest of new answers to a poll's sender: at most one email this often.
 REPLY_DIGEST_MINUTES = env_int("REPLY_DIGEST_MINUTES", 15)
+# Answers' confirmation emails: a worker claims this many at a time, for this many seconds (a
+# claim that lapses, its worker dead, is taken again), and tries each at most this many times.
+CONFIRMATION_BATCH = env_int("CONFIRMATION_BATCH", 100)
+CONFIRMATION_LEASE_SECONDS = env_int("CONFIRMATION_LEASE_SECONDS", 120)
+CONFIRMATION_MAX_ATTEMPTS = env_int("CONFIRMATION_MAX_ATTEMPTS", 5)
 # Unknown reply links: at most this many attempts per client address per window (seconds).
 REPLY_LINK_RATE_LIMIT = env_int("REPLY_LINK_RATE_LIMIT", 20)
 REPLY_LINK_RATE_WINDOW = env_int("REPLY_LINK_RATE_WINDOW", 600)

@@ -11,6 +11,7 @@ less than that error is the failure logged instead (`robust`: an answer's confir
 whose answer is saved)."""
 
 from celery import current_app
+from django.core.cache import cache
 from django.db import transaction
 
 from readiness.log_filters import mask_secrets
@@ -30,3 +31,31 @@ def after_commit(task_name: str, *args, countdown: int = 0, robust: bool = False
     if countdown:
         shown["countdown"] = countdown
     transaction.on_commit(lambda: task.apply_async(args=list(args), **shown), robust=robust)
+
+
+# How long "a run is queued" holds when its run never starts (a broker that took the message
+# and lost it): beat's run every minute sends what is due meanwhile.
+QUEUED_SECONDS = 300
+
+
+def soon(task_name: str) -> None:
+    """Run the task `task_name`, which takes no arguments and does what the database says is
+    due, once the current transaction commits, unless a run is queued already: any number of
+    answers committing meanwhile cost one message. The task calls started() before it reads
+    what is due, so whatever commits after that queues the next run. A broker or cache that
+    cannot be reached is logged: the work stays due in the database for beat's next run."""
+    task = current_app.tasks[task_name]
+    if task.app.conf.task_always_eager:
+        transaction.on_commit(lambda: task.apply(throw=False))
+        return
+    transaction.on_commit(lambda: _queue_once(task), robust=True)
+
+
+def _queue_once(task) -> None:
+    if cache.add(f"jobs:queued:{task.name}", 1, QUEUED_SECONDS):
+        task.apply_async()
+
+
+def started(task_name: str) -> None:
+    """Called by a soon() task as it starts, before it reads what is due."""
+    cache.delete(f"jobs:queued:{task_name}")

@@ -135,17 +135,17 @@ SAVED_FIELDS = ("decision", "authorised_by_name", "authorised_by_rank", "conditi
 
 def reply_submit(
     *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
-    invitation: Invitation | None = None, user=None, request=None, confirm_url: str = "",
-    confirm: bool = True, now=None, channel: str = "", member_tally: dict | None = None,
-    stored=READ,
+    invitation: Invitation | None = None, user=None, request=None, confirm: bool = True,
+    now=None, channel: str = "", member_tally: dict | None = None, stored=READ,
 ) -> ReplyVersion | None:  # fmt: skip
     """Save an agency's answer and its team lines in one transaction, as a new version.
 
     `answer` and `lines` come validated from ReplySubmission (or the API's equivalent).
     `base_version` is the version the form was built from (0 for none): if the stored reply has
     moved on, ReplyConflict is raised and nothing is saved. An unchanged answer saves nothing and
-    returns None. A confirmation email to the author is queued after commit (unless `confirm` is
-    false: demo data, or a text answer confirmed by text). `channel` is how it came
+    returns None. A confirmation email to the author is written due with the version and sent by
+    a worker after commit (unless `confirm` is false: demo data, or a text answer confirmed by
+    text). `channel` is how it came
     (ReplyVersion.Channel; by default the signed-in form or the emailed link). `stored` is the
     answer as the caller read it (selectors.stored_reply), read here when not given: it is saved
     over only if its version is still the stored one, so nothing is read twice or locked while
@@ -157,8 +157,8 @@ def reply_submit(
         # A first answer, the common case: checked and written in one statement.
         return _first_in_one_statement(
             poll=poll, agency=agency, answer=answer, lines=lines, invitation=invitation,
-            user=user, request=request, confirm_url=confirm_url, confirm=confirm, now=now,
-            channel=channel, member_tally=member_tally,
+            user=user, request=request, confirm=confirm, now=now, channel=channel,
+            member_tally=member_tally,
         )  # fmt: skip
     with transaction.atomic():
         locked, revoked_at = _lock_poll_for_reply(poll.pk, invitation.pk if invitation else None)
@@ -197,13 +197,13 @@ def reply_submit(
             line.reply = reply
         version, event = _version_and_event(
             reply, after, changes, created=created, invitation=invitation, channel=channel,
-            member_tally=member_tally, request=request,
+            member_tally=member_tally, request=request, confirm=confirm,
         )  # fmt: skip
         # The lines, the version, the audit event and the invitations' first answer, written in
         # one statement on PostgreSQL.
         first_answer = _first_answer(poll, agency, now)
         bulk.insert_together([new_lines, [version], [event]], update=first_answer)
-        _saved(version, confirm=confirm, confirm_url=confirm_url)
+        _saved(version)
     return version
 
 
@@ -225,8 +225,9 @@ def _stamp(reply: Reply, *, now, user, invitation) -> None:
 
 
 def _version_and_event(reply, after, changes, *, created, invitation, channel, member_tally,
-                       request) -> tuple[ReplyVersion, object]:  # fmt: skip
-    """The new version's row and its audit event, unsaved."""
+                       request, confirm) -> tuple[ReplyVersion, object]:  # fmt: skip
+    """The new version's row and its audit event, unsaved; with `confirm`, its confirmation
+    email due (sent by a worker once it commits)."""
     if reply.updated_by:
         author, email = reply.updated_by.get_full_name(), reply.updated_by.email
     else:
@@ -244,6 +245,7 @@ def _version_and_event(reply, after, changes, *, created, invitation, channel, m
         member_tally=member_tally or {},
         data=after,
         changes=changes,
+        confirmation=ReplyVersion.Confirmation.DUE if confirm and email else "",
     )
     event = audit.event(
         "reply.create" if created else "reply.update",
@@ -253,20 +255,17 @@ def _version_and_event(reply, after, changes, *, created, invitation, channel, m
     return version, event
 
 
-def _saved(version: ReplyVersion, *, confirm: bool, confirm_url: str) -> None:
+def _saved(version: ReplyVersion) -> None:
     """What follows a saved version once it commits: the dashboards' next refresh shows it, and
-    its author is told."""
+    a worker sends its confirmation, if one is due (one queued run for any number of answers;
+    a broker down as it commits delays the email to beat's next run, and fails nothing)."""
     selectors.poll_activity_changed(version.poll_id)
-    if confirm:
-        # Robust: the answer is saved; a broker down as it commits costs the email (logged),
-        # not a failed request that its author would send again or phone in.
-        jobs.after_commit(
-            "surveys.tasks.send_reply_confirmation", version.pk, confirm_url, robust=True
-        )
+    if version.confirmation == ReplyVersion.Confirmation.DUE:
+        jobs.soon("surveys.tasks.send_reply_confirmations")
 
 
 def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, request,
-                            confirm_url, confirm, now, channel, member_tally):  # fmt: skip
+                            confirm, now, channel, member_tally):  # fmt: skip
     """A first answer on PostgreSQL: the poll's state checked (and held, FOR SHARE, so that
     closing or cancelling it waits), the reply inserted unless another answer for the agency
     was, its lines, version and audit event, and the invitations' first answer, in one
@@ -278,7 +277,7 @@ def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, re
     _stamp(reply, now=now, user=user, invitation=invitation)
     version, event = _version_and_event(
         reply, after, changes, created=True, invitation=invitation, channel=channel,
-        member_tally=member_tally, request=request,
+        member_tally=member_tally, request=request, confirm=confirm,
     )  # fmt: skip
     table, invitations = Poll._meta.db_table, Invitation._meta.db_table
     guard = (
@@ -295,15 +294,15 @@ def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, re
         if not passed:  # closed, cancelled or withdrawn: the general path finds which
             return reply_submit(
                 poll=poll, agency=agency, answer=answer, lines=lines, base_version=0,
-                invitation=invitation, user=user, request=request, confirm_url=confirm_url,
-                confirm=confirm, now=now, channel=channel, member_tally=member_tally,
+                invitation=invitation, user=user, request=request, confirm=confirm, now=now,
+                channel=channel, member_tally=member_tally,
                 stored=READ,
             )  # fmt: skip
         return _lost_race(poll, agency, after)  # another first answer committed a moment ago
     for line in new_lines:
         line.reply = reply
     version.reply = reply  # setting its id forgot the instance
-    _saved(version, confirm=confirm, confirm_url=confirm_url)
+    _saved(version)
     return version
 
 

@@ -2,15 +2,112 @@
 to change it), and the poll's sender, a digest of the new answers at most every
 REPLY_DIGEST_MINUTES. Sent by Celery (surveys.tasks) after the answers commit."""
 
+import datetime
+import logging
+import secrets
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import Poll, ReplyVersion
+from .channels.base import PERMANENT, SENT, Unreachable
+from .channels.email import EmailChannel
+from .models import Invitation, InvitationLink, Poll, ReplyVersion
 from .replies import _readable
+
+logger = logging.getLogger(__name__)
+Confirmation = ReplyVersion.Confirmation
+
+
+def confirmations_send(*, now=None, seconds: float = 50) -> dict:
+    """Send the answers' confirmation emails that are due, a batch at a time, for up to
+    `seconds`. Each batch is claimed first (for CONFIRMATION_LEASE_SECONDS; by a conditional
+    UPDATE of rows no other worker holds), so two workers never send one confirmation; one
+    that a dead worker held goes once its claim lapses. A transient failure is tried again
+    after the lease, at most CONFIRMATION_MAX_ATTEMPTS times; a permanent one is not."""
+    done = {"sent": 0, "failed": 0, "later": 0}
+    clock = timezone.now if now is None else (lambda: now)
+    started = clock()
+    while (clock() - started).total_seconds() < seconds:
+        claimed = _claim(clock())
+        if not claimed:
+            break
+        _send(claimed, done)
+        if now is not None:  # a test's frozen clock: one pass
+            break
+    return done
+
+
+def _claim(now) -> list[ReplyVersion]:
+    lease = datetime.timedelta(seconds=settings.CONFIRMATION_LEASE_SECONDS)
+    free = Q(confirmation_claimed_at__isnull=True) | Q(confirmation_claimed_at__lt=now - lease)
+    with transaction.atomic():
+        pks = list(
+            ReplyVersion.objects.filter(free, confirmation=Confirmation.DUE)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[: settings.CONFIRMATION_BATCH]
+        )
+        ReplyVersion.objects.filter(pk__in=pks).update(
+            confirmation_claimed_at=now, confirmation_attempts=F("confirmation_attempts") + 1
+        )
+    return list(
+        ReplyVersion.objects.filter(pk__in=pks)
+        .select_related("reply__poll__created_by", "reply__agency")
+        .order_by("pk")
+    )
+
+
+def _send(versions: list[ReplyVersion], done: dict) -> None:
+    urls = _change_urls(versions)
+    sent, failed = [], []
+    try:
+        with EmailChannel().sender() as send:
+            for version in versions:
+                result = send(_confirmation(version, urls[version.pk]))
+                if result.outcome == SENT:
+                    sent.append(version.pk)
+                elif result.outcome == PERMANENT or (
+                    version.confirmation_attempts >= settings.CONFIRMATION_MAX_ATTEMPTS
+                ):
+                    logger.warning("confirmation of version %s not sent: %s", version.pk,
+                                   result.reason)  # fmt: skip
+                    failed.append(version.pk)
+                else:
+                    done["later"] += 1  # tried again once the claim lapses
+    except Unreachable as exc:
+        logger.warning("confirmations: the mail server cannot be reached (%s)", exc)
+    finally:
+        # What was sent is marked even when the server dropped away in the middle.
+        ReplyVersion.objects.filter(pk__in=sent).update(
+            confirmation=Confirmation.SENT, confirmation_claimed_at=None
+        )
+        ReplyVersion.objects.filter(pk__in=failed).update(
+            confirmation=Confirmation.FAILED, confirmation_claimed_at=None
+        )
+    done["sent"] += len(sent)
+    done["failed"] += len(failed)
+
+
+def _change_urls(versions: list[ReplyVersion]) -> dict[int, str]:
+    """Where each author changes the answer: a signed-in commander on the agency's page; an
+    answer by the emailed link, by a fresh link to the same form (only its hash is kept, like
+    every link's, so the one they used cannot be written into the email)."""
+    urls, links = {}, []
+    for version in versions:
+        if version.channel == ReplyVersion.Channel.LINK and version.invitation_id:
+            token = secrets.token_urlsafe(32)
+            links.append(InvitationLink(invitation_id=version.invitation_id,
+                                        token_hash=Invitation.hash_token(token)))  # fmt: skip
+            urls[version.pk] = reverse("surveys:reply", args=[token])
+        else:
+            urls[version.pk] = reverse("surveys:my-agency-reply", args=[version.poll_id])
+    InvitationLink.objects.bulk_create(links)
+    return {pk: settings.SITE_URL + url for pk, url in urls.items()}
 
 
 def reply_send_confirmation(*, version_id: int, url: str) -> bool:
@@ -18,6 +115,11 @@ def reply_send_confirmation(*, version_id: int, url: str) -> bool:
     version = ReplyVersion.objects.select_related("reply__poll__created_by", "reply__agency").get(
         pk=version_id
     )
+    mailers.default.send_messages([_confirmation(version, url)])
+    return True
+
+
+def _confirmation(version: ReplyVersion, url: str) -> EmailMultiAlternatives:
     reply = version.reply
     context = {
         "version": version,
@@ -30,16 +132,11 @@ def reply_send_confirmation(*, version_id: int, url: str) -> bool:
         "deadline": timezone.localtime(reply.poll.deadline),
     }
     subject = f"Answer recorded: {reply.poll.title} ({reply.agency.name})"
-    mailers.default.send_messages(
-        [
-            EmailMultiAlternatives(
-                subject=" ".join(subject.split()),
-                body=render_to_string("surveys/email/reply_confirmation.txt", context),
-                to=[version.author_email],
-            )
-        ]
+    return EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=render_to_string("surveys/email/reply_confirmation.txt", context),
+        to=[version.author_email],
     )
-    return True
 
 
 def claim_digests(now) -> list[tuple[int, str, str]]:

@@ -53,7 +53,7 @@ def _invitation_for(request, token: str):
     return invitation, None
 
 
-def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str, confirm_url: str):
+def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str):
     """The reply form, shared by the emailed link and the signed-in commander's page.
 
     `invitation` gives the travel estimate; with `link` it is also the credential used, recorded
@@ -93,7 +93,7 @@ def _reply_form(request, *, poll, agency, invitation, link: bool, done_url: str,
                         lines=tally.with_backing(tallies, lines),
                         base_version=submission.form.cleaned_data["version"], stored=reply,
                         invitation=invitation if link else None,
-                        user=request.user, request=request, confirm_url=confirm_url,
+                        user=request.user, request=request,
                         channel="link" if link else "form",
                         member_tally=tally.tally_record(tallies, lines),
                     )  # fmt: skip
@@ -153,11 +153,9 @@ def reply(request, token: str):
     invitation, refused = _invitation_for(request, token)
     if refused:
         return refused
-    url = reverse("surveys:reply", args=[token])
     return _reply_form(
         request, poll=invitation.poll, agency=invitation.agency, invitation=invitation, link=True,
         done_url=reverse("surveys:reply-done", args=[token]),
-        confirm_url=settings.SITE_URL + url,
     )  # fmt: skip
 
 
@@ -195,7 +193,6 @@ def _my_invitation(request, poll_id: int) -> Invitation:
 def my_agency_reply(request, poll_id: int):
     invitation = _my_invitation(request, poll_id)
     poll = invitation.poll
-    url = reverse("surveys:my-agency-reply", args=[poll.pk])
     reason = replies.reply_refusal(poll)
     if reason:
         if request.method == "POST":
@@ -204,7 +201,6 @@ def my_agency_reply(request, poll_id: int):
     return _reply_form(
         request, poll=poll, agency=invitation.agency, invitation=invitation, link=False,
         done_url=reverse("surveys:my-agency-reply-done", args=[poll.pk]),
-        confirm_url=settings.SITE_URL + url,
     )  # fmt: skip
 
 

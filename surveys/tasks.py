@@ -13,6 +13,7 @@ from . import (
     delivery,
     inflight,
     intake,
+    jobs,
     member_waves,
     members,
     reply_notices,
@@ -90,8 +91,18 @@ def send_poll_summary(poll_id: int) -> bool:
     return chasing.poll_send_summary(poll_id=poll_id)
 
 
+# soft_time_limit: a run stops taking batches after CONFIRMATION_RUN_SECONDS; a hung SMTP
+# server is cut off, and what it held is sent again once its claim lapses.
+@shared_task(soft_time_limit=120, time_limit=150)
+def send_reply_confirmations() -> dict:
+    """Queued once for any number of answers (jobs.soon), and by beat every minute."""
+    jobs.started("surveys.tasks.send_reply_confirmations")
+    return reply_notices.confirmations_send()
+
+
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_reply_confirmation(version_id: int, url: str) -> bool:
+    """A confirmation queued before they were kept with their versions (migration 0017)."""
     return reply_notices.reply_send_confirmation(version_id=version_id, url=url)
 
 

@@ -4,10 +4,8 @@ changes it with the version it changes; coordinators and officials read every an
 from collections.abc import Mapping
 
 import django_filters
-from django.conf import settings
 from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404
-from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from drf_spectacular.utils import (
     extend_schema,
@@ -289,12 +287,11 @@ class ReplyViewSet(
         if not valid or errors:
             raise exceptions.ValidationError({**submission_errors(submission, positions), **errors})
         token_user = request.auth is not None  # a service account has no mailbox to confirm to
-        url = reverse("surveys:my-agency-reply", args=[poll.pk])
         try:
             version = replies.reply_submit(
                 poll=poll, agency=agency, answer=submission.answer(),
                 lines=submission.line_data(), base_version=submission.form.cleaned_data["version"],
-                user=request.user, request=request, confirm_url=settings.SITE_URL + url,
+                user=request.user, request=request,
                 confirm=not token_user, channel="api", stored=reply,
             )  # fmt: skip
         except replies.ReplyRefused as exc:

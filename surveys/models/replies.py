@@ -193,12 +193,32 @@ class ReplyVersion(models.Model):
         default=dict, blank=True, help_text="What the team members said, beside what was sent."
     )
 
+    class Confirmation(models.TextChoices):
+        NONE = "", "Not asked"
+        DUE = "due", "Due"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be sent"
+
+    # The email telling the author what was recorded: written "due" with the version itself, in
+    # the same statement, and sent by a worker (reply_notices.confirmations_send), which claims
+    # it for CONFIRMATION_LEASE. No queue message per answer carries it: a broker down as the
+    # answer commits delays it, and loses nothing.
+    confirmation = models.CharField(max_length=8, choices=Confirmation, default="", blank=True)
+    confirmation_claimed_at = models.DateTimeField(null=True, blank=True)
+    confirmation_attempts = models.PositiveSmallIntegerField(default=0)
+
     class Meta:
         ordering = ["-created_at", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["reply", "number"], name="replyversion_number_unique"),
         ]
-        indexes = [models.Index(fields=["poll", "created_at"], name="replyversion_feed_idx")]
+        indexes = [
+            models.Index(fields=["poll", "created_at"], name="replyversion_feed_idx"),
+            # Only the confirmations waiting to go: a few rows, whatever the table's size.
+            models.Index(
+                fields=["id"], name="replyversion_confirm_due_idx", condition=Q(confirmation="due")
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reply} v{self.number}"

@@ -2,6 +2,8 @@
 links, the confirmation email and the audit trail."""
 
 import datetime
+import re
+from urllib.parse import urlsplit
 
 import pytest
 from django.urls import reverse
@@ -104,15 +106,23 @@ def test_a_reply_is_saved_with_its_lines_and_arrival_and_confirmed_by_email(
     assert setup["poll"].title in mail.message["Subject"]
     assert "Decision: Available" in body and "Authorised by: Dana Reyes, Chief" in body
     assert "North SRT: officers: 8" in body and "North SRT: arrive after (min): 85" in body
-    assert setup["url"] in body  # the link to change it
+    # The link to change it: a fresh one (only links' hashes are kept), to the same form.
+    [link] = re.findall(r"https?://\S+/r/[\w-]+/", body)
+    assert setup["token"] not in body
+    again = client.get(urlsplit(link).path)
+    assert again.status_code == 200 and setup["agency"].name in again.text
+    assert 'name="version" value="1"' in again.text
+    version = ReplyVersion.objects.get()
+    assert (version.confirmation, version.confirmation_claimed_at) == ("sent", None)
 
 
 def test_an_answer_saved_while_the_queue_and_cache_are_down_is_answered_as_saved(
-    client, setup, monkeypatch, django_capture_on_commit_callbacks, caplog
+    client, setup, monkeypatch, django_capture_on_commit_callbacks, caplog, smtp_sink
 ):
     """The answer commits before its confirmation is queued and the dashboards' count is
     forgotten: a broker or cache that cannot be reached then is logged, not a 500 for an
-    answer that was recorded (which its author would send again, or phone in)."""
+    answer that was recorded (which its author would send again, or phone in). The
+    confirmation stays due with the answer, and beat's next run sends it."""
     from celery import current_app
     from django.core.cache import cache
     from kombu.exceptions import OperationalError
@@ -120,8 +130,9 @@ def test_an_answer_saved_while_the_queue_and_cache_are_down_is_answered_as_saved
     def down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(current_app.tasks["surveys.tasks.send_reply_confirmation"],
-                        "apply_async", down)  # fmt: skip
+    task = current_app.tasks["surveys.tasks.send_reply_confirmations"]
+    cache.delete(f"jobs:queued:{task.name}")  # no run queued already
+    monkeypatch.setattr(task, "apply_async", down)
     monkeypatch.setattr(cache, "delete", down)
     current_app.conf.task_always_eager = False  # through the broker (conftest restores it)
     response = post(client, setup, answer(setup), django_capture_on_commit_callbacks)
@@ -130,6 +141,11 @@ def test_an_answer_saved_while_the_queue_and_cache_are_down_is_answered_as_saved
     logged = [r.getMessage() for r in caplog.records if "on_commit" in r.getMessage()]
     assert len(logged) == 2 and all("Connection refused" in m for m in logged)
     assert setup["token"] not in caplog.text
+    assert ReplyVersion.objects.get().confirmation == "due" and not smtp_sink.messages
+    monkeypatch.undo()
+    task.apply()  # as beat runs it every minute
+    assert ReplyVersion.objects.get().confirmation == "sent"
+    assert len(smtp_sink.to(setup["invitation"].email)) == 1
 
 
 @pytest.mark.parametrize(
