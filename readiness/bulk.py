@@ -363,4 +363,53 @@ _PARTS: dict = {}
 
 def _prepared(obj, fields, connection) -> list:
     """One unsaved instance's values for `fields`, prepared by each field as the ORM would."""
-    return [f.get_db_prep_save(_reader(f)(obj), connection) for f in fields]
+    # By the identity of `fields` (_insert_parts keeps one tuple per model), checked: hashing
+    # the fields would cost more than it saves.
+    known = _PREPARERS.get((id(fields), connection.vendor))
+    if known is None or known[0] is not fields:
+        known = _PREPARERS[id(fields), connection.vendor] = (
+            fields,
+            [_preparer(f, connection) for f in fields],
+        )
+    return [prepare(obj, connection) for prepare in known[1]]
+
+
+# Fields whose get_db_prep_save returns a value of this Python type as it is (on every backend:
+# their adapt_* are the identity for it), and None as None. Subclasses count when they keep the
+# three methods.
+_SAME_TYPES = {models.CharField: str, models.TextField: str, models.IntegerField: int,
+               models.BooleanField: bool, models.FloatField: float}  # fmt: skip
+_PREP_METHODS = ("get_db_prep_save", "get_db_prep_value", "get_prep_value")
+_PREPARERS: dict = {}
+
+
+def _same_type(field, connection) -> type | None:
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    if isinstance(target, AutoFieldMixin):  # a key to an id: checked only by MySQL
+        return int if connection.vendor in ("postgresql", "sqlite") else None
+    if isinstance(target, models.DateTimeField) and connection.vendor == "postgresql":
+        kind = models.DateTimeField
+    else:
+        kind = next((base for base in _SAME_TYPES if isinstance(target, base)), None)
+    if kind is None or any(getattr(type(target), m) is not getattr(kind, m) for m in _PREP_METHODS):
+        return None
+    return datetime.datetime if kind is models.DateTimeField else _SAME_TYPES[kind]
+
+
+def _preparer(field, connection):
+    """How to read and prepare `field`'s value: as get_db_prep_save would, but a value it
+    would leave alone (a str for a CharField, an int for an IntegerField or a key to an id, an
+    aware datetime on PostgreSQL, None) is taken as it is, without the call (the fields of an
+    answer's four rows took 140-150 µs the ORM's way, 36-44 µs this way)."""
+    read, prep, same = _reader(field), field.get_db_prep_save, _same_type(field, connection)
+    if same is None:
+        return lambda obj, connection: prep(read(obj), connection)
+    aware = same is datetime.datetime  # a naive one gets the ORM's warning and conversion
+
+    def prepare(obj, connection):
+        value = read(obj)
+        if value is None or (type(value) is same and (not aware or value.tzinfo is not None)):
+            return value
+        return prep(value, connection)
+
+    return prepare

@@ -1,5 +1,6 @@
 """The cache backend: Django's Redis cache, with one Redis client per connection pool instead
-of a new one for every operation.
+of a new one for every operation, and forget_and_add (keys deleted and one added, in one round
+trip).
 
 Django's client builds a `redis.Redis` object for each get, set or delete; building one costs
 more CPU than the round trip to Redis (about 0.1 ms of a 0.28 ms delete), and answers, rate
@@ -26,3 +27,25 @@ class RedisCache(redis.RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def forget_and_add(self, forget: list[str], key: str, value, timeout) -> bool:
+        """Delete the keys `forget` and add `key` (set it unless it is set), in one round trip;
+        whether `key` was added."""
+        client = self._cache.get_client(write=True)
+        pipe = client.pipeline(transaction=False)
+        for name in forget:
+            pipe.delete(self.make_and_validate_key(name))
+        pipe.set(self.make_and_validate_key(key), self._cache._serializer.dumps(value),
+                 ex=self.get_backend_timeout(timeout), nx=True)  # fmt: skip
+        return bool(pipe.execute()[-1])
+
+
+def forget_and_add(forget: list[str], key: str, value, timeout) -> bool:
+    """The default cache's forget_and_add: one round trip on Redis, two elsewhere."""
+    from django.core.cache import cache
+
+    backend = getattr(cache, "forget_and_add", None)
+    if backend is not None:
+        return backend(forget, key, value, timeout)
+    cache.delete_many(forget)
+    return cache.add(key, value, timeout)

@@ -14,6 +14,7 @@ from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
 
+from readiness import cache as caching
 from readiness.log_filters import mask_secrets
 
 
@@ -38,21 +39,25 @@ def after_commit(task_name: str, *args, countdown: int = 0, robust: bool = False
 QUEUED_SECONDS = 300
 
 
-def soon(task_name: str) -> None:
+def soon(task_name: str, *, forget: tuple[str, ...] = ()) -> None:
     """Run the task `task_name`, which takes no arguments and does what the database says is
     due, once the current transaction commits, unless a run is queued already: any number of
     answers committing meanwhile cost one message. The task calls started() before it reads
-    what is due, so whatever commits after that queues the next run. A broker or cache that
-    cannot be reached is logged: the work stays due in the database for beat's next run."""
+    what is due, so whatever commits after that queues the next run. The cache keys `forget`
+    are deleted in the same round trip to the cache (a poll's counted activity). A broker or
+    cache that cannot be reached is logged: the work stays due in the database for beat's next
+    run."""
     task = current_app.tasks[task_name]
     if task.app.conf.task_always_eager:
+        if forget:
+            transaction.on_commit(lambda: cache.delete_many(forget), robust=True)
         transaction.on_commit(lambda: task.apply(throw=False))
         return
-    transaction.on_commit(lambda: _queue_once(task), robust=True)
+    transaction.on_commit(lambda: _queue_once(task, forget), robust=True)
 
 
-def _queue_once(task) -> None:
-    if cache.add(f"jobs:queued:{task.name}", 1, QUEUED_SECONDS):
+def _queue_once(task, forget) -> None:
+    if caching.forget_and_add(list(forget), f"jobs:queued:{task.name}", 1, QUEUED_SECONDS):
         task.apply_async()
 
 

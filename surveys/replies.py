@@ -259,9 +259,12 @@ def _saved(version: ReplyVersion) -> None:
     """What follows a saved version once it commits: the dashboards' next refresh shows it, and
     a worker sends its confirmation, if one is due (one queued run for any number of answers;
     a broker down as it commits delays the email to beat's next run, and fails nothing)."""
-    selectors.poll_activity_changed(version.poll_id)
     if version.confirmation == ReplyVersion.Confirmation.DUE:
-        jobs.soon("surveys.tasks.send_reply_confirmations")
+        # The count forgotten and the run queued in one round trip to the cache.
+        jobs.soon("surveys.tasks.send_reply_confirmations",
+                  forget=(selectors.activity_key(version.poll_id),))  # fmt: skip
+    else:
+        selectors.poll_activity_changed(version.poll_id)
 
 
 def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, request,

@@ -363,12 +363,16 @@ def poll_activity(poll_id: int) -> list:
     return activity
 
 
+def activity_key(poll_id: int) -> str:
+    return ACTIVITY_KEY.format(poll_id)
+
+
 def poll_activity_changed(poll_id: int) -> None:
     """Forget a poll's counted activity once the current transaction commits (a count taken
     before then, without the change, goes with it). Forgetting it also before the commit would
     cost every answer a second round trip to the cache and save nothing: a count kept
     before this one commits is forgotten anyway."""
-    key = ACTIVITY_KEY.format(poll_id)
+    key = activity_key(poll_id)
     # A cache that cannot be reached does not fail what committed: the count expires anyway.
     transaction.on_commit(lambda: cache.delete(key), robust=True)
 

@@ -234,3 +234,39 @@ def test_a_family_goes_in_in_one_statement_or_not_at_all(postgres, django_assert
     too_long, lines, event = family(authorised_by_name="x" * 1000)
     with pytest.raises(DataError):
         insert_family(too_long, [(lines, "reply_id")], unique=("poll", "agency"), guard=open_poll)
+
+
+def test_prepared_values_are_the_orms_for_every_kind_of_value():
+    """The shortcut for values a field leaves alone (readiness.bulk._preparer) gives what the
+    ORM's get_db_prep_save gives, for those and for the values it must convert: a naive
+    datetime (made aware, with Django's warning), a choice member, a bool in an integer
+    column, a number as text, JSON, None."""
+    import warnings
+
+    from django.db import connection
+
+    from readiness import bulk
+    from surveys.models import Reply, ReplyLine, ReplyVersion
+
+    naive = datetime.datetime(2026, 12, 1, 9, 30)  # noqa: DTZ001 (the point: a naive one)
+    rows = [
+        Reply(poll_id=1, agency_id="2", decision=Reply.Decision.AVAILABLE, conditions=["x"],
+              officers=True, earliest_arrival_minutes=None, version=1, created_at=naive,
+              updated_at=timezone.now(), updated_via_id=None, note=AWKWARD),
+        ReplyLine(reply_id=1, poll_id=1, team_id=2, officers=3.0, depart_minutes=0,
+                  travel_flagged=1, decision="available", team_type_id=1, team_level=2),
+        ReplyVersion(reply_id=1, poll_id=1, number=1, created_at=timezone.now(),
+                     author="a <b@c.d>", data={"a": [1, None]}, changes={}, confirmation="due"),
+    ]  # fmt: skip
+
+    def shown(values):  # a JSON adapter by what it carries, not by its identity
+        return [getattr(v, "adapted", v) for v in values]
+
+    for row in rows:
+        fields = bulk._insert_parts(type(row), connection)[4]
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            orm = [f.get_db_prep_save(bulk._reader(f)(row), connection) for f in fields]
+            ours = bulk._prepared(row, fields, connection)
+        assert shown(ours) == shown(orm)
+        assert [type(v) for v in ours] == [type(v) for v in orm]

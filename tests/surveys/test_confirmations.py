@@ -15,10 +15,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readiness.celery import app as celery_app
-from surveys import reply_notices
+from surveys import reply_notices, selectors
 from surveys.models import ReplyVersion
 
-from .test_replies import answer, post, setup  # noqa: F401 (setup is a fixture)
+from . import test_replies
+from .test_replies import answer, post
+
+setup = test_replies.setup  # the fixture: an open poll's link, its agency and teams
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +29,7 @@ LEASE = datetime.timedelta(seconds=120)
 
 
 @pytest.fixture
-def due(client, setup):  # noqa: F811 (the fixture imported above)
+def due(client, setup):
     """An answer by the emailed link, saved; its confirmation due (the commit's callbacks, which
     would send it, do not run in a test's transaction)."""
     assert post(client, setup, answer(setup)).status_code == 302
@@ -156,8 +159,11 @@ def test_many_answers_queue_one_run_and_a_started_run_lets_the_next_answer_queue
         assert queued == [task]
         jobs.started(task)  # what the run does first
         assert reply_notices.confirmations_send() == {"sent": 3, "failed": 0, "later": 0}
+        counted = selectors.activity_key(setup["poll"].pk)
+        cache.set(counted, [1, 2, 3], 60)  # a dashboard's count, kept
         assert post(client, setup, answer(setup, 3, note="Fourth")).status_code == 302
         assert server.llen(name) == 2  # the next run
+        assert cache.get(counted) is None  # forgotten in the same round trip
     finally:
         celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
         server.delete(name)
