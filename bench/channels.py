@@ -14,7 +14,8 @@ contact reached by text and email, and two open polls: one sent to each contact 
 invitation with a reply code), one by email (an invitation with a signed Reply-To).
 
 Phases, measured in one run:
-  trivial  GET /healthz for --seconds: `trivial_rps`
+  trivial  GET /healthz for --seconds in all: `trivial_rps`; in ten slices, each followed by a
+           tenth of the texts (replies.run_with_trivial: both see the same machine)
   sms      each agency's answer ("<code> Y <officers> 30") POSTed to /sms/inbound/ as the
            provider posts it (form fields, X-Twilio-Signature), expecting the "Recorded" reply:
            `sms_in_rps`, `ratio` = sms_in_rps / trivial_rps, `p50_ms`, `p99_ms`
@@ -57,7 +58,7 @@ from replies import (  # noqa: E402
     error_kind,
     machine_busy,
     run_phase,
-    trivial_work,
+    run_with_trivial,
 )
 
 SITE = "http://bench.invalid"  # the server signs callbacks' URLs with this, so does the bench
@@ -262,9 +263,8 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     try:
         server.start()
         server.wait_ready()
-        trivial = run_phase("trivial", args.clients, server.port, server,
-                            trivial_work(args.seconds))  # fmt: skip
-        sms = run_phase("sms", args.clients, server.port, server, sms_work(texts))
+        trivial, sms = run_with_trivial("sms", args.clients, server.port, server, texts,
+                                        sms_work, args.seconds)  # fmt: skip
         replay = run_phase(
             "replay", args.clients, server.port, server, sms_work(texts, replay=True)
         )

@@ -15,8 +15,9 @@ token only this process knows: the database keeps the hash), each with a require
 that a tenth of them let expire.
 
 Phases, measured in one run:
-  trivial  GET /healthz for --seconds: `trivial_rps`
   pages    each member's answer page, GET once (keeps the CSRF cookie and token): `page_rps`
+  trivial  GET /healthz for --seconds in all: `trivial_rps`; in ten slices, each followed by a
+           tenth of the answers (replies.run_with_trivial: both see the same machine)
   answers  each member's answer POSTed (willing, leaving in 15-120 minutes, from the station or
            home), expecting the "recorded" page: `member_answer_rps`, `ratio` =
            member_answer_rps / trivial_rps, `p50_ms`, `p99_ms`
@@ -60,7 +61,7 @@ from replies import (  # noqa: E402
     machine_busy,
     queue_of,
     run_phase,
-    trivial_work,
+    run_with_trivial,
 )
 
 TEAM = 500
@@ -278,10 +279,9 @@ def run(args: argparse.Namespace, database: BenchDatabase) -> dict:
     try:
         server.start()
         server.wait_ready()
-        trivial = run_phase("trivial", args.clients, server.port, server,
-                            trivial_work(args.seconds))  # fmt: skip
         pages = run_phase("pages", args.clients, server.port, server, page_work(asks))
-        answers = run_phase("answers", args.clients, server.port, server, answer_work(asks))
+        trivial, answers = run_with_trivial("answers", args.clients, server.port, server, asks,
+                                            answer_work, args.seconds)  # fmt: skip
         for phase in (trivial, pages, answers):
             print(phase.report())
         problems = server.problems()

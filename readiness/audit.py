@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, time
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import QuerySet
 
@@ -19,11 +20,19 @@ from .models import AuditEvent
 
 def client_ip(request) -> str | None:
     """The client's address as allauth sees it (honouring ALLAUTH_TRUSTED_PROXY_COUNT), or None
-    when that is not a valid IP address: a forged header must not break the audit write."""
-    from allauth.core.internal.httpkit import get_client_ip
+    when that is not a valid IP address: a forged header must not break the audit write.
+    Without a trusted proxy or header that is REMOTE_ADDR, read here directly (allauth's way
+    through its settings took 45 µs per answer)."""
+    if getattr(settings, "ALLAUTH_TRUSTED_PROXY_COUNT", 0) or getattr(
+        settings, "ALLAUTH_TRUSTED_CLIENT_IP_HEADER", None
+    ):
+        from allauth.core.internal.httpkit import get_client_ip
 
+        address = get_client_ip(request)
+    else:
+        address = request.META.get("REMOTE_ADDR")
     try:
-        return str(ipaddress.ip_address((get_client_ip(request) or "").strip()))
+        return str(ipaddress.ip_address((address or "").strip()))
     except ValueError:
         return None
 

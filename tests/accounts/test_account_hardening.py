@@ -141,6 +141,9 @@ def test_a_forged_forwarded_for_header_is_refused_not_a_crash(client, db, settin
     assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="203.0.113.9")) == "203.0.113.9"
     settings.ALLAUTH_TRUSTED_PROXY_COUNT = 0  # no proxy: the peer address, whatever the header
     assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="203.0.113.9")) == "127.0.0.1"
+    settings.ALLAUTH_TRUSTED_CLIENT_IP_HEADER = "X-Real-IP"  # a proxy that says who in a header
+    assert client_ip(rf.get("/", HTTP_X_REAL_IP="198.51.100.7")) == "198.51.100.7"
+    assert client_ip(rf.get("/", HTTP_X_REAL_IP="forged")) is None
 
 
 def test_unknown_role_in_mfa_setting_stops_start_up():
