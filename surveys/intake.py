@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -54,23 +53,22 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
     """Handle one inbound text, all or nothing. The same message id twice is one answer."""
     now = now or timezone.now()
     sender = _number(sender)
-    if selectors.message_seen("sms", message_id[:200]):  # a provider's retry: answered already
-        return _replayed(message_id, sender)  # (the insert below is the guard)
     try:
         with transaction.atomic():
             message = InboundMessage(
                 channel="sms", message_id=message_id[:200], sender=sender, body=body[:5000],
                 received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
             )  # fmt: skip
+            message.new_links = []  # the links its response gives, saved with it
             response = _handle(message, now)
             # Kept without its link (a secret): the messages page and audit trail show this.
             message.response = mask_secrets(response)
-            # Saved last, in the same transaction: a second delivery of this message id fails
-            # here and takes back everything it did, so one message is one answer.
-            bulk.insert_together([[message]])
+            # Saved last, with its links, in one statement: a provider's retry of this message
+            # id fails here and takes back all it did (one message, one answer; no read before).
+            bulk.insert_together([group for group in ([message], message.new_links) if group])
             _audit_bad_input(message)
     except IntegrityError:
-        if selectors.message_seen("sms", message_id[:200]):  # twice at once: the other one won
+        if selectors.message_seen("sms", message_id[:200]):  # this message id was taken
             return _replayed(message_id, sender)
         raise
     return Handled(response, message)
@@ -107,7 +105,7 @@ def _handle(message: InboundMessage, now) -> str:
         parsed = sms_grammar.parse(message.body)
     except sms_grammar.ParseError as exc:
         invitation = _match(message, exc.code, candidates, quiet=True)
-        link = f" Or answer on the form: {form_link(invitation)}" if invitation else ""
+        link = f" Or answer on the form: {form_link(invitation, message)}" if invitation else ""
         message.invitation = invitation
         return f"Not understood: {exc}{link}"
     if parsed.command == "ask":  # "<code> ASK": the commander asks their team members
@@ -133,7 +131,7 @@ def _match(message, code: str, candidates: list, *, quiet: bool = False) -> Invi
         if found and quiet:
             return None  # never expected (codes are given out under a lock): apply to neither
         if found:
-            links = " ".join(form_link(i) for i in found[:3])
+            links = " ".join(form_link(i, message) for i in found[:3])
             message.response = f"Code {code} is on several open polls: use the form. {links}"
         elif (
             closed := Invitation.objects.filter(
@@ -167,11 +165,15 @@ def _listing(candidates: list[Invitation]) -> str:
     return " Open: " + "; ".join(f"{i.reply_code} {i.poll.title[:40]}" for i in candidates[:5])
 
 
-def form_link(invitation: Invitation) -> str:
-    """A fresh link to the invitation's form (only its hash is kept, like every link)."""
+def form_link(invitation: Invitation, message: InboundMessage | None = None) -> str:
+    """A fresh link to the invitation's form (only its hash is kept, like every link): saved
+    with the `message` whose response gives it (in the message's own statement), or at once."""
     token = secrets.token_urlsafe(16)
     link = InvitationLink(invitation=invitation, token_hash=Invitation.hash_token(token))
-    bulk.insert_together([[link]])  # one statement, no query compiling (a text's answer)
+    if message is None:
+        bulk.insert_together([[link]])  # one statement, no query compiling
+    else:
+        message.new_links.append(link)
     return settings.SITE_URL + reverse("surveys:reply", args=[token])
 
 
@@ -197,16 +199,15 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
     letters = team_letters([t for t in teams if t.pk in targeted])
     data, problem = _form_data(parsed, letters, contact, reply, invitation.travel_minutes)
     if problem:
-        return f"Not understood: {problem} Or answer on the form: {form_link(invitation)}"
+        return f"Not understood: {problem} Or answer on the form: {form_link(invitation, message)}"
     submission = ReplySubmission(
         data, reply=reply, poll=poll, agency=agency, teams=teams, targeted_ids=targeted,
         estimate=invitation.travel_minutes,
     )  # fmt: skip
     if not submission.is_valid():
         errors = "; ".join(text.rstrip(".") for _, text in submission.error_summary()[:3])
-        return (
-            f"Not recorded: {errors}. Fix and send again, or use the form: {form_link(invitation)}"
-        )
+        link = form_link(invitation, message)
+        return f"Not recorded: {errors}. Fix and send again, or use the form: {link}"
     try:
         version = replies.reply_submit(
             poll=poll, agency=agency, answer=submission.answer(), lines=submission.line_data(),
@@ -219,7 +220,8 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
     except replies.ReplyConflict:
         # Saved by someone else between our read and our write: tell them, keep nothing.
         message.outcome = InboundMessage.Outcome.REFUSED
-        return f"Not recorded: the answer changed meanwhile. Check it: {form_link(invitation)}"
+        link = form_link(invitation, message)
+        return f"Not recorded: the answer changed meanwhile. Check it: {link}"
     summary = _summary(submission.answer()["decision"], submission.line_data())
     if version is None:
         message.outcome = InboundMessage.Outcome.UNCHANGED
@@ -228,7 +230,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
     again = "texting" if message.channel == "sms" else "replying"
     return (
         f"Recorded for {agency.name}: {summary} Change it by {again} again "
-        f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {form_link(invitation)}"
+        f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {form_link(invitation, message)}"
     )
 
 
@@ -312,11 +314,14 @@ def email_received(raw: bytes, *, now=None) -> InboundMessage | None:
                 body=(parsed.text or parsed.problem)[:5000], received_at=now,
                 outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
             )  # fmt: skip
+            message.new_links = []
             if parsed.bounce_of is not None or parsed.bounce_reason:
                 _bounced(message, parsed, now)
             else:
                 message.response = _email_answer(message, parsed, now)
             message.save(update_fields=["outcome", "invitation", "version", "response", "body"])
+            if message.new_links:
+                bulk.insert_together([message.new_links])
             _audit_bad_input(message)
             if message.response and parsed.sender:
                 jobs.after_commit("surveys.tasks.send_intake_response", message.pk)
@@ -355,11 +360,12 @@ def _email_answer(message: InboundMessage, parsed, now) -> str:
             "addresses only. Use the link in the poll's email."
         )
     if parsed.problem:
-        return f"Not recorded: {parsed.problem} Or answer on the form: {form_link(invitation)}"
+        link = form_link(invitation, message)
+        return f"Not recorded: {parsed.problem} Or answer on the form: {link}"
     try:
         answer = sms_grammar.parse(parsed.text)
     except sms_grammar.ParseError as exc:
-        return f"Not understood: {exc} Or answer on the form: {form_link(invitation)}"
+        return f"Not understood: {exc} Or answer on the form: {form_link(invitation, message)}"
     if answer.command:
         return HELP.replace("the code from the poll's text: <code> ", "a reply: ").replace(
             "<code> ", ""
@@ -384,21 +390,6 @@ def _bounced(message: InboundMessage, parsed, now) -> None:
         state=Invitation.State.FAILED, failure_reason=f"bounced: {parsed.bounce_reason}"[:500]
     )
     chasing.escalate_now(invitation=invitation, reason=parsed.bounce_reason, now=now)
-
-
-def email_response_send(*, message_id: int) -> bool:
-    """Tell the sender of an email what became of it (a reply in the same thread)."""
-    message = InboundMessage.objects.get(pk=message_id)
-    if not message.response or not message.sender:
-        return False
-    reply = EmailMultiAlternatives(
-        subject="Your answer: " + ("recorded" if message.outcome == "applied" else "not recorded"),
-        body=message.response,
-        to=[message.sender],
-        headers={"In-Reply-To": message.message_id, "References": message.message_id},
-    )
-    mailers.default.send_messages([reply])
-    return True
 
 
 def mailbox_fetch(*, limit: int = 500) -> dict:

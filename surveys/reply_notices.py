@@ -1,6 +1,7 @@
 """What an answer's saving tells people by email: its author, what was recorded (with the link
 to change it), and the poll's sender, a digest of the new answers at most every
-REPLY_DIGEST_MINUTES. Sent by Celery (surveys.tasks) after the answers commit."""
+REPLY_DIGEST_MINUTES; and the sender of an email answer, what became of it. Sent by Celery
+(surveys.tasks) after the answers commit."""
 
 import datetime
 import logging
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from .channels.base import PERMANENT, SENT, Unreachable
 from .channels.email import EmailChannel
-from .models import Invitation, InvitationLink, Poll, ReplyVersion
+from .models import InboundMessage, Invitation, InvitationLink, Poll, ReplyVersion
 from .replies import _readable
 
 logger = logging.getLogger(__name__)
@@ -187,3 +188,18 @@ def reply_send_digest(*, poll_id: int, since: str, until: str) -> int:
         ]
     )
     return len(versions)
+
+
+def email_response_send(*, message_id: int) -> bool:
+    """Tell the sender of an email what became of it (a reply in the same thread)."""
+    message = InboundMessage.objects.get(pk=message_id)
+    if not message.response or not message.sender:
+        return False
+    reply = EmailMultiAlternatives(
+        subject="Your answer: " + ("recorded" if message.outcome == "applied" else "not recorded"),
+        body=message.response,
+        to=[message.sender],
+        headers={"In-Reply-To": message.message_id, "References": message.message_id},
+    )
+    mailers.default.send_messages([reply])
+    return True

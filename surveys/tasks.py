@@ -124,7 +124,7 @@ def fetch_reply_mailbox() -> dict:
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
 def send_intake_response(message_id: int) -> bool:
-    return intake.email_response_send(message_id=message_id)
+    return reply_notices.email_response_send(message_id=message_id)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)

@@ -248,7 +248,7 @@ def test_prepared_values_are_the_orms_for_every_kind_of_value():
     from readiness import bulk
     from surveys.models import Reply, ReplyLine, ReplyVersion
 
-    naive = datetime.datetime(2026, 12, 1, 9, 30)  # noqa: DTZ001 (the point: a naive one)
+    naive = datetime.datetime(2026, 12, 1, 9, 30)
     rows = [
         Reply(poll_id=1, agency_id="2", decision=Reply.Decision.AVAILABLE, conditions=["x"],
               officers=True, earliest_arrival_minutes=None, version=1, created_at=naive,

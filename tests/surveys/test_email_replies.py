@@ -5,6 +5,7 @@ the invitation and ask the alternates at once; the inbound webhook takes the sam
 
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 
 import pytest
@@ -126,7 +127,7 @@ def test_html_charsets_signatures_and_conditions(
 
 
 def test_an_email_with_only_an_attachment_or_from_a_stranger_saves_nothing(
-    sent, reply_mailbox, smtp_sink, django_capture_on_commit_callbacks
+    client, sent, reply_mailbox, smtp_sink, django_capture_on_commit_callbacks
 ):
     poll, _, _, out = sent
     msg = email.message_from_bytes(reply_to(out, "Y 12 45"), policy=email.policy.default)
@@ -139,7 +140,11 @@ def test_an_email_with_only_an_attachment_or_from_a_stranger_saves_nothing(
     outcomes = sorted(InboundMessage.objects.values_list("outcome", flat=True))
     assert outcomes == ["not_understood", "unmatched"]
     assert AuditEvent.objects.filter(action="email.refused").count() == 1
-    assert "only an attachment" in smtp_sink.to("chief@pd.example")[-1].message.get_content()
+    told = smtp_sink.to("chief@pd.example")[-1].message.get_content()
+    assert "only an attachment" in told
+    # The form's link in it is saved with the message: it opens the agency's form.
+    link = re.search(r"https?://\S+(/r/[\w-]+/)", told)[1]
+    assert client.get(link).status_code == 200
 
 
 def test_a_forged_reply_address_finds_nothing(

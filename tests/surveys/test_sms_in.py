@@ -90,6 +90,25 @@ def test_a_replayed_text_is_one_answer(client, swat, sms_provider):
     assert AuditEvent.objects.filter(action="sms.replayed").count() == 1
 
 
+def test_a_late_replay_of_an_earlier_text_takes_back_all_it_did(client, swat, sms_provider):
+    """A provider's retry is not looked for before the text is handled: handled again, its
+    message's insert fails last and takes back its answer, its links and its audit, even
+    when the answer has changed since (re-applied, it would save the old answer again)."""
+    poll, _agency, invitation = texted(swat)
+    code = invitation.reply_code
+    sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45", sid="SMlate1")
+    sms_provider.post_inbound(client, MOBILE, f"{code} N all committed", sid="SMlate2")
+    kept = (ReplyVersion.objects.count(), InvitationLink.objects.count(),
+            AuditEvent.objects.exclude(action="sms.replayed").count())  # fmt: skip
+    again = sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45", sid="SMlate1")
+    assert again.status_code == 200 and said(again) == ""
+    reply = Reply.objects.get(poll=poll)
+    assert (reply.decision, reply.version) == ("unavailable", 2)
+    assert (ReplyVersion.objects.count(), InvitationLink.objects.count(),
+            AuditEvent.objects.exclude(action="sms.replayed").count()) == kept  # fmt: skip
+    assert InboundMessage.objects.count() == 2
+
+
 def test_changing_the_answer_by_text_makes_a_new_version_and_same_again_changes_nothing(
     client, swat, sms_provider
 ):
