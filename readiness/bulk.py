@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 
 from django.db import DatabaseError, connections, models, router, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
@@ -374,16 +375,19 @@ def _prepared(obj, fields, connection) -> list:
     return [prepare(obj, connection) for prepare in known[1]]
 
 
-# Fields whose get_db_prep_save returns a value of this Python type as it is (on every backend:
-# their adapt_* are the identity for it), and None as None. Subclasses count when they keep the
-# three methods.
+# Fields whose get_db_prep_save returns a value of this Python type as it is (their adapt_* are
+# the identity for it with psycopg2 and SQLite), and None as None. Subclasses count when they
+# keep the four methods (a phone number field's to_python normalises: not one of them).
 _SAME_TYPES = {models.CharField: str, models.TextField: str, models.IntegerField: int,
                models.BooleanField: bool, models.FloatField: float}  # fmt: skip
-_PREP_METHODS = ("get_db_prep_save", "get_db_prep_value", "get_prep_value")
+_PREP_METHODS = ("get_db_prep_save", "get_db_prep_value", "get_prep_value", "to_python")
 _PREPARERS: dict = {}
 
 
 def _same_type(field, connection) -> type | None:
+    ops = type(connection.ops)
+    if ops.adapt_integerfield_value is not BaseDatabaseOperations.adapt_integerfield_value:
+        return None  # a driver that wraps values (psycopg 3): the ORM's way for all
     target = field.target_field if isinstance(field, models.ForeignKey) else field
     if isinstance(target, AutoFieldMixin):  # a key to an id: checked only by MySQL
         return int if connection.vendor in ("postgresql", "sqlite") else None

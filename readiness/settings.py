@@ -425,9 +425,10 @@ REPLY_TRAVEL_FLAG_MIN_MINUTES = env_int("REPLY_TRAVEL_FLAG_MIN_MINUTES", 10)
 # The optional digest of new answers to a poll's sender: at most one email this often.
 REPLY_DIGEST_MINUTES = env_int("REPLY_DIGEST_MINUTES", 15)
 # Answers' confirmation emails: a worker claims this many at a time, for this many seconds (a
-# claim that lapses, its worker dead, is taken again), and tries each at most this many times.
+# claim that lapses, its worker dead, is taken again: longer than the task's time limit, 120 s),
+# and tries each at most this many times.
 CONFIRMATION_BATCH = env_int("CONFIRMATION_BATCH", 100)
-CONFIRMATION_LEASE_SECONDS = env_int("CONFIRMATION_LEASE_SECONDS", 120)
+CONFIRMATION_LEASE_SECONDS = max(env_int("CONFIRMATION_LEASE_SECONDS", 300), 150)
 CONFIRMATION_MAX_ATTEMPTS = env_int("CONFIRMATION_MAX_ATTEMPTS", 5)
 # Unknown reply links: at most this many attempts per client address per window (seconds).
 REPLY_LINK_RATE_LIMIT = env_int("REPLY_LINK_RATE_LIMIT", 20)

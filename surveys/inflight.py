@@ -15,7 +15,7 @@ from readiness import audit
 
 from . import channels, delivery, geo, jobs
 from .chasing import CLOSED_EARLY
-from .models import Invitation, InvitationLink, Poll
+from .models import Invitation, InvitationLink, Poll, ReplyVersion
 
 
 class NotPossible(Exception):
@@ -110,6 +110,10 @@ def invitation_reissue(*, invitation: Invitation, request=None) -> Invitation:
         raise NotPossible("This invitation is being sent right now: try again in a minute.")
     InvitationLink.objects.filter(invitation=invitation).delete()
     Invitation.objects.filter(pk=invitation.pk).update(token_hash=None, revoked_at=None)
+    # A confirmation still waiting would carry a fresh link to whoever answered by an old one.
+    ReplyVersion.objects.filter(
+        invitation=invitation, confirmation=ReplyVersion.Confirmation.DUE
+    ).update(confirmation=ReplyVersion.Confirmation.FAILED)
     _requeue([invitation.pk])
     audit.record(
         "invitation.reissue", request=request, obj=invitation,

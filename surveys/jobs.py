@@ -10,12 +10,16 @@ work unclaimed for the next run, and a person sees an error. Only where the work
 less than that error is the failure logged instead (`robust`: an answer's confirmation email,
 whose answer is saved)."""
 
+import logging
+
 from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
 
 from readiness import cache as caching
 from readiness.log_filters import mask_secrets
+
+logger = logging.getLogger(__name__)
 
 
 def after_commit(task_name: str, *args, countdown: int = 0, robust: bool = False) -> None:
@@ -57,10 +61,19 @@ def soon(task_name: str, *, forget: tuple[str, ...] = ()) -> None:
 
 
 def _queue_once(task, forget) -> None:
-    if caching.forget_and_add(list(forget), f"jobs:queued:{task.name}", 1, QUEUED_SECONDS):
-        task.apply_async()
+    mark = f"jobs:queued:{task.name}"
+    if caching.forget_and_add(list(forget), mark, 1, QUEUED_SECONDS):
+        try:
+            task.apply_async()
+        except Exception:
+            cache.delete(mark)  # not queued: the next answer tries again
+            raise
 
 
 def started(task_name: str) -> None:
-    """Called by a soon() task as it starts, before it reads what is due."""
-    cache.delete(f"jobs:queued:{task_name}")
+    """Called by a soon() task as it starts, before it reads what is due (a cache that cannot
+    be reached is logged: the run goes on, and the mark lapses by itself)."""
+    try:
+        cache.delete(f"jobs:queued:{task_name}")
+    except Exception:
+        logger.exception("the cache could not be told that %s started", task_name)

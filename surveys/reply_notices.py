@@ -26,20 +26,21 @@ Confirmation = ReplyVersion.Confirmation
 
 def confirmations_send(*, now=None, seconds: float = 50) -> dict:
     """Send the answers' confirmation emails that are due, a batch at a time, for up to
-    `seconds`. Each batch is claimed first (for CONFIRMATION_LEASE_SECONDS; by a conditional
-    UPDATE of rows no other worker holds), so two workers never send one confirmation; one
-    that a dead worker held goes once its claim lapses. A transient failure is tried again
-    after the lease, at most CONFIRMATION_MAX_ATTEMPTS times; a permanent one is not."""
+    `seconds` (well inside CONFIRMATION_LEASE_SECONDS). Each batch is claimed first, rows no
+    other worker holds (FOR UPDATE SKIP LOCKED), so two workers never send one confirmation;
+    one that a dead worker held goes once its claim lapses. Each is marked sent as it goes,
+    while the claim is still this run's. A transient failure is tried again after the lease,
+    at most CONFIRMATION_MAX_ATTEMPTS times; a permanent one, or one that cannot be written,
+    is not. A mail server that cannot be reached ends the run and gives the rest back
+    untried."""
     done = {"sent": 0, "failed": 0, "later": 0}
     clock = timezone.now if now is None else (lambda: now)
     started = clock()
     while (clock() - started).total_seconds() < seconds:
-        claimed = _claim(clock())
-        if not claimed:
-            break
-        _send(claimed, done)
-        if now is not None:  # a test's frozen clock: one pass
-            break
+        claim = clock()
+        claimed = _claim(claim)
+        if not claimed or not _send(claimed, claim, done) or now is not None:
+            break  # nothing more, the server is down, or a test's frozen clock (one pass)
     return done
 
 
@@ -58,40 +59,54 @@ def _claim(now) -> list[ReplyVersion]:
         )
     return list(
         ReplyVersion.objects.filter(pk__in=pks)
-        .select_related("reply__poll__created_by", "reply__agency")
+        .select_related(
+            "reply__poll__created_by", "reply__poll__requesting_agency", "reply__agency"
+        )
         .order_by("pk")
     )
 
 
-def _send(versions: list[ReplyVersion], done: dict) -> None:
+def _send(versions: list[ReplyVersion], claim, done: dict) -> bool:
+    """Send a claimed batch; False when the mail server could not be reached (the versions
+    not tried are given back, their attempt not counted)."""
     urls = _change_urls(versions)
-    sent, failed = [], []
+    mine = ReplyVersion.objects.filter(confirmation_claimed_at=claim)
+    untried = {version.pk for version in versions}
     try:
         with EmailChannel().sender() as send:
             for version in versions:
-                result = send(_confirmation(version, urls[version.pk]))
-                if result.outcome == SENT:
-                    sent.append(version.pk)
-                elif result.outcome == PERMANENT or (
-                    version.confirmation_attempts >= settings.CONFIRMATION_MAX_ATTEMPTS
+                try:
+                    message = _confirmation(version, urls[version.pk])
+                except Exception:  # one that cannot be written holds up no other
+                    logger.exception("confirmation of version %s cannot be written", version.pk)
+                    result = None
+                else:
+                    result = send(message)
+                untried.discard(version.pk)
+                if result is not None and result.outcome == SENT:
+                    mine.filter(pk=version.pk).update(confirmation=Confirmation.SENT,
+                                                      confirmation_claimed_at=None)  # fmt: skip
+                    done["sent"] += 1
+                elif (
+                    result is None
+                    or result.outcome == PERMANENT
+                    or (version.confirmation_attempts >= settings.CONFIRMATION_MAX_ATTEMPTS)
                 ):
-                    logger.warning("confirmation of version %s not sent: %s", version.pk,
-                                   result.reason)  # fmt: skip
-                    failed.append(version.pk)
+                    if result is not None:
+                        logger.warning("confirmation of version %s not sent: %s", version.pk,
+                                       result.reason)  # fmt: skip
+                    mine.filter(pk=version.pk).update(confirmation=Confirmation.FAILED,
+                                                      confirmation_claimed_at=None)  # fmt: skip
+                    done["failed"] += 1
                 else:
                     done["later"] += 1  # tried again once the claim lapses
     except Unreachable as exc:
         logger.warning("confirmations: the mail server cannot be reached (%s)", exc)
-    finally:
-        # What was sent is marked even when the server dropped away in the middle.
-        ReplyVersion.objects.filter(pk__in=sent).update(
-            confirmation=Confirmation.SENT, confirmation_claimed_at=None
+        mine.filter(pk__in=untried).update(
+            confirmation_claimed_at=None, confirmation_attempts=F("confirmation_attempts") - 1
         )
-        ReplyVersion.objects.filter(pk__in=failed).update(
-            confirmation=Confirmation.FAILED, confirmation_claimed_at=None
-        )
-    done["sent"] += len(sent)
-    done["failed"] += len(failed)
+        return False
+    return True
 
 
 def _change_urls(versions: list[ReplyVersion]) -> dict[int, str]:

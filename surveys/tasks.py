@@ -91,13 +91,13 @@ def send_poll_summary(poll_id: int) -> bool:
     return chasing.poll_send_summary(poll_id=poll_id)
 
 
-# soft_time_limit: a run stops taking batches after CONFIRMATION_RUN_SECONDS; a hung SMTP
-# server is cut off, and what it held is sent again once its claim lapses.
-@shared_task(soft_time_limit=120, time_limit=150)
+# A run stops taking batches after 50 s; a hung SMTP server is cut off by the time limits, well
+# before CONFIRMATION_LEASE_SECONDS (at least 150): what it held goes once its claim lapses.
+@shared_task(soft_time_limit=90, time_limit=120)
 def send_reply_confirmations() -> dict:
     """Queued once for any number of answers (jobs.soon), and by beat every minute."""
     jobs.started("surveys.tasks.send_reply_confirmations")
-    return reply_notices.confirmations_send()
+    return reply_notices.confirmations_send(seconds=50)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, max_retries=5)

@@ -257,6 +257,7 @@ def test_prepared_values_are_the_orms_for_every_kind_of_value():
                   travel_flagged=1, decision="available", team_type_id=1, team_level=2),
         ReplyVersion(reply_id=1, poll_id=1, number=1, created_at=timezone.now(),
                      author="a <b@c.d>", data={"a": [1, None]}, changes={}, confirmation="due"),
+        Contact(agency_id=1, name="Dana", email="d@pd.example", mobile="312 555 0100"),
     ]  # fmt: skip
 
     def shown(values):  # a JSON adapter by what it carries, not by its identity
@@ -268,5 +269,11 @@ def test_prepared_values_are_the_orms_for_every_kind_of_value():
             warnings.simplefilter("always")
             orm = [f.get_db_prep_save(bulk._reader(f)(row), connection) for f in fields]
             ours = bulk._prepared(row, fields, connection)
-        assert shown(ours) == shown(orm)
+        # auto_now fields read the clock for each: their types only
+        fixed = [
+            k
+            for k, f in enumerate(fields)
+            if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
+        ]
+        assert [shown(ours)[k] for k in fixed] == [shown(orm)[k] for k in fixed]
         assert [type(v) for v in ours] == [type(v) for v in orm]

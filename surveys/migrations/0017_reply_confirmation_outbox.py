@@ -1,6 +1,8 @@
 """An answer's confirmation email is kept with its version ("due" until a worker sends it),
 instead of a queue message per answer. Versions saved before this were confirmed (or not)
-already: they stay "" (not asked). The index holds only the confirmations waiting to go."""
+already: they stay "" (not asked). The columns keep their defaults in the database, so that
+web processes started before this go on saving answers while a deploy rolls. The index holds
+only the confirmations waiting to go."""
 
 from django.db import migrations, models
 
@@ -22,6 +24,7 @@ class Migration(migrations.Migration):
                     ("sent", "Sent"),
                     ("failed", "Could not be sent"),
                 ],
+                db_default="",
                 default="",
                 max_length=8,
             ),
@@ -29,7 +32,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="replyversion",
             name="confirmation_attempts",
-            field=models.PositiveSmallIntegerField(default=0),
+            field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
             model_name="replyversion",

@@ -201,11 +201,14 @@ class ReplyVersion(models.Model):
 
     # The email telling the author what was recorded: written "due" with the version itself, in
     # the same statement, and sent by a worker (reply_notices.confirmations_send), which claims
-    # it for CONFIRMATION_LEASE. No queue message per answer carries it: a broker down as the
-    # answer commits delays it, and loses nothing.
-    confirmation = models.CharField(max_length=8, choices=Confirmation, default="", blank=True)
+    # it for CONFIRMATION_LEASE_SECONDS. No queue message per answer carries it: a broker down
+    # as the answer commits delays it, and loses nothing. The database's defaults let processes
+    # started before these columns existed go on saving answers while a deploy rolls.
+    confirmation = models.CharField(
+        max_length=8, choices=Confirmation, default="", db_default="", blank=True
+    )
     confirmation_claimed_at = models.DateTimeField(null=True, blank=True)
-    confirmation_attempts = models.PositiveSmallIntegerField(default=0)
+    confirmation_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-created_at", "-number"]

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,7 +26,7 @@ setup = test_replies.setup  # the fixture: an open poll's link, its agency and t
 
 pytestmark = pytest.mark.django_db
 
-LEASE = datetime.timedelta(seconds=120)
+LEASE = datetime.timedelta(seconds=django_settings.CONFIRMATION_LEASE_SECONDS)
 
 
 @pytest.fixture
@@ -115,11 +116,42 @@ def test_a_permanent_failure_or_too_many_transient_ones_gives_up(
     }  # fmt: skip
 
 
-def test_a_mail_server_that_cannot_be_reached_leaves_the_confirmation_due(due, smtp_sink):
+def test_a_mail_server_that_cannot_be_reached_gives_the_confirmations_back_untried(due, smtp_sink):
     smtp_sink.stop()
-    now = timezone.now()
-    assert reply_notices.confirmations_send(now=now) == {"sent": 0, "failed": 0, "later": 0}
-    assert state(due) == ("due", 1, now)  # taken again once the claim lapses
+    for _ in range(8):  # an outage longer than the attempts allowed costs none of them
+        done = reply_notices.confirmations_send(seconds=5)
+        assert done == {"sent": 0, "failed": 0, "later": 0}
+    assert state(due) == ("due", 0, None)
+
+
+def test_a_confirmation_that_cannot_be_written_holds_up_no_other(
+    client, setup, due, smtp_sink, monkeypatch, caplog
+):
+    assert post(client, setup, answer(setup, 1, note="Second")).status_code == 302
+    second = ReplyVersion.objects.get(number=2)
+    built = reply_notices._confirmation
+
+    def broken(version, url):
+        if version.pk == due.pk:
+            raise ValueError("a template that breaks")
+        return built(version, url)
+
+    monkeypatch.setattr(reply_notices, "_confirmation", broken)
+    done = reply_notices.confirmations_send(now=timezone.now())
+    assert done == {"sent": 1, "failed": 1, "later": 0}
+    assert (state(due)[0], state(second)[0]) == ("failed", "sent")
+    assert "cannot be written" in caplog.text
+
+
+def test_a_reissued_invitation_gets_no_fresh_link_in_a_waiting_confirmation(
+    setup, due, smtp_sink, coordinator
+):
+    from surveys import inflight
+
+    inflight.invitation_reissue(invitation=setup["invitation"])
+    assert state(due)[0] == "failed"
+    reply_notices.confirmations_send(now=timezone.now())
+    assert not smtp_sink.to(setup["invitation"].email)
 
 
 def test_an_answer_that_asks_no_confirmation_has_none_due(client, setup):
