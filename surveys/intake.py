@@ -9,12 +9,10 @@ invitation email fails it with the reason and asks the agency's alternates at on
 
 import hashlib
 import logging
-import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from agencies.models import Contact, TeamMember
@@ -23,9 +21,10 @@ from readiness import audit, bulk
 from readiness.log_filters import mask_secrets
 
 from . import chasing, jobs, mailbox, member_texts, replies, selectors, sms_grammar
+from .channels.links import one_more_link
 from .channels.sms import team_letters
 from .forms import ReplySubmission
-from .models import InboundMessage, Invitation, InvitationLink, Reply
+from .models import InboundMessage, Invitation, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -168,13 +167,12 @@ def _listing(candidates: list[Invitation]) -> str:
 def form_link(invitation: Invitation, message: InboundMessage | None = None) -> str:
     """A fresh link to the invitation's form (only its hash is kept, like every link): saved
     with the `message` whose response gives it (in the message's own statement), or at once."""
-    token = secrets.token_urlsafe(16)
-    link = InvitationLink(invitation=invitation, token_hash=Invitation.hash_token(token))
+    link, url = one_more_link(invitation.pk, nbytes=16)
     if message is None:
         bulk.insert_together([[link]])  # one statement, no query compiling
     else:
         message.new_links.append(link)
-    return settings.SITE_URL + reverse("surveys:reply", args=[token])
+    return url
 
 
 def _command(message: InboundMessage, command: str, now) -> str:

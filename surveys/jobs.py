@@ -7,8 +7,9 @@ failure is logged instead of failing the request that already committed its work
 re-queues undelivered invitations). A task that cannot be queued (the broker cannot be
 reached) fails the caller, after its commit: a beat run stops there, leaving the rest of its
 work unclaimed for the next run, and a person sees an error. Only where the work's loss costs
-less than that error is the failure logged instead (`robust`: an answer's confirmation email,
-whose answer is saved)."""
+less than that error is the failure logged instead (`robust`). Work that the database says is
+due (an answer's confirmation email) is queued by soon(): one run for many, and a failure to
+queue it only logged, since beat runs it anyway."""
 
 import logging
 
@@ -60,8 +61,12 @@ def soon(task_name: str, *, forget: tuple[str, ...] = ()) -> None:
     transaction.on_commit(lambda: _queue_once(task, forget), robust=True)
 
 
+def _mark(task_name: str) -> str:
+    return f"jobs:queued:{task_name}"  # (bench/replies.py clears these)
+
+
 def _queue_once(task, forget) -> None:
-    mark = f"jobs:queued:{task.name}"
+    mark = _mark(task.name)
     if caching.forget_and_add(list(forget), mark, 1, QUEUED_SECONDS):
         try:
             task.apply_async()
@@ -74,6 +79,6 @@ def started(task_name: str) -> None:
     """Called by a soon() task as it starts, before it reads what is due (a cache that cannot
     be reached is logged: the run goes on, and the mark lapses by itself)."""
     try:
-        cache.delete(f"jobs:queued:{task_name}")
+        cache.delete(_mark(task_name))
     except Exception:
         logger.exception("the cache could not be told that %s started", task_name)

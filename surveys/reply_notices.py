@@ -5,7 +5,6 @@ REPLY_DIGEST_MINUTES; and the sender of an email answer, what became of it. Sent
 
 import datetime
 import logging
-import secrets
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
@@ -17,7 +16,8 @@ from django.utils import timezone
 
 from .channels.base import PERMANENT, SENT, Unreachable
 from .channels.email import EmailChannel
-from .models import InboundMessage, Invitation, InvitationLink, Poll, ReplyVersion
+from .channels.links import one_more_link
+from .models import InboundMessage, InvitationLink, Poll, ReplyVersion
 from .replies import _readable
 
 logger = logging.getLogger(__name__)
@@ -116,14 +116,14 @@ def _change_urls(versions: list[ReplyVersion]) -> dict[int, str]:
     urls, links = {}, []
     for version in versions:
         if version.channel == ReplyVersion.Channel.LINK and version.invitation_id:
-            token = secrets.token_urlsafe(32)
-            links.append(InvitationLink(invitation_id=version.invitation_id,
-                                        token_hash=Invitation.hash_token(token)))  # fmt: skip
-            urls[version.pk] = reverse("surveys:reply", args=[token])
+            link, urls[version.pk] = one_more_link(version.invitation_id, nbytes=32)
+            links.append(link)
         else:
-            urls[version.pk] = reverse("surveys:my-agency-reply", args=[version.poll_id])
+            urls[version.pk] = settings.SITE_URL + reverse(
+                "surveys:my-agency-reply", args=[version.poll_id]
+            )
     InvitationLink.objects.bulk_create(links)
-    return {pk: settings.SITE_URL + url for pk, url in urls.items()}
+    return urls
 
 
 def reply_send_confirmation(*, version_id: int, url: str) -> bool:

@@ -342,7 +342,7 @@ def poll_activity(poll_id: int) -> list:
     (poll_activity_changed), so answers show at the next refresh (within those seconds, if a
     count taken just before the commit was kept); deliveries, receipts and chasing within
     those seconds."""
-    key = ACTIVITY_KEY.format(poll_id)
+    key = activity_key(poll_id)
     activity = cache.get(key)
     if activity is None:
         replies = Reply.objects.filter(poll_id=poll_id).aggregate(

@@ -2,6 +2,8 @@
 
 import secrets
 
+from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from ..models import Invitation, InvitationLink
@@ -22,3 +24,11 @@ def issue_links(invitations: list[Invitation], *, nbytes: int) -> dict[int, str]
         batch_size=500,
     )  # fmt: skip
     return tokens
+
+
+def one_more_link(invitation_id: int, *, nbytes: int) -> tuple[InvitationLink, str]:
+    """One more link to the invitation's form, unsaved (the caller saves it with what it
+    writes), and its address; the invitation's newest token stays as it is."""
+    token = secrets.token_urlsafe(nbytes)
+    link = InvitationLink(invitation_id=invitation_id, token_hash=Invitation.hash_token(token))
+    return link, settings.SITE_URL + reverse("surveys:reply", args=[token])
