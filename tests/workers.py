@@ -1,0 +1,35 @@
+"""The suite on several processes (pytest-xdist, `make test` runs one per core): each worker
+gets its own Redis database, as pytest-django gives each its own test database (test_<name>_gw0,
+_gw1, ...).
+
+Tests clear the cache between them, count rate limits in it and run real Celery workers through
+the broker, so two processes on one Redis database would empty each other's. Worker N of the
+database D in REDIS_URL uses D + N. This runs as a plugin named in pyproject's addopts, before
+pytest-django loads the settings, which read REDIS_URL once; the Celery workers and gunicorn the
+tests start inherit it from the environment.
+"""
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+# Redis's default number of databases; CI's suite starts at 1 (0 is the benches' and dev's).
+REDIS_DATABASES = 16
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """REDIS_URL for the xdist worker named `worker` ("gw0", "gw1", ...)."""
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    database = base + int(worker.removeprefix("gw"))
+    if database >= REDIS_DATABASES:
+        raise RuntimeError(
+            f"{worker} would use Redis database {database}: run fewer workers (-n) or start "
+            f"from a lower database than {base} in REDIS_URL"
+        )
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+GIVEN_REDIS_URL = os.environ.get("REDIS_URL", "")  # as the suite was started
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "" in a suite of one process
+if WORKER and GIVEN_REDIS_URL:
+    os.environ["REDIS_URL"] = worker_redis_url(GIVEN_REDIS_URL, WORKER)
