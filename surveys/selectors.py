@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from agencies.models import Agency, Contact, SpecialTeam, TeamMembership
 from readiness import permissions
-from readiness.db import Lookup
+from readiness.db import FETCH_REST, Lookup
 
 from .geo import distance_km_expression
 from .models import InboundMessage, Invitation, Poll, Reply, ReplyLine, ReplyVersion
@@ -263,13 +263,31 @@ def invitation_by_token(token: str, *, page: bool = True) -> Invitation | None:
     ).first(token_hash)
 
 
+# What an answer posted by link reads of its invitation, poll, agency and contact when it is
+# saved (its refusal, its teams, its form, its version, audit event and confirmation): 19 of
+# their 100 columns. Each column a row brings costs the driver a name and a value to decode and
+# the model a field to set; a page shown for a mistake or a refusal loads the rest at its first
+# read of one, in one query per object (FETCH_REST). tests/surveys/test_replies.py counts the
+# queries of an answer, which a field missing here would add to.
+_POSTED_FIELDS = (
+    "poll_id", "agency_id", "contact_id", "channel", "email", "travel_minutes", "revoked_at",
+    "poll__title", "poll__state", "poll__deadline", "poll__sent_at", "poll__requirements",
+    "agency__name", "contact__name", "contact__email",
+)  # fmt: skip
+
+
 def _by_token(*, page: bool, earlier: bool) -> Lookup:
     related = ("poll", "agency", "contact")
     if page:
         related += ("poll__created_by", "poll__requesting_agency")
     lookup = "links__token_hash" if earlier else "token_hash"
-    return Lookup(Invitation, lambda token_hash: Invitation.objects.select_related(*related)
-                  .filter(**{lookup: token_hash}).order_by("pk")[:1])  # fmt: skip
+
+    def queryset(token_hash):
+        found = (Invitation.objects.select_related(*related)
+                 .filter(**{lookup: token_hash}).order_by("pk")[:1])  # fmt: skip
+        return found if page else found.only(*_POSTED_FIELDS).fetch_mode(FETCH_REST)
+
+    return Lookup(Invitation, queryset)
 
 
 # Compiled once per process (the hottest lookups of an answer): the newest link, an earlier one.

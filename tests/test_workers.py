@@ -21,5 +21,7 @@ def test_past_redis_databases_it_says_what_to_change():
 
 
 def test_this_process_uses_its_own_database():
-    expected = worker_redis_url(GIVEN_REDIS_URL, WORKER) if WORKER else GIVEN_REDIS_URL
+    expected = (
+        worker_redis_url(GIVEN_REDIS_URL, WORKER) if WORKER and GIVEN_REDIS_URL else GIVEN_REDIS_URL
+    )
     assert settings.REDIS_URL == expected == os.environ.get("REDIS_URL", "")

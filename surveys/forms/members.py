@@ -69,7 +69,7 @@ class ForwardForm(forms.Form):
         return moment
 
 
-@quick_copy
+@quick_copy(own=())  # shared: the same for every member
 class MemberAnswerForm(forms.Form):
     answer = forms.ChoiceField(
         label="Would you go?",
@@ -123,7 +123,7 @@ class MemberAnswerForm(forms.Form):
         return data
 
 
-@quick_copy
+@quick_copy(own=())  # shared: the same for every member
 class AwayForm(forms.Form):
     away_until = forms.DateField(
         label="I am unavailable until",

@@ -40,7 +40,7 @@ def _text(label: str, help_text: str) -> forms.CharField:
     )
 
 
-@quick_copy
+@quick_copy(own=())  # its fields are the same for every agency: shared
 class ReplyForm(forms.Form):
     """The whole-agency part of a reply: decision, authoriser, conditions, reasons."""
 
@@ -112,7 +112,7 @@ class ReplyForm(forms.Form):
         return data
 
 
-@quick_copy
+@quick_copy(own=("officers",))  # the team's limit is set on its own copy
 class ReplyLineForm(forms.Form):
     """One team: officers, vehicles, departure, travel, time on deployment, qualified officers."""
 

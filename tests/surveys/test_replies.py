@@ -594,6 +594,36 @@ def test_a_team_made_inactive_after_the_answer_stays_on_the_form_with_its_line(c
     assert Reply.objects.get().lines.get(team=srt).officers == 6
 
 
+def test_an_answer_by_link_reads_only_what_it_saves_and_a_mistake_loads_the_rest_at_once(
+    client, setup, monkeypatch
+):
+    """The link's POST loads 19 of its invitation's, poll's, agency's and contact's 100 columns
+    and reads no other: no field is fetched afterwards. The page shown again for a mistake
+    reads the rest of each object it shows in one query, not one per field."""
+    from django.db import connection
+    from django.db.models.query_utils import DeferredAttribute
+    from django.test.utils import CaptureQueriesContext
+
+    from readiness.db import FetchRest
+
+    fetched = []  # the objects whose deferred fields were loaded
+    fetch = FetchRest.fetch
+    monkeypatch.setattr(FetchRest, "fetch", lambda self, fetcher, instance: (
+        isinstance(fetcher, DeferredAttribute) and fetched.append(type(instance).__name__),
+        fetch(self, fetcher, instance)))  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        assert post(client, setup, answer(setup)).status_code == 302
+    lookup = next(q["sql"] for q in queries if 'FROM "surveys_invitation"' in q["sql"])
+    assert '"surveys_poll"."purpose"' not in lookup and '"surveys_poll"."state"' in lookup
+    assert fetched == []
+    assert Reply.objects.get().version == 1
+
+    mistake = post(client, setup, answer(setup, version=1, authorised_by_name=""))
+    assert mistake.status_code == 422 and setup["poll"].message in mistake.text
+    assert setup["agency"].name in mistake.text
+    assert len(fetched) == len(set(fetched)) and "Poll" in fetched  # one load per object
+
+
 def test_a_first_answer_reads_nothing_stored_and_still_meets_one_saved_meanwhile(client, setup):
     """A form built when nothing was stored (version 0) is saved without reading the stored
     answer: its insert finds one saved meanwhile, and the page says so as before."""
