@@ -297,6 +297,12 @@ _BY_EARLIER_TOKEN = _by_token(page=False, earlier=True)
 _BY_EARLIER_TOKEN_PAGE = _by_token(page=True, earlier=True)
 
 
+# What an answer by text reads of its invitations, as an answer by link (above), and what the
+# text's own handling reads: the codes, the order, the contact's title (the authoriser's rank).
+# A commander's "ASK" (their members asked by text) reads the rest, in one query per object.
+_TEXTED_FIELDS = (*_POSTED_FIELDS, "mobile", "reply_code", "created_at", "contact__title")
+
+
 def open_texts(sender: str) -> list[Invitation]:
     """The text invitations to `sender` (an E.164 number) of polls taking answers, newest
     first (sorted here: ordering a select_related query costs more than the query)."""
@@ -315,6 +321,8 @@ _OPEN_TEXTS = Lookup(
         # sender can then use the index of invitations with a number (invitation_sms_code_idx).
         .exclude(mobile="")
         .select_related("poll", "agency", "contact")
+        .only(*_TEXTED_FIELDS)
+        .fetch_mode(FETCH_REST)
         .order_by()
     ),
     kinds=("+13125550100",),  # a number the field takes, as the marker
