@@ -267,8 +267,8 @@ def invitation_by_token(token: str, *, page: bool = True) -> Invitation | None:
 # saved (its refusal, its teams, its form, its version, audit event and confirmation): 19 of
 # their 100 columns. Each column a row brings costs the driver a name and a value to decode and
 # the model a field to set; a page shown for a mistake or a refusal loads the rest at its first
-# read of one, in one query per object (FETCH_REST). tests/surveys/test_replies.py counts the
-# queries of an answer, which a field missing here would add to.
+# read of one, in one query per object (FETCH_REST). tests/surveys/test_replies.py and
+# test_sms_in.py check that an answer reads no field missing here (each would cost a query).
 _POSTED_FIELDS = (
     "poll_id", "agency_id", "contact_id", "channel", "email", "travel_minutes", "revoked_at",
     "poll__title", "poll__state", "poll__deadline", "poll__sent_at", "poll__requirements",
