@@ -24,7 +24,7 @@ run: demo
 	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py runserver $(HOST):$(PORT)
 
 # One test process per core, at most four (each takes its own test database and Redis database:
-# tests/workers.py); TEST_WORKERS=0 runs the suite in this process.
+# readiness/pytest_workers.py); TEST_WORKERS=0 runs the suite in this process.
 TEST_WORKERS ?= auto
 test: venv
 	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses=4 $(PYTEST_ARGS)
