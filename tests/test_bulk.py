@@ -275,5 +275,6 @@ def test_prepared_values_are_the_orms_for_every_kind_of_value():
             for k, f in enumerate(fields)
             if not (getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
         ]
-        assert [shown(ours)[k] for k in fixed] == [shown(orm)[k] for k in fixed]
+        ours_shown, orm_shown = shown(ours), shown(orm)
+        assert [ours_shown[k] for k in fixed] == [orm_shown[k] for k in fixed]
         assert [type(v) for v in ours] == [type(v) for v in orm]

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.db.models.query_utils import DeferredAttribute
 from django.utils import timezone
 
 from agencies.models import TeamMember
 from readiness.celery import app as celery_app
+from readiness.db import FetchRest
 from surveys.models import Poll
 from tests.test_services import ROOT, worker_env
 
@@ -302,3 +304,19 @@ def wait_until(condition, *, seconds: float = 60) -> bool:
             return True
         time.sleep(0.2)
     return condition()
+
+
+@pytest.fixture
+def deferred_loads(monkeypatch) -> list[str]:
+    """The model names of the objects whose deferred fields a lean lookup's instances loaded
+    (readiness.db.FETCH_REST), in order; related objects loaded lazily are not in it."""
+    loads = []
+    fetch = FetchRest.fetch
+
+    def recorded(self, fetcher, instance):
+        if isinstance(fetcher, DeferredAttribute):
+            loads.append(type(instance).__name__)
+        fetch(self, fetcher, instance)
+
+    monkeypatch.setattr(FetchRest, "fetch", recorded)
+    return loads

@@ -595,20 +595,12 @@ def test_a_team_made_inactive_after_the_answer_stays_on_the_form_with_its_line(c
 
 
 def test_an_answer_by_link_reads_only_what_it_saves_and_a_mistake_loads_the_rest_at_once(
-    client, setup, monkeypatch
+    client, setup, deferred_loads
 ):
     """The link's POST loads 19 of its invitation's, poll's, agency's and contact's 100 columns
     and reads no other: no field is fetched afterwards. The page shown again for a mistake
     reads the rest of each object it shows in one query, not one per field."""
-    from django.db.models.query_utils import DeferredAttribute
-
-    from readiness.db import FetchRest
-
-    fetched = []  # the objects whose deferred fields were loaded
-    fetch = FetchRest.fetch
-    monkeypatch.setattr(FetchRest, "fetch", lambda self, fetcher, instance: (
-        isinstance(fetcher, DeferredAttribute) and fetched.append(type(instance).__name__),
-        fetch(self, fetcher, instance)))  # fmt: skip
+    fetched = deferred_loads  # the objects whose deferred fields were loaded
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

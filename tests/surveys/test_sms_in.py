@@ -79,18 +79,10 @@ def test_a_yes_by_text_is_the_same_answer_as_by_form(client, coordinator, swat, 
     assert api["channel"] == "sms"
 
 
-def test_an_answer_by_text_reads_only_what_it_saves(client, swat, sms_provider, monkeypatch):
+def test_an_answer_by_text_reads_only_what_it_saves(client, swat, sms_provider, deferred_loads):
     """The sender's open invitations are loaded with 23 of their 100 columns (and their
     poll's, agency's and contact's): an answer, a change and a mistake read no other."""
-    from django.db.models.query_utils import DeferredAttribute
-
-    from readiness.db import FetchRest
-
-    fetched = []
-    fetch = FetchRest.fetch
-    monkeypatch.setattr(FetchRest, "fetch", lambda self, fetcher, instance: (
-        isinstance(fetcher, DeferredAttribute) and fetched.append(type(instance).__name__),
-        fetch(self, fetcher, instance)))  # fmt: skip
+    fetched = deferred_loads
     _poll, agency, invitation = texted(swat)
     code = invitation.reply_code
     texts = (f"{code} Y 12 45", f"{code} N all committed", f"{code} Y 99 45", f"{code} maybe")
