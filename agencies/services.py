@@ -8,7 +8,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from readiness import audit
-from readiness.bulk import bulk_insert, new
+from readiness.bulk import bulk_insert, collector_paused, new
 
 from .importer import ParsedRegistry, RowError, parse_registry_csv
 from .models import Agency, Contact, Region, SpecialTeam, TeamMembership, TeamType
@@ -104,6 +104,11 @@ def registry_import(
     creates, a changed row updates in place, an identical row changes nothing. Rows missing from
     the file are left alone. With any error nothing is written and every bad line is reported.
     """
+    with collector_paused():  # a whole registry is hundreds of thousands of objects
+        return _import(text=text, dry_run=dry_run, request=request, source=source)
+
+
+def _import(*, text, dry_run: bool, request, source: str) -> ImportResult:
     parsed = parse_registry_csv(text)
     result = ImportResult(rows=parsed.rows, errors=list(parsed.errors), dry_run=dry_run)
     if parsed.errors:

@@ -278,3 +278,88 @@ def test_prepared_values_are_the_orms_for_every_kind_of_value():
         ours_shown, orm_shown = shown(ours), shown(orm)
         assert [ours_shown[k] for k in fixed] == [orm_shown[k] for k in fixed]
         assert [type(v) for v in ours] == [type(v) for v in orm]
+
+
+@pytest.mark.django_db(databases=[])
+def test_new_builds_what_the_models_own_init_builds_for_every_model():
+    """readiness.bulk.new sets the attributes itself (no Model.__init__): for every model of the
+    project the instance is the one model(**values) gives, unsaved, defaults included; a
+    foreign key's id reads back its related object once saved, and nothing is cached."""
+    from django.apps import apps
+
+    from readiness import bulk
+
+    for model in apps.get_models():
+        if model._meta.app_label not in ("agencies", "surveys", "readiness", "accounts"):
+            continue
+        assert bulk._slots(model)[1], f"{model.__name__} is built by __init__ (slower)"
+        ours, theirs = bulk.new(model), model()
+        assert type(ours) is model and ours._state.adding and ours._state.db is None
+        assert ours._state.fields_cache == {}
+        ours_values, their_values = dict(vars(ours)), dict(vars(theirs))
+        del ours_values["_state"], their_values["_state"]
+        assert ours_values.keys() == their_values.keys(), model
+        for name in ours_values:
+            field = next(f for f in model._meta.concrete_fields if f.attname == name)
+            if callable(field.default) and field.default not in (dict, list):
+                continue  # a fresh value each time (a token, a clock): compared by type
+            assert ours_values[name] == their_values[name], (model, name)
+        for name in ours_values:
+            assert type(ours_values[name]) is type(their_values[name]), (model, name)
+    with pytest.raises(TypeError, match="AuditEvent has no field nope"):
+        bulk.new(AuditEvent, nope=1)
+
+
+def test_new_instances_save_and_relate_like_any_other():
+    from readiness import bulk
+
+    agency = AgencyFactory()
+    contact = bulk.new(Contact, agency_id=agency.pk, name="Dana", email="dana@pd.example")
+    assert contact.agency == agency  # the id's related object, loaded on first use
+    contact.save()
+    assert Contact.objects.get(pk=contact.pk).name == "Dana" and not contact._state.adding
+
+
+@pytest.mark.django_db(databases=[])
+def test_a_model_with_an_init_receiver_is_built_by_its_init():
+    from django.db.models.signals import post_init
+
+    from readiness import bulk
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Contact)
+    try:
+        contact = bulk.new(Contact, name="Dana")
+    finally:
+        post_init.disconnect(receiver, sender=Contact)
+    assert seen == [contact]
+    assert bulk.new(Contact, name="Lee") not in seen  # disconnected: the fast way again
+
+
+@pytest.mark.django_db(databases=[])
+def test_the_collector_stays_paused_until_the_last_pause_ends():
+    import gc
+
+    from readiness.bulk import collector_paused
+
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still runs
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError), collector_paused():
+        1 / 0
+    assert gc.isenabled()  # an error ends the pause too
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
