@@ -21,8 +21,6 @@ from django.db import DatabaseError, connections, models, router, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models.base import ModelState
 from django.db.models.fields import AutoFieldMixin
-from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
-from django.db.models.query_utils import DeferredAttribute
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
@@ -35,33 +33,46 @@ def new(model, **values):
     readiness.db.loaded does for loaded rows, without Model.__init__ (12.5 µs for an agency,
     2 µs this way). Where __init__ would do more than set the attributes (a model that
     overrides it, a pre_init or post_init receiver, a field whose attribute sets itself in a
-    way of its own), model(...) builds it. `values` by attname (agency_id, not agency)."""
-    slots, plain = _slots(model)
+    way of its own), model(...) builds it. `values` by attname (agency_id), or by a foreign
+    key's name with its object (agency=agency), which the instance keeps as model() would."""
+    slots, plain, keys = _slots(model)
+    related = {}
+    for name in keys.keys() & values.keys() if keys else ():
+        field, obj = keys[name], values.pop(name)
+        if field.attname in values:
+            raise TypeError(f"{model.__name__} got both {name} and {field.attname}")
+        if obj is not None and not isinstance(obj, field.remote_field.model):
+            raise ValueError(
+                f"{model.__name__}.{name} must be an instance of "
+                f"{field.remote_field.model.__name__}"
+            )
+        values[field.attname] = None if obj is None else getattr(obj, field.target_field.attname)
+        related[name] = obj
     args = [values.pop(name) if name in values else default() for name, default in slots]
     if values:
         raise TypeError(f"{model.__name__} has no field {', '.join(values)}")
     if not plain or pre_init.receivers or post_init.receivers:
-        return model(*args)
-    obj = model.__new__(model)
-    obj._state = ModelState()
-    obj.__dict__.update(zip(plain, args, strict=True))
-    return obj
+        instance = model(*args)
+        for name, obj in related.items():
+            setattr(instance, name, obj)
+        return instance
+    instance = model.__new__(model)
+    state = instance._state = ModelState()
+    instance.__dict__.update(zip(plain, args, strict=True))
+    if related:
+        state.fields_cache = related
+    return instance
 
 
 @functools.cache
-def _slots(model) -> tuple[tuple, tuple]:
-    """Each concrete field's (attname, get_default); and the attnames, in the same order, if
-    setting them in the instance's __dict__ is what Model.__init__ does, else ()."""
+def _slots(model) -> tuple[tuple, tuple, dict]:
+    """Each concrete field's (attname, get_default); the attnames, in the same order, if
+    setting them in the instance's __dict__ is what Model.__init__ does, else (); and the
+    foreign keys (many to one) by name."""
     fields = model._meta.concrete_fields
     slots = tuple((f.attname, f.get_default) for f in fields)
-    # A foreign key's id attribute sets itself (ForeignKeyDeferredAttribute.__set__) only to
-    # drop a cached related object, which a new instance does not have.
-    plain = model.__init__ is models.Model.__init__ and all(
-        type(vars(model).get(f.attname)) in (DeferredAttribute, ForeignKeyDeferredAttribute)
-        or not hasattr(getattr(model, f.attname, None), "__set__")
-        for f in fields
-    )
-    return slots, tuple(name for name, _ in slots) if plain else ()
+    keys = {f.name: f for f in fields if f.many_to_one}
+    return slots, db.plain_fields(model), keys
 
 
 @contextlib.contextmanager

@@ -1,14 +1,17 @@
 """Database helpers for the hot paths."""
 
+import functools
 import hashlib
 import itertools
 import logging
 import re
 
-from django.db import connections, router
+from django.db import connections, models, router
 from django.db.models.base import ModelState
 from django.db.models.fetch_modes import FetchMode
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +134,66 @@ class Lookup:
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         init_list = [f[0].target.attname for f in select[start:end]]
         populators = get_related_populators(klass_info, select, db, fetch_mode)
-        from_db = _get_from_db(klass_info["model"], fetch_mode)
+        from_db = _built(
+            klass_info["model"],
+            init_list,
+            _get_from_db(klass_info["model"], fetch_mode),
+            fetch_mode,
+        )
+        _build_related(populators, fetch_mode)
         places = [found[0] for found in places]
         return sql, tuple(params), places, converters, (from_db, init_list, start, end, populators)
+
+
+@functools.cache
+def plain_fields(model) -> tuple[str, ...]:
+    """The attnames of `model`'s concrete fields, in their order, if setting them in an
+    instance's __dict__ is all Model.__init__ does with them (a model that does not override
+    __init__, whose fields' attributes do not set themselves in ways of their own), else ().
+    A foreign key's id attribute sets itself (ForeignKeyDeferredAttribute.__set__) only to
+    drop a cached related object, which a new instance does not have."""
+    fields = model._meta.concrete_fields
+    plain = model.__init__ is models.Model.__init__ and all(
+        type(vars(model).get(f.attname)) in (DeferredAttribute, ForeignKeyDeferredAttribute)
+        or not hasattr(getattr(model, f.attname, None), "__set__")
+        for f in fields
+    )
+    return tuple(f.attname for f in fields) if plain else ()
+
+
+def _built(model, field_names, from_db, fetch_mode):
+    """`from_db` (model.from_db, its fetch mode bound) for rows of `field_names`, or its
+    equivalent without Model.__init__ for a model of plain fields (as loaded() builds): an
+    invitation with its poll, agency and contact took 60 µs to build, 20 µs this way. As
+    from_db, the values come in the order of the model's fields."""
+    names = plain_fields(model)
+    if not names:
+        return from_db
+    names = tuple(name for name in names if name in field_names)
+
+    def build(db, field_names, values):
+        if pre_init.receivers or post_init.receivers or len(values) != len(names):
+            return from_db(db, field_names, values)
+        obj = model.__new__(model)
+        obj.__dict__.update(zip(names, values, strict=True))
+        state = obj._state = ModelState()
+        state.adding, state.db = False, db
+        if fetch_mode is not None:
+            state.fetch_mode = fetch_mode
+        return obj
+
+    return build
+
+
+def _build_related(populators, fetch_mode) -> None:
+    """Each select_related model of a Lookup built as _built builds (RelatedPopulator calls its
+    `from_db` attribute; a Django without it calls the model's from_db, as slowly as ever)."""
+    for populator in populators:
+        if hasattr(populator, "from_db"):
+            populator.from_db = _built(
+                populator.model_cls, populator.init_list, populator.from_db, fetch_mode
+            )
+        _build_related(populator.related_populators, fetch_mode)
 
 
 class FetchRest(FetchMode):

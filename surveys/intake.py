@@ -54,9 +54,9 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
     sender = _number(sender)
     try:
         with transaction.atomic():
-            message = InboundMessage(
-                channel="sms", message_id=message_id[:200], sender=sender, body=body[:5000],
-                received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
+            message = bulk.new(
+                InboundMessage, channel="sms", message_id=message_id[:200], sender=sender,
+                body=body[:5000], received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
             )  # fmt: skip
             message.new_links = []  # the links its response gives, saved with it
             response = _handle(message, now)

@@ -210,8 +210,8 @@ def reply_submit(
 def _drafted(poll, agency, answer, lines, *, now, stored=None) -> tuple[Reply, list, dict]:
     """The answer as it would be saved, unsaved: its reply (a copy of `stored`, which stays as
     it is for a conflict to show, or a new one), its lines and its snapshot."""
-    reply = copy.copy(stored) if stored else Reply(poll=poll, agency=agency, created_at=now,
-                                                   version=0)  # fmt: skip
+    reply = copy.copy(stored) if stored else bulk.new(Reply, poll=poll, agency=agency,
+                                                        created_at=now, version=0)  # fmt: skip
     new_lines = [_line(poll, line) for line in lines]
     _apply(reply, answer, new_lines)
     return reply, new_lines, reply_snapshot(reply, new_lines)
@@ -232,7 +232,8 @@ def _version_and_event(reply, after, changes, *, created, invitation, channel, m
         author, email = reply.updated_by.get_full_name(), reply.updated_by.email
     else:
         author, email = invitation.contact.name, invitation.email or invitation.contact.email
-    version = ReplyVersion(
+    version = bulk.new(
+        ReplyVersion,
         reply=reply,
         poll=reply.poll,
         number=reply.version,
@@ -352,7 +353,8 @@ def _line(poll: Poll, data: dict) -> ReplyLine:
         and travel < estimate * settings.REPLY_TRAVEL_FLAG_RATIO
         and estimate - travel >= settings.REPLY_TRAVEL_FLAG_MIN_MINUTES
     )
-    return ReplyLine(
+    return bulk.new(
+        ReplyLine,
         poll=poll,
         team=data["team"],
         officers=data["officers"],

@@ -100,6 +100,57 @@ def test_a_compiled_lookup_gives_what_the_query_gives_with_its_relations_loaded(
     assert len(lookup.compiled) == 1
 
 
+def test_a_lookups_instances_are_built_as_the_querys_own_are():
+    """Lookup builds its instances without Model.__init__ (readiness.db._built): each is the
+    query's own, attribute for attribute, deferred fields, loaded relations (nested, and one
+    that is empty), their state and fetch mode included; a model with an init receiver is
+    built by its __init__, which calls it."""
+    from django.db.models.signals import post_init
+
+    from agencies.models import Agency, Region
+    from readiness.db import FETCH_REST, Lookup, plain_fields
+    from readiness.models import User
+    from tests.factories import AgencyFactory, UserFactory
+
+    UserFactory(email="commander@pd.example", agency=AgencyFactory())
+    UserFactory(email="coordinator@state.example", agency=None)  # an empty relation
+
+    def query(email):
+        return (
+            User.objects.select_related("agency__region")
+            .only("full_name", "role", "agency__name", "agency__region__name")
+            .fetch_mode(FETCH_REST)
+            .filter(email=email)
+        )
+
+    lookup = Lookup(User, query)
+    assert all(plain_fields(model) for model in (User, Agency, Region))  # the fast way
+
+    def shown(obj):
+        values = {k: v for k, v in vars(obj).items() if k != "_state"}
+        state = obj._state
+        cached = {k: shown(v) if v is not None else None for k, v in state.fields_cache.items()}
+        return values, cached, state.adding, state.db, state.fetch_mode, obj.get_deferred_fields()
+
+    for email in ("commander@pd.example", "coordinator@state.example"):
+        (found,), (expected,) = lookup.rows(email), list(query(email))
+        assert shown(found) == shown(expected)
+    assert found.agency is None and shown(found)[1] == {"agency": None}
+    assert shown(found)[4] is FETCH_REST
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(type(instance).__name__)
+
+    post_init.connect(receiver)
+    try:
+        (found,) = lookup.rows("commander@pd.example")
+    finally:
+        post_init.disconnect(receiver)
+    assert seen == ["User", "Agency", "Region"] and found.agency.region.name
+
+
 def test_a_lookup_by_several_values_gives_its_rows_in_order():
     from agencies.models import SpecialTeam
     from readiness.db import Lookup

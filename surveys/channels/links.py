@@ -6,6 +6,8 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from readiness import bulk
+
 from ..models import Invitation, InvitationLink
 
 
@@ -30,5 +32,7 @@ def one_more_link(invitation_id: int, *, nbytes: int) -> tuple[InvitationLink, s
     """One more link to the invitation's form, unsaved (the caller saves it with what it
     writes), and its address; the invitation's newest token stays as it is."""
     token = secrets.token_urlsafe(nbytes)
-    link = InvitationLink(invitation_id=invitation_id, token_hash=Invitation.hash_token(token))
+    link = bulk.new(
+        InvitationLink, invitation_id=invitation_id, token_hash=Invitation.hash_token(token)
+    )
     return link, settings.SITE_URL + reverse("surveys:reply", args=[token])
