@@ -261,3 +261,19 @@ def test_static_urls_in_development_are_the_files_own_worked_out_once(monkeypatc
     page = engines["django"].from_string("{% load static %}{% static 'css/app.css' %}")
     assert page.render({}) == page.render({}) == "/static/css/app.css"
     assert type(staticfiles_storage._wrapped).__name__ == "DevelopmentStaticStorage"
+
+
+def test_a_gunicorn_worker_sets_its_loaded_objects_aside_from_the_collector():
+    """gunicorn.conf.py's post_worker_init freezes what the worker loaded (gc.freeze), so full
+    collections walk only what requests make."""
+    import gc
+    import runpy
+
+    hooks = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    assert hooks["logger_class"] == "readiness.gunicorn_logging.MaskingLogger"
+    gc.unfreeze()
+    try:
+        hooks["post_worker_init"](worker=None)
+        assert gc.get_freeze_count() > 10_000  # Django and the app, not a handful
+    finally:
+        gc.unfreeze()
