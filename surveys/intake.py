@@ -190,9 +190,14 @@ def _command(message: InboundMessage, command: str, now) -> str:
     return HELP
 
 
-def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
+def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read=False) -> str:
+    """Save the answer over whatever is stored. An invitation not stamped with its agency's
+    first answer (every answer stamps them all) reads nothing: none is stored. One stored
+    after all (saved a moment ago, or without the stamp) is found by the first answer's insert,
+    and the answer is then made again over it (`read`)."""
     poll, agency, contact = invitation.poll, invitation.agency, invitation.contact
-    reply = selectors.stored_reply(poll=poll, agency=agency)
+    stamped = read or invitation.replied_at is not None
+    reply = selectors.stored_reply(poll=poll, agency=agency) if stamped else None
     teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
     letters = team_letters([t for t in teams if t.pk in targeted])
     data, problem = _form_data(parsed, letters, contact, reply, invitation.travel_minutes)
@@ -216,6 +221,8 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now) -> str:
         message.outcome = InboundMessage.Outcome.REFUSED
         return f"Not recorded: {_refusal(exc.reason)}"
     except replies.ReplyConflict:
+        if not stamped:  # an answer was stored: this one goes over it, as over any other
+            return _apply(message, invitation, parsed, now, read=True)
         # Saved by someone else between our read and our write: tell them, keep nothing.
         message.outcome = InboundMessage.Outcome.REFUSED
         link = form_link(invitation, message)

@@ -298,9 +298,11 @@ _BY_EARLIER_TOKEN_PAGE = _by_token(page=True, earlier=True)
 
 
 # What an answer by text reads of its invitations, as an answer by link (above), and what the
-# text's own handling reads: the codes, the order, the contact's title (the authoriser's rank).
+# text's own handling reads: the codes, the order, whether the agency answered (a first answer
+# reads nothing more), the contact's title (the authoriser's rank).
 # A commander's "ASK" (their members asked by text) reads the rest, in one query per object.
-_TEXTED_FIELDS = (*_POSTED_FIELDS, "mobile", "reply_code", "created_at", "contact__title")
+_TEXTED_FIELDS = (*_POSTED_FIELDS, "mobile", "reply_code", "created_at", "replied_at",
+                  "contact__title")  # fmt: skip
 
 
 def open_texts(sender: str) -> list[Invitation]:

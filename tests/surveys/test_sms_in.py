@@ -92,6 +92,36 @@ def test_an_answer_by_text_reads_only_what_it_saves(client, swat, sms_provider, 
     assert fetched == []
 
 
+def test_a_first_answer_by_text_reads_no_stored_answer_and_one_unstamped_is_answered_over(
+    client, swat, sms_provider
+):
+    """An invitation not stamped with its agency's first answer means none is stored: the text
+    is saved without reading one. An answer stored without the stamp (a moment ago, by another
+    way in) is found as the text is saved, and the text goes over it as over any other."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    poll, _agency, invitation = texted(swat)
+    code = invitation.reply_code
+    with CaptureQueriesContext(connection) as queries:
+        first = said(sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45"))
+    assert first.startswith("Recorded")
+    assert not [q for q in queries if q["sql"].startswith('SELECT "surveys_reply"."id"')]
+    assert Invitation.objects.get(pk=invitation.pk).replied_at is not None
+
+    unstamped = Invitation.objects.filter(pk=invitation.pk)
+    unstamped.update(replied_at=None)
+    assert said(sms_provider.post_inbound(client, MOBILE, f"{code} Y 12 45")).startswith(
+        "Nothing changed"
+    )
+    unstamped.update(replied_at=None)
+    changed = said(sms_provider.post_inbound(client, MOBILE, f"{code} N all committed"))
+    assert changed.startswith("Recorded") and "UNAVAILABLE" in changed
+    reply = Reply.objects.get(poll=poll)
+    assert (reply.decision, reply.version) == ("unavailable", 2)
+    assert not InboundMessage.objects.filter(outcome="refused").exists()
+
+
 def test_a_replayed_text_is_one_answer(client, swat, sms_provider):
     poll, _agency, invitation = texted(swat)
     body = f"{invitation.reply_code} Y 12 45"
