@@ -61,6 +61,12 @@ def new(model, **values):
     instance.__dict__.update(zip(plain, args, strict=True))
     if related:
         state.fields_cache = related
+        for obj in related.values():  # the databases, as the relation's descriptor sets them
+            if obj is not None:
+                if state.db is None:
+                    state.db = router.db_for_write(model, instance=obj)
+                if obj._state.db is None:
+                    obj._state.db = router.db_for_write(type(obj), instance=instance)
     return instance
 
 

@@ -6,7 +6,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from agencies.models import Contact
+from agencies.models import Agency, Contact
 from readiness.bulk import bulk_insert, insert_together
 from readiness.models import AuditEvent
 
@@ -327,6 +327,12 @@ def test_new_takes_a_foreign_key_by_its_object_and_keeps_it(django_assert_num_qu
     with django_assert_num_queries(0):
         contact = bulk.new(Contact, agency=agency, name="Dana", email="dana@pd.example")
         assert contact.agency_id == agency.pk and contact.agency is agency  # kept: no query
+        assert contact._state.db == Contact(agency=agency)._state.db == "default"
+        assert bulk.new(AuditEvent, action="x")._state.db is None  # no relation: none yet
+        ours, theirs = Agency(name="New"), Agency(name="New")  # unsaved: given one, as by model()
+        bulk.new(Contact, agency=ours)
+        Contact(agency=theirs)
+        assert ours._state.db == theirs._state.db == "default"
         event = bulk.new(AuditEvent, actor=None, action="x")
         assert event.actor_id is None and event.actor is None
     with pytest.raises(TypeError, match="both agency and agency_id"):
