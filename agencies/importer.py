@@ -138,11 +138,14 @@ class _Row:
     def __init__(self, record: str, values: dict[str, str]):
         self.limits = MAX_LENGTHS.get(record, {})
         self.problems: list[str] = []
+        self.values = values
         # PostgreSQL cannot store a NUL character in text: say where it is, write nothing.
-        for column, value in values.items():
-            if "\x00" in value:
-                self.problems.append(f"{column} contains a NUL character (byte 0): remove it")
-        self.values = {column: value.replace("\x00", "") for column, value in values.items()}
+        # Looked for in the row at once (a registry of 71,000 rows has 2 million values).
+        if "\x00" in "".join(values.values()):
+            for column, value in values.items():
+                if "\x00" in value:
+                    self.problems.append(f"{column} contains a NUL character (byte 0): remove it")
+            self.values = {column: value.replace("\x00", "") for column, value in values.items()}
 
     def text(self, column: str, *, required: bool = False) -> str:
         value = self.values.get(column, "")
