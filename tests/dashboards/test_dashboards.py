@@ -638,6 +638,28 @@ def test_the_lists_are_rendered_once_per_change_and_kind_of_reader(
     assert by_agency.index("D Police") < by_agency.index("A Police")
 
 
+def test_the_figures_are_rendered_once_per_change_and_window(
+    client, official, world, settings, django_capture_on_commit_callbacks
+):
+    """The figures, charts and tables are one rendering per poll, stamp and window, shared by
+    everyone watching (what the stamp does not count, here the map's tiles, shows when it is
+    rendered again); an answer changes the stamp, and the next page renders them afresh."""
+    url = reverse("poll-dashboard", args=[world["poll"].pk])
+    client.force_login(official)
+    settings.MAP_TILES_URL = "https://tiles.one.example/{z}/{x}/{y}.png"
+    assert "tiles.one.example" in client.get(url).text
+    settings.MAP_TILES_URL = "https://tiles.two.example/{z}/{x}/{y}.png"
+    again = client.get(url).text
+    assert "tiles.one.example" in again and "tiles.two.example" not in again  # shared
+    assert "tiles.two.example" in client.get(url, {"within": "all"}).text  # another window
+    reply = Reply.objects.get(poll=world["poll"], agency=world["agencies"]["C"])
+    with django_capture_on_commit_callbacks(execute=True):
+        answer(world["inv"]["C"], "unavailable", base=reply.version, at=timezone.now(),
+               reason="Court duty all month")  # fmt: skip
+    after = client.get(url).text
+    assert "tiles.two.example" in after and "tiles.one.example" not in after  # a change
+
+
 def test_user_text_is_escaped_on_the_dashboard(client, official, world):
     agency = world["agencies"]["B"]
     agency.name = "<script>alert(1)</script> PD"
