@@ -151,6 +151,30 @@ def test_a_lookups_instances_are_built_as_the_querys_own_are():
     assert seen == ["User", "Agency", "Region"] and found.agency.region.name
 
 
+def test_a_model_that_loads_its_rows_its_own_way_keeps_it(monkeypatch):
+    """A model with a from_db of its own (e.g. keeping the values it loaded) gets it from a
+    Lookup too."""
+    from django.db import models
+
+    from readiness.db import Lookup
+    from tests.factories import ContactFactory
+
+    ContactFactory(email="own@pd.example")
+    loaded_by = []
+
+    @classmethod
+    def from_db(cls, db, field_names, values, **kwargs):
+        instance = models.Model.from_db.__func__(cls, db, field_names, values, **kwargs)
+        loaded_by.append(instance.pk)
+        return instance
+
+    monkeypatch.setattr(Contact, "from_db", from_db, raising=False)
+    found = Lookup(Contact, lambda email: Contact.objects.filter(email=email)).first(
+        "own@pd.example"
+    )
+    assert loaded_by == [found.pk]
+
+
 def test_a_lookup_by_several_values_gives_its_rows_in_order():
     from agencies.models import SpecialTeam
     from readiness.db import Lookup
