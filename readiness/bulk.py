@@ -19,7 +19,6 @@ from collections.abc import Iterable
 
 from django.db import DatabaseError, connections, models, router, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
-from django.db.models.base import ModelState
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
@@ -56,11 +55,9 @@ def new(model, **values):
         for name, obj in related.items():
             setattr(instance, name, obj)
         return instance
-    instance = model.__new__(model)
-    state = instance._state = ModelState()
-    instance.__dict__.update(zip(plain, args, strict=True))
+    instance = db.bare(model, zip(plain, args, strict=True), related=related)
+    state = instance._state
     if related:
-        state.fields_cache = related
         for obj in related.values():  # the databases, as the relation's descriptor sets them
             if obj is not None:
                 if state.db is None:

@@ -174,12 +174,9 @@ def _built(model, field_names, from_db, fetch_mode):
     def build(db, field_names, values):
         if pre_init.receivers or post_init.receivers or len(values) != len(names):
             return from_db(db, field_names, values)
-        obj = model.__new__(model)
-        obj.__dict__.update(zip(names, values, strict=True))
-        state = obj._state = ModelState()
-        state.adding, state.db = False, db
+        obj = bare(model, zip(names, values, strict=True), db=db)
         if fetch_mode is not None:
-            state.fetch_mode = fetch_mode
+            obj._state.fetch_mode = fetch_mode
         return obj
 
     return build
@@ -227,12 +224,21 @@ def loaded(model, values: dict, *, db: str = "default", related: dict | None = N
     Built without Model.__init__, which costs about 25 µs per row for a model of twenty fields
     (and sends pre_init and post_init, which no model of this project listens to): a page
     that lists a team's 500 members' answers built them in 28 ms, their values in 3 ms."""
+    return bare(model, values, db=db, related=related)
+
+
+def bare(model, values, *, db: str | None = None, related: dict | None = None):
+    """An instance of `model` with `values` (attnames and values: a dict, or pairs) set in its
+    __dict__ and nothing else done, as loaded from `db`, or new (`db` None); `related`, its
+    related objects, cached. What loaded(), Lookup (_built) and readiness.bulk.new build on,
+    each after checking that Model.__init__ would do no more."""
     obj = model.__new__(model)
     obj.__dict__.update(values)
     state = obj._state = ModelState()
-    state.adding, state.db = False, db
+    if db is not None:
+        state.adding, state.db = False, db
     if related:
-        state.fields_cache.update(related)
+        state.fields_cache = dict(related)
     return obj
 
 

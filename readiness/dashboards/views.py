@@ -114,8 +114,9 @@ def poll_dashboard(request, poll_id: int):
         "within_label": figures.duration_label(within),
         "within_error": within_error,
         "within_choices": _within_choices(poll, within),
-        "arrival": charts.arrival_chart(summary),
-        "progress": charts.progress_chart(summary),
+        # Drawn only if the figures are rendered, not when their rendering is cached.
+        "arrival": SimpleLazyObject(lambda: charts.arrival_chart(summary)),
+        "progress": SimpleLazyObject(lambda: charts.progress_chart(summary)),
         "replies": replies,
         "reply_rows": reply_rows,
         "sort": sort,
