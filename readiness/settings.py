@@ -138,6 +138,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's, with a health check that asks the server only when its socket has news.
+    DATABASES["default"]["ENGINE"] = "readiness.postgresql"
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default serves concurrent requests too (two commanders answering at once):
     # take the write lock when a transaction starts and wait for it, instead of failing with
