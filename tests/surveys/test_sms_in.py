@@ -188,6 +188,27 @@ def test_the_code_alone_does_not_answer_for_another_number(client, swat, sms_pro
     assert InboundMessage.objects.get().outcome == "unmatched"
 
 
+@pytest.mark.parametrize(
+    ("sent_as", "stop"),
+    [("+49015112345678", False), ("+49 151 1234 5678", False), ("+49015112345678", True)],
+)
+def test_a_number_sent_otherwise_than_stored_is_matched_as_stored(
+    client, swat, sms_provider, sent_as, stop
+):
+    """E.164 as stored is looked up as it comes; anything else (a trunk 0 kept, spaces) is
+    parsed first, for answers and commands alike, and kept as stored."""
+    poll, agency, invitation = texted(swat, mobile="+4915112345678")
+    body = "STOP" if stop else f"{invitation.reply_code} Y 6 20"
+    text = said(sms_provider.post_inbound(client, sent_as, body))
+    if stop:
+        assert text.startswith("You will get no more texts")
+        assert Contact.objects.get(agency=agency).sms_stopped_at is not None
+    else:
+        assert text.startswith(f"Recorded for {agency.name}: YES: 6 Team A")
+        assert Reply.objects.get(poll=poll, agency=agency).officers == 6
+    assert InboundMessage.objects.get().sender == "+4915112345678"
+
+
 def test_with_one_open_poll_the_code_may_be_left_out_with_two_it_is_asked_for(
     client, swat, sms_provider
 ):
