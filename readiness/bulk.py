@@ -265,15 +265,18 @@ def insert_together(groups: list[list], *, update: tuple[str, list] | None = Non
 
 
 def insert_family(
-    parent, children: list[tuple[list, str]], *, unique: tuple[str, ...],
+    parent, children: list[tuple], *, unique: tuple[str, ...],
     guard: tuple[str, list], update: tuple[str, list] | None = None,
 ) -> tuple[bool, object]:  # fmt: skip
     """A new row and the rows that point to it, in one statement on PostgreSQL (a first answer:
     its reply, the reply's team lines, version and audit event). `parent` is inserted only if
     `guard` (a SELECT's SQL and parameters; it may lock what it reads, FOR SHARE) returns a row
-    and no row has the same `unique` columns; each group of `children` (unsaved instances, and
-    the attname that takes the parent's pk, an id or its text) and `update` (an UPDATE's SQL
-    and parameters, ending in its WHERE clause) are written only if the parent was.
+    and no row has the same `unique` columns; each group of `children` and `update` (an
+    UPDATE's SQL and parameters, ending in its WHERE clause) are written only if the parent was.
+
+    A group of children is (unsaved instances, the attname that takes the parent's pk, an id or
+    its text, or None for none), or (instances, attname, an earlier group of one whose pk it
+    takes instead: a row pointing at the answer's version, say).
 
     Returns (guard passed, parent's pk or None); the parent and each child of a group of one get
     their pk. One round trip and no transaction of its own: outside one, the statement commits
@@ -282,7 +285,7 @@ def insert_family(
     connection = connections[router.db_for_write(type(parent))]
     if connection.vendor != "postgresql":
         raise NotImplementedError("insert_family is PostgreSQL's")
-    children = [(group, link) for group, link in children if group]
+    children = [(group, link, *of) for group, link, *of in children if group]
     table, columns, _, pk, fields = _insert_parts(type(parent), connection)
     casts = ", ".join(_casts(type(parent), connection))
     meta, quote = type(parent)._meta, connection.ops.quote_name
@@ -293,24 +296,29 @@ def insert_family(
         f"DO NOTHING RETURNING {pk})",
     ]
     params = [*guard[1], *_prepared(parent, fields, connection)]
-    returned, texts = [], []
-    for k, (group, link) in enumerate(children):
+    returned, links, ctes = [], [], {}  # ctes: id of a group of one -> (its CTE, pk column, k)
+    for k, (group, link, *of) in enumerate(children):
         model = type(group[0])
         table, columns, _, child_pk, fields = _insert_parts(model, connection)
-        at = [f.attname for f in fields].index(link)
-        text = isinstance(fields[at], (models.CharField, models.TextField))  # e.g. object_id
-        texts.append(text)
-        row = list(_casts(model, connection))
-        row[at] = f"p.{pk}::text" if text else f"p.{pk}"
-        one = f"SELECT {', '.join(row)} FROM p"  # noqa: S608 (a CTE's name)
+        source, source_pk, source_k = ctes[id(of[0])] if of else ("p", pk, None)
+        row, at, text = list(_casts(model, connection)), None, False
+        if link is not None:
+            at = [f.attname for f in fields].index(link)
+            text = isinstance(fields[at], (models.CharField, models.TextField))  # e.g. object_id
+            row[at] = f"{source}.{source_pk}::text" if text else f"{source}.{source_pk}"
+        links.append((link, text, source_k))
+        one = f"SELECT {', '.join(row)} FROM {source}"  # noqa: S608 (a CTE's name)
         parts.append(
             f"c{k} AS (INSERT INTO {table} ({columns}) "
             f"{' UNION ALL '.join([one] * len(group))} RETURNING {child_pk})"
         )
         for obj in group:
             values = _prepared(obj, fields, connection)
-            del values[at]
+            if at is not None:
+                del values[at]
             params += values
+        if len(group) == 1:
+            ctes[id(group)] = (f"c{k}", child_pk, k)
         returned.append(f"(SELECT {child_pk} FROM c{k})" if len(group) == 1 else "NULL")  # noqa: S608 (a CTE's name)
     if update:
         parts.append(f"u AS ({update[0]} AND EXISTS (SELECT FROM p))")
@@ -325,9 +333,11 @@ def insert_family(
         return passed, None
     parent.pk = parent_pk
     parent._state.adding, parent._state.db = False, connection.alias
-    for (group, link), text, child_pk in zip(children, texts, pks, strict=True):
+    for (group, *_), (link, text, source_k), child_pk in zip(children, links, pks, strict=True):
+        value = parent_pk if source_k is None else pks[source_k]
         for obj in group:
-            setattr(obj, link, str(parent_pk) if text else parent_pk)
+            if link is not None:
+                setattr(obj, link, str(value) if text else value)
         if len(group) == 1:
             group[0].pk = child_pk
     return passed, parent_pk

@@ -65,9 +65,11 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
             response = _handle(message, now)
             # Kept without its link (a secret): the messages page and audit trail show this.
             message.response = mask_secrets(response)
-            # Saved last, with its links, in one statement: a provider's retry of this message
-            # id fails here and takes back all it did (one message, one answer; no read before).
-            bulk.insert_together([group for group in ([message], message.new_links) if group])
+            # Saved last, with its links, in one statement (a first answer's, or its own): a
+            # provider's retry of this message id fails there and takes back all it did (one
+            # message, one answer; no read before).
+            if message.pk is None:
+                bulk.insert_together([group for group in ([message], message.new_links) if group])
             _audit_bad_input(message)
     except IntegrityError:
         if selectors.message_seen("sms", message_id[:200]):  # this message id was taken
@@ -216,11 +218,20 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read
         errors = "; ".join(text.rstrip(".") for _, text in submission.error_summary()[:3])
         link = form_link(invitation, message)
         return f"Not recorded: {errors}. Fix and send again, or use the form: {link}"
+    summary = sms_grammar.said_back(submission.answer()["decision"], submission.line_data())
+    link, url = one_more_link(invitation.pk, nbytes=16)  # kept only where `url` is given
+    again = "texting" if message.channel == "sms" else "replying"
+    recorded = (f"Recorded for {agency.name}: {summary} Change it by {again} again before "
+                f"{timezone.localtime(poll.deadline):%a %H:%M}, or: {url}")  # fmt: skip
+    also = ()
+    if message.pk is None:  # a text, saved last: with a first answer, in the answer's statement
+        message.outcome, message.response = InboundMessage.Outcome.APPLIED, mask_secrets(recorded)
+        also = [([message], "version_id"), ([*message.new_links, link], None)]
     try:
         version = replies.reply_submit(
             poll=poll, agency=agency, answer=submission.answer(), lines=submission.line_data(),
             base_version=reply.version if reply else 0, invitation=invitation, confirm=False,
-            now=now, channel=message.channel, stored=reply,
+            now=now, channel=message.channel, stored=reply, also=also,
         )  # fmt: skip
     except replies.ReplyRefused as exc:
         message.outcome = InboundMessage.Outcome.REFUSED
@@ -231,18 +242,15 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read
             return _apply(message, invitation, parsed, now, read=True)
         # Saved by someone else between our read and our write: tell them, keep nothing.
         message.outcome = InboundMessage.Outcome.REFUSED
-        link = form_link(invitation, message)
-        return f"Not recorded: the answer changed meanwhile. Check it: {link}"
-    summary = _summary(submission.answer()["decision"], submission.line_data())
+        message.new_links.append(link)
+        return f"Not recorded: the answer changed meanwhile. Check it: {url}"
     if version is None:
         message.outcome = InboundMessage.Outcome.UNCHANGED
         return f"Nothing changed: {agency.name}'s answer stands. {summary}"
     message.outcome, message.version = InboundMessage.Outcome.APPLIED, version
-    again = "texting" if message.channel == "sms" else "replying"
-    return (
-        f"Recorded for {agency.name}: {summary} Change it by {again} again "
-        f"before {timezone.localtime(poll.deadline):%a %H:%M}, or: {form_link(invitation, message)}"
-    )
+    if message.pk is None:  # not saved with the answer
+        message.new_links.append(link)
+    return recorded
 
 
 REFUSALS = {
@@ -284,20 +292,6 @@ def _form_data(parsed, letters: dict, contact: Contact, reply, estimate: int) ->
         data[f"team-{pk}-depart_minutes"] = str(line.depart_minutes)
         data[f"team-{pk}-travel_minutes"] = str(travel.get(pk) or estimate)
     return data, ""
-
-
-def _summary(decision: str, lines: list[dict]) -> str:
-    """The answer as saved, in a line: from the checked form data in hand (no query)."""
-    if decision == Reply.Decision.UNAVAILABLE:
-        return "UNAVAILABLE."
-    parts = [
-        f"{line['officers']} {line['team'].name}, leave in {line['depart_minutes']} min, arrive "
-        f"in about {line['depart_minutes'] + line['travel_minutes']} min"
-        for line in lines
-        if line["officers"]
-    ]
-    word = "YES with conditions" if decision == Reply.Decision.CONDITIONAL else "YES"
-    return f"{word}: {'; '.join(parts)}."
 
 
 # Email replies ---------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ SAVED_FIELDS = ("decision", "authorised_by_name", "authorised_by_rank", "conditi
 def reply_submit(
     *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
     invitation: Invitation | None = None, user=None, request=None, confirm: bool = True,
-    now=None, channel: str = "", member_tally: dict | None = None, stored=READ,
+    now=None, channel: str = "", member_tally: dict | None = None, stored=READ, also=(),
 ) -> ReplyVersion | None:  # fmt: skip
     """Save an agency's answer and its team lines in one transaction, as a new version.
 
@@ -150,7 +150,10 @@ def reply_submit(
     answer as the caller read it (selectors.stored_reply), read here when not given: it is saved
     over only if its version is still the stored one, so nothing is read twice or locked while
     the answer is checked. `now` is injectable for demo data and tests. A first answer on
-    PostgreSQL (`stored` None) is checked and written in one statement.
+    PostgreSQL (`stored` None) is checked and written in one statement, with `also`: groups of
+    unsaved rows that the caller keeps with the answer (the text that gave it), each with the
+    attname that takes the new version's id (or None); they are saved, and get their pk, only
+    there: otherwise the caller saves them.
     """
     now = now or timezone.now()
     if stored is None and base_version == 0 and connection.vendor == "postgresql":
@@ -158,7 +161,7 @@ def reply_submit(
         return _first_in_one_statement(
             poll=poll, agency=agency, answer=answer, lines=lines, invitation=invitation,
             user=user, request=request, confirm=confirm, now=now, channel=channel,
-            member_tally=member_tally,
+            member_tally=member_tally, also=also,
         )  # fmt: skip
     with transaction.atomic():
         locked, revoked_at = _lock_poll_for_reply(poll.pk, invitation.pk if invitation else None)
@@ -269,7 +272,7 @@ def _saved(version: ReplyVersion) -> None:
 
 
 def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, request,
-                            confirm, now, channel, member_tally):  # fmt: skip
+                            confirm, now, channel, member_tally, also):  # fmt: skip
     """A first answer on PostgreSQL: the poll's state checked (and held, FOR SHARE, so that
     closing or cancelling it waits), the reply inserted unless another answer for the agency
     was, its lines, version and audit event, and the invitations' first answer, in one
@@ -290,8 +293,11 @@ def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, re
         "AND i.revoked_at IS NOT NULL) FOR SHARE OF p",
         [poll.pk, Poll.State.OPEN, now, invitation.pk if invitation else None],
     )
+    versions = [version]
     passed, reply_pk = bulk.insert_family(
-        reply, [(new_lines, "reply_id"), ([version], "reply_id"), ([event], "object_id")],
+        reply,
+        [(new_lines, "reply_id"), (versions, "reply_id"), ([event], "object_id"),
+         *((group, link, versions) for group, link in also)],
         unique=("poll", "agency"), guard=guard, update=_first_answer(poll, agency, now),
     )  # fmt: skip
     if reply_pk is None:

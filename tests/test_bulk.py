@@ -236,6 +236,49 @@ def test_a_family_goes_in_in_one_statement_or_not_at_all(postgres, django_assert
         insert_family(too_long, [(lines, "reply_id")], unique=("poll", "agency"), guard=open_poll)
 
 
+@pytest.mark.services
+def test_a_familys_rows_may_point_at_a_child_or_at_nothing(postgres):
+    """A group may take an earlier child's pk instead of the parent's (a text's message, its
+    answer's version), or none (the links its reply gives); all go in only with the parent."""
+    from readiness.bulk import insert_family
+    from surveys.models import Poll, Reply, ReplyLine
+    from tests.factories import SpecialTeamFactory
+    from tests.surveys.factories import PollFactory
+
+    poll, agency, at = PollFactory(state="open"), AgencyFactory(), timezone.now()
+    team = SpecialTeamFactory(agency=agency)
+    open_poll = ("SELECT FROM surveys_poll WHERE id = %s AND state = %s", [poll.pk, "open"])
+
+    def family():
+        reply = Reply(poll=poll, agency=agency, decision="available", created_at=at,
+                      updated_at=at)  # fmt: skip
+        line = ReplyLine(poll=poll, team=team, team_type_id=team.team_type_id, team_level=1,
+                         officers=0, decision="available", estimated_travel_minutes=60)  # fmt: skip
+        lines = [line]
+        of_line = AuditEvent(at=at, action="family.line", object_type="replyline", changes={})
+        loose = [AuditEvent(at=at, action="family.loose", object_type="x", object_id=str(n),
+                            changes={}) for n in (1, 2)]  # fmt: skip
+        return reply, [(lines, "reply_id"), ([of_line], "object_id", lines), (loose, None)]
+
+    Poll.objects.filter(pk=poll.pk).update(state="closed")
+    reply, children = family()
+    assert insert_family(reply, children, unique=("poll", "agency"), guard=open_poll) == (
+        False,
+        None,
+    )
+    assert not AuditEvent.objects.filter(action__startswith="family.").exists()
+
+    Poll.objects.filter(pk=poll.pk).update(state="open")
+    reply, children = family()
+    passed, pk = insert_family(reply, children, unique=("poll", "agency"), guard=open_poll)
+    line, of_line = children[0][0][0], children[1][0][0]
+    assert passed and ReplyLine.objects.get().reply_id == pk == line.reply_id
+    stored = AuditEvent.objects.get(action="family.line")
+    assert stored.object_id == str(line.pk) == of_line.object_id and stored.pk == of_line.pk
+    loose = AuditEvent.objects.filter(action="family.loose").order_by("object_id")
+    assert list(loose.values_list("object_id", flat=True)) == ["1", "2"]
+
+
 def test_prepared_values_are_the_orms_for_every_kind_of_value():
     """The shortcut for values a field leaves alone (readiness.bulk._preparer) gives what the
     ORM's get_db_prep_save gives, for those and for the values it must convert: a naive

@@ -122,6 +122,51 @@ def test_a_first_answer_by_text_reads_no_stored_answer_and_one_unstamped_is_answ
     assert not InboundMessage.objects.filter(outcome="refused").exists()
 
 
+@pytest.mark.services
+def test_on_postgresql_a_first_text_is_saved_with_its_answer_in_one_statement(
+    postgres, client, swat, sms_provider
+):
+    """The text's message and the link its reply gives go in with the answer, its version and
+    audit: one statement writes it all (prepared: EXECUTE), and nothing else writes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    poll, agency, invitation = texted(swat)
+    with CaptureQueriesContext(connection) as queries:
+        told = said(sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} Y 7 20"))
+    assert told.startswith(f"Recorded for {agency.name}: YES: 7 Team A")
+    statements = [q["sql"] for q in queries]
+    writes = [s for s in statements if s.startswith("EXECUTE readiness_") and "lookup" not in s]
+    assert len(writes) == 1, statements
+    assert not [s for s in statements if s.startswith(("INSERT", "UPDATE", "WITH"))], statements
+    message = InboundMessage.objects.get()
+    version = ReplyVersion.objects.get(reply__poll=poll)
+    assert (message.outcome, message.version, message.invitation) == (
+        "applied",
+        version,
+        invitation,
+    )
+    assert "[hidden]" in message.response and InvitationLink.objects.count() == 1
+    page = client.get(re.search(r"https?://\S+(/r/\S+/)", told)[1])  # the link is saved
+    assert page.status_code == 200
+
+
+def test_a_first_answer_under_a_message_id_already_taken_saves_nothing(client, swat, sms_provider):
+    """The message's insert is part of the answer's: when its id was taken (by a text that
+    was no answer), the answer, its version, audit and link go too."""
+    _poll, _agency, invitation = texted(swat)
+    sms_provider.post_inbound(client, MOBILE, "HELP", sid="SMtaken1")
+    events = AuditEvent.objects.count()
+    again = sms_provider.post_inbound(client, MOBILE, f"{invitation.reply_code} Y 7 20",
+                                      sid="SMtaken1")  # fmt: skip
+    assert again.status_code == 200 and said(again) == ""
+    assert not Reply.objects.exists() and not ReplyVersion.objects.exists()
+    assert not InvitationLink.objects.exists()
+    assert InboundMessage.objects.get().outcome == "command"
+    assert Invitation.objects.get(pk=invitation.pk).replied_at is None
+    assert AuditEvent.objects.count() == events + 1  # sms.replayed, and no reply.create
+
+
 def test_a_replayed_text_is_one_answer(client, swat, sms_provider):
     poll, _agency, invitation = texted(swat)
     body = f"{invitation.reply_code} Y 12 45"
