@@ -5,7 +5,7 @@ login_required; signed-in users without the right get 403.
 """
 
 from collections.abc import Callable
-from functools import wraps
+from functools import cache, wraps
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -29,9 +29,24 @@ def mfa_required(user) -> bool:
 
 
 def mfa_enabled(user) -> bool:
+    """Whether the user has an authenticator app set up (asked on every request of a role
+    that requires it: by a query compiled once)."""
+    return _totp_lookup().first(user.pk) is not None
+
+
+@cache
+def _totp_lookup():
     from allauth.mfa.models import Authenticator
 
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    from readiness.db import Lookup
+
+    return Lookup(
+        Authenticator,
+        lambda user_id: Authenticator.objects.filter(
+            user_id=user_id, type=Authenticator.Type.TOTP
+        ).only("id")[:1],
+        kinds=(int,),
+    )
 
 
 def can_manage_users(user) -> bool:

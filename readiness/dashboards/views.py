@@ -8,7 +8,7 @@ import csv
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -17,6 +17,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 
 from readiness import permissions
+from readiness.db import Lookup
 from surveys import selectors
 from surveys.models import Poll, Reply, ReplyLine, ReplyVersion
 
@@ -30,12 +31,29 @@ LISTS_CACHE_SECONDS = 10
 
 
 def _poll(poll_id: int) -> Poll:
-    return get_object_or_404(
-        Poll.objects.select_related(
-            "created_by", "requesting_agency", "needed_team_type", "cancelled_by"
-        ),
-        pk=poll_id,
-    )
+    poll = _POLL.first(poll_id)
+    if poll is None:
+        raise Http404("No such poll.")
+    return poll
+
+
+# Compiled once per process: every dashboard request (and each watcher's) reads it.
+_POLL = Lookup(
+    Poll,
+    lambda poll_id: Poll.objects.select_related(
+        "created_by", "requesting_agency", "needed_team_type", "cancelled_by"
+    ).filter(pk=poll_id),
+    kinds=(int,),
+)
+_REQUIRED = Lookup(
+    Poll.required_qualifications.through,
+    lambda poll_id: (
+        Poll.required_qualifications.through.objects.filter(poll_id=poll_id)
+        .select_related("qualification")
+        .order_by("qualification__name", "qualification_id")
+    ),
+    kinds=(int,),
+)
 
 
 def _within(request, poll: Poll) -> tuple[int | None, str]:
@@ -62,6 +80,11 @@ def _page(request, queryset, param: str, count: int):
     return paginator.get_page(request.GET.get(param))
 
 
+def _lazy_page(request, rows, param: str, count: int):
+    """_page of `rows()`, made only when first used (a cached rendering uses none)."""
+    return SimpleLazyObject(lambda: _page(request, rows(), param, count))
+
+
 def _query(request, **changes) -> str:
     query = request.GET.copy()
     for key, value in changes.items():
@@ -83,6 +106,9 @@ def poll_dashboard(request, poll_id: int):
         if figures.poll_stamp(poll=live, now=now) == request.GET["stamp"]:
             return HttpResponse(status=204, headers={"Vary": "HX-Request"})
     poll = _poll(poll_id)
+    # Its required qualifications (Poll.required, which the page shows), as the relation gives
+    # them, by a query compiled once.
+    poll.__dict__["required"] = [row.qualification for row in _REQUIRED.rows(poll_id)]
     if poll.state == Poll.State.DRAFT:
         return render(request, "dashboards/poll_dashboard.html", {"poll": poll, "draft": True})
     stamp = figures.poll_stamp(poll=poll, now=now)
@@ -91,20 +117,28 @@ def poll_dashboard(request, poll_id: int):
     sort = request.GET.get("sort", "arrival")
     if sort.lstrip("-") not in figures.REPLY_SORTS:
         sort = "arrival"
-    # Page the answers on a narrow query, then fetch the page's figures: sorting 15,000 answers
-    # with their lines joined would cost more than everything else on the page.
-    replies = figures.poll_replies(poll=poll, within=within, sort=sort)
-    replies = _page(request, replies.values_list("pk", flat=True), "page", summary.replied)
-    # The lists' rows are read only if the template renders them (not when it has them cached).
+
+    # The lists (and their pages, sort links and queries) are built only if the template
+    # renders them, not when it has their rendering cached. The answers are paged on a narrow
+    # query, then the page's figures fetched: sorting 15,000 answers with their lines joined
+    # would cost more than everything else on the page.
+    def answers():
+        rows = figures.poll_replies(poll=poll, within=within, sort=sort)
+        return rows.values_list("pk", flat=True)
+
+    replies = _lazy_page(request, answers, "page", summary.replied)
     reply_rows = SimpleLazyObject(
         lambda: figures.reply_rows(ids=list(replies.object_list), within=within)
     )
     silent_count = summary.asked - summary.replied
-    silent = figures.poll_silent(poll=poll).values_list("pk", flat=True)
-    silent = _page(request, silent, "silent_page", summary.silent_invitations)
+    silent = _lazy_page(
+        request, lambda: figures.poll_silent(poll=poll).values_list("pk", flat=True),
+        "silent_page", summary.silent_invitations,
+    )  # fmt: skip
     silent_list = SimpleLazyObject(lambda: figures.silent_rows(ids=list(silent.object_list)))
-    declines = _page(request, figures.poll_declines(poll=poll), "declines_page",
-                     summary.unavailable)  # fmt: skip
+    declines = _lazy_page(
+        request, lambda: figures.poll_declines(poll=poll), "declines_page", summary.unavailable
+    )
     charts.bar_widths(summary.by_type, ("available", "conditional"))
     charts.bar_widths(summary.by_region, ("officers_available", "officers_conditional"))
     context = {
@@ -120,7 +154,7 @@ def poll_dashboard(request, poll_id: int):
         "replies": replies,
         "reply_rows": reply_rows,
         "sort": sort,
-        "sort_links": _sort_links(request, sort),
+        "sort_links": SimpleLazyObject(lambda: _sort_links(request, sort)),
         "silent": silent,
         "silent_rows": silent_list,
         "silent_count": silent_count,
@@ -128,11 +162,13 @@ def poll_dashboard(request, poll_id: int):
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
         "lists_cache_seconds": LISTS_CACHE_SECONDS,
         "live_query": _query(request),
-        "query": {
-            "page": _query(request, page=None),
-            "silent_page": _query(request, silent_page=None),
-            "declines_page": _query(request, declines_page=None),
-        },
+        "query": SimpleLazyObject(
+            lambda: {
+                "page": _query(request, page=None),
+                "silent_page": _query(request, silent_page=None),
+                "declines_page": _query(request, declines_page=None),
+            }
+        ),
         "show_contacts": permissions.can_view_contacts(request.user),
         "map_tiles_url": settings.MAP_TILES_URL,
         "map_tiles_attribution": settings.MAP_TILES_ATTRIBUTION,

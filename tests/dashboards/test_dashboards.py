@@ -638,6 +638,41 @@ def test_the_lists_are_rendered_once_per_change_and_kind_of_reader(
     assert by_agency.index("D Police") < by_agency.index("A Police")
 
 
+def test_a_cached_rendering_of_the_lists_builds_none_of_them(client, official, world, monkeypatch):
+    """The lists' queries, pages, sort links and page links are made only when the lists are
+    rendered: a page whose lists come from the cache makes none."""
+    from readiness.dashboards import figures, views
+
+    url = reverse("poll-dashboard", args=[world["poll"].pk])
+    client.force_login(official)
+    first = client.get(url).text
+
+    def unused(*args, **kwargs):
+        raise AssertionError("made for a rendering that was cached")
+
+    for name in ("poll_replies", "poll_silent", "poll_declines", "reply_rows", "silent_rows"):
+        monkeypatch.setattr(figures, name, unused)
+    for name in ("_page", "_sort_links"):
+        monkeypatch.setattr(views, name, unused)
+    again = client.get(url)
+    assert again.status_code == 200
+    assert again.text.count("Police") == first.count("Police") > 0  # the same lists
+
+
+def test_the_required_qualifications_show_by_name_before_the_typed_requirements(
+    client, official, world
+):
+    from agencies.models import Qualification
+
+    poll = world["poll"]
+    poll.required_qualifications.set([Qualification.objects.create(name=name, code=name.lower())
+                                      for name in ("Rifle", "Breaching")])  # fmt: skip
+    client.force_login(official)
+    page = client.get(reverse("poll-dashboard", args=[poll.pk])).text
+    wanted = "requirements: Current Breaching; Current Rifle; State SWAT certification"
+    assert wanted in page
+
+
 def test_the_figures_are_rendered_once_per_change_and_window(
     client, official, world, settings, django_capture_on_commit_callbacks
 ):
