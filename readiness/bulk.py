@@ -286,46 +286,29 @@ def insert_family(
     if connection.vendor != "postgresql":
         raise NotImplementedError("insert_family is PostgreSQL's")
     children = [(group, link, *of) for group, link, *of in children if group]
-    table, columns, _, pk, fields = _insert_parts(type(parent), connection)
-    casts = ", ".join(_casts(type(parent), connection))
-    meta, quote = type(parent)._meta, connection.ops.quote_name
-    parts = [
-        f"g AS ({guard[0]})",
-        f"p AS (INSERT INTO {table} ({columns}) SELECT {casts} FROM g "  # noqa: S608 (names from the models)
-        f"ON CONFLICT ({', '.join(quote(meta.get_field(f).column) for f in unique)}) "
-        f"DO NOTHING RETURNING {pk})",
-    ]
+    # Where each group takes its link from: the parent, or an earlier group (by its index).
+    at_group = {id(group): k for k, (group, *_) in enumerate(children)}
+    sources = [at_group[id(of[0])] if of else None for _, _, *of in children]
+    groups = tuple(
+        (type(group[0]), len(group), link, source)
+        for (group, link, *_), source in zip(children, sources, strict=True)
+    )
+    shape = (type(parent), unique, guard[0], update[0] if update else None, groups)
+    known = _FAMILIES.get(shape)
+    if known is None:
+        if len(_FAMILIES) >= 1000:  # shapes are few (an answer's lines: one to a few teams)
+            _FAMILIES.clear()
+        known = _FAMILIES[shape] = _family_sql(connection, shape)
+    sql, fields, places = known
     params = [*guard[1], *_prepared(parent, fields, connection)]
-    returned, links, ctes = [], [], {}  # ctes: id of a group of one -> (its CTE, pk column, k)
-    for k, (group, link, *of) in enumerate(children):
-        model = type(group[0])
-        table, columns, _, child_pk, fields = _insert_parts(model, connection)
-        source, source_pk, source_k = ctes[id(of[0])] if of else ("p", pk, None)
-        row, at, text = list(_casts(model, connection)), None, False
-        if link is not None:
-            at = [f.attname for f in fields].index(link)
-            text = isinstance(fields[at], (models.CharField, models.TextField))  # e.g. object_id
-            row[at] = f"{source}.{source_pk}::text" if text else f"{source}.{source_pk}"
-        links.append((link, text, source_k))
-        one = f"SELECT {', '.join(row)} FROM {source}"  # noqa: S608 (a CTE's name)
-        parts.append(
-            f"c{k} AS (INSERT INTO {table} ({columns}) "
-            f"{' UNION ALL '.join([one] * len(group))} RETURNING {child_pk})"
-        )
+    for (group, *_), (fields, at, _) in zip(children, places, strict=True):
         for obj in group:
             values = _prepared(obj, fields, connection)
             if at is not None:
                 del values[at]
             params += values
-        if len(group) == 1:
-            ctes[id(group)] = (f"c{k}", child_pk, k)
-        returned.append(f"(SELECT {child_pk} FROM c{k})" if len(group) == 1 else "NULL")  # noqa: S608 (a CTE's name)
     if update:
-        parts.append(f"u AS ({update[0]} AND EXISTS (SELECT FROM p))")
         params += list(update[1])
-    parent_pk = f"(SELECT {pk} FROM p)"  # noqa: S608 (a CTE's name)
-    results = ", ".join(["EXISTS (SELECT FROM g)", parent_pk, *returned])
-    sql = f"WITH {', '.join(parts)} SELECT {results}"
     with connection.cursor() as cursor:
         db.execute(cursor, sql, params)
         passed, parent_pk, *pks = cursor.fetchone()
@@ -333,14 +316,56 @@ def insert_family(
         return passed, None
     parent.pk = parent_pk
     parent._state.adding, parent._state.db = False, connection.alias
-    for (group, *_), (link, text, source_k), child_pk in zip(children, links, pks, strict=True):
-        value = parent_pk if source_k is None else pks[source_k]
+    for (group, link, *_), (_, _, text), source, child_pk in zip(
+        children, places, sources, pks, strict=True
+    ):
+        value = parent_pk if source is None else pks[source]
         for obj in group:
             if link is not None:
                 setattr(obj, link, str(value) if text else value)
         if len(group) == 1:
             group[0].pk = child_pk
     return passed, parent_pk
+
+
+_FAMILIES: dict = {}  # a family's shape -> its statement, worked out once
+
+
+def _family_sql(connection, shape) -> tuple[str, tuple, list]:
+    """insert_family's statement for a shape (the models, group sizes and links, the guard and
+    the update), the parent's fields, and per group its fields, where its link is among them
+    (None for none) and whether the link is text."""
+    parent, unique, guard, update, groups = shape
+    table, columns, _, pk, parent_fields = _insert_parts(parent, connection)
+    casts = ", ".join(_casts(parent, connection))
+    meta, quote = parent._meta, connection.ops.quote_name
+    parts = [
+        f"g AS ({guard})",
+        f"p AS (INSERT INTO {table} ({columns}) SELECT {casts} FROM g "  # noqa: S608 (names from the models)
+        f"ON CONFLICT ({', '.join(quote(meta.get_field(f).column) for f in unique)}) "
+        f"DO NOTHING RETURNING {pk})",
+    ]
+    returned, places, pks = [], [], []
+    for k, (model, size, link, source) in enumerate(groups):
+        table, columns, _, child_pk, fields = _insert_parts(model, connection)
+        pks.append(child_pk)
+        cte, cte_pk = ("p", pk) if source is None else (f"c{source}", pks[source])
+        row, at, text = list(_casts(model, connection)), None, False
+        if link is not None:
+            at = [f.attname for f in fields].index(link)
+            text = isinstance(fields[at], (models.CharField, models.TextField))  # e.g. object_id
+            row[at] = f"{cte}.{cte_pk}::text" if text else f"{cte}.{cte_pk}"
+        places.append((fields, at, text))
+        one = f"SELECT {', '.join(row)} FROM {cte}"  # noqa: S608 (a CTE's name)
+        parts.append(
+            f"c{k} AS (INSERT INTO {table} ({columns}) "
+            f"{' UNION ALL '.join([one] * size)} RETURNING {child_pk})"
+        )
+        returned.append(f"(SELECT {child_pk} FROM c{k})" if size == 1 else "NULL")  # noqa: S608 (a CTE's name)
+    if update:
+        parts.append(f"u AS ({update} AND EXISTS (SELECT FROM p))")
+    results = ", ".join(["EXISTS (SELECT FROM g)", f"(SELECT {pk} FROM p)", *returned])  # noqa: S608 (a CTE's name)
+    return f"WITH {', '.join(parts)} SELECT {results}", parent_fields, places
 
 
 _CAST_CACHE: dict = {}

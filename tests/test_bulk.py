@@ -237,10 +237,17 @@ def test_a_family_goes_in_in_one_statement_or_not_at_all(postgres, django_assert
 
 
 @pytest.mark.services
-def test_a_familys_rows_may_point_at_a_child_or_at_nothing(postgres):
+def test_a_familys_rows_may_point_at_a_child_or_at_nothing(postgres, monkeypatch):
     """A group may take an earlier child's pk instead of the parent's (a text's message, its
-    answer's version), or none (the links its reply gives); all go in only with the parent."""
+    answer's version), or none (the links its reply gives); all go in only with the parent.
+    A family's statement is worked out once per shape."""
+    from readiness import bulk
     from readiness.bulk import insert_family
+
+    shapes = []
+    monkeypatch.setattr(bulk, "_FAMILIES", {})
+    monkeypatch.setattr(bulk, "_family_sql", lambda c, shape, make=bulk._family_sql: (
+        shapes.append(shape) or make(c, shape)))  # fmt: skip
     from surveys.models import Poll, Reply, ReplyLine
     from tests.factories import SpecialTeamFactory
     from tests.surveys.factories import PollFactory
@@ -277,6 +284,7 @@ def test_a_familys_rows_may_point_at_a_child_or_at_nothing(postgres):
     assert stored.object_id == str(line.pk) == of_line.object_id and stored.pk == of_line.pk
     loose = AuditEvent.objects.filter(action="family.loose").order_by("object_id")
     assert list(loose.values_list("object_id", flat=True)) == ["1", "2"]
+    assert len(shapes) == 1  # the refused family and this one: one shape
 
 
 def test_prepared_values_are_the_orms_for_every_kind_of_value():
