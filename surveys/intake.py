@@ -10,10 +10,11 @@ invitation email fails it with the reason and asks the agency's alternates at on
 import hashlib
 import logging
 import re
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agencies.models import Contact, TeamMember
@@ -21,11 +22,11 @@ from agencies.phones import to_e164
 from readiness import audit, bulk
 from readiness.log_filters import mask_secrets
 
-from . import chasing, jobs, mailbox, member_texts, replies, selectors, sms_grammar
+from . import chasing, jobs, mailbox, member_texts, replies, selectors, sms_grammar, text_answers
 from .channels.links import one_more_link
 from .channels.sms import team_letters
 from .forms import ReplySubmission
-from .models import InboundMessage, Invitation, Reply
+from .models import InboundMessage, Invitation
 
 logger = logging.getLogger(__name__)
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -51,30 +52,42 @@ def _number(sender: str) -> str:
 
 
 def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handled:
-    """Handle one inbound text, all or nothing. The same message id twice is one answer."""
+    """Handle one inbound text, all or nothing. The same message id twice is one answer. On
+    PostgreSQL a first answer is one statement, which commits by itself: it is tried without a
+    transaction; anything else is handled (again, from the start) in one."""
     now = now or timezone.now()
     # As providers send it, E.164 is looked up unparsed (parsing costs 0.1 ms): see _handle.
     sender = raw if E164.fullmatch(raw := sender.strip()) else _number(raw)
     try:
+        if connection.vendor == "postgresql":
+            nested = transaction.atomic() if connection.in_atomic_block else nullcontext()
+            with suppress(replies.NotInOneStatement), nested:
+                return _received(sender, body, message_id, now, alone=True)
         with transaction.atomic():
-            message = bulk.new(
-                InboundMessage, channel="sms", message_id=message_id[:200], sender=sender,
-                body=body[:5000], received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
-            )  # fmt: skip
-            message.new_links = []  # the links its response gives, saved with it
-            response = _handle(message, now)
-            # Kept without its link (a secret): the messages page and audit trail show this.
-            message.response = mask_secrets(response)
-            # Saved last, with its links, in one statement (a first answer's, or its own): a
-            # provider's retry of this message id fails there and takes back all it did (one
-            # message, one answer; no read before).
-            if message.pk is None:
-                bulk.insert_together([group for group in ([message], message.new_links) if group])
-            _audit_bad_input(message)
+            return _received(sender, body, message_id, now)
     except IntegrityError:
         if selectors.message_seen("sms", message_id[:200]):  # this message id was taken
-            return _replayed(message_id, message.sender)
+            return _replayed(message_id, sender)
         raise
+
+
+def _received(sender: str, body: str, message_id: str, now, *, alone=False) -> Handled:
+    message = bulk.new(
+        InboundMessage, channel="sms", message_id=message_id[:200], sender=sender,
+        body=body[:5000], received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
+    )  # fmt: skip
+    message.new_links = []  # the links its response gives, saved with it
+    response = _handle(message, now, alone=alone)
+    # Kept without its link (a secret): the messages page and audit trail show this.
+    message.response = mask_secrets(response)
+    # Saved last, with its links, in one statement (a first answer's, or its own): a provider's
+    # retry of this message id fails there and takes back all it did (one message, one answer;
+    # no read before).
+    if message.pk is None:
+        if alone:  # nothing written: handled again, in a transaction
+            raise replies.NotInOneStatement
+        bulk.insert_together([group for group in ([message], message.new_links) if group])
+    _audit_bad_input(message)
     return Handled(response, message)
 
 
@@ -98,22 +111,28 @@ def _audit_bad_input(message: InboundMessage) -> None:
         )  # fmt: skip
 
 
-def _handle(message: InboundMessage, now) -> str:
+def _handle(message: InboundMessage, now, *, alone=False) -> str:
     candidates = selectors.open_texts(message.sender)
     if not candidates and message.sender != (number := _number(message.sender)):
         message.sender, candidates = number, selectors.open_texts(number)  # as stored, parsed
     code = sms_grammar.leading_code(message.body)
     ours = code and any(i.reply_code == code for i in candidates)  # codes: unique per number
+    if alone and not ours:  # a member's text, a command, an answer without a code: in a transaction
+        raise replies.NotInOneStatement
     if not ours and (ask := member_texts.ask_for(message.sender, message.body,
                                                  invited=bool(candidates))):  # fmt: skip
         return member_texts.answer(message, ask, now)
     try:
         parsed = sms_grammar.parse(message.body)
     except sms_grammar.ParseError as exc:
+        if alone:
+            raise replies.NotInOneStatement from None
         invitation = _match(message, exc.code, candidates, quiet=True)
         link = f" Or answer on the form: {form_link(invitation, message)}" if invitation else ""
         message.invitation = invitation
         return f"Not understood: {exc}{link}"
+    if alone and parsed.command:
+        raise replies.NotInOneStatement
     if parsed.command == "ask":  # "<code> ASK": the commander asks their team members
         return member_texts.forward(message, _match(message, parsed.code, candidates), now)
     if parsed.command:
@@ -124,7 +143,7 @@ def _handle(message: InboundMessage, now) -> str:
         message.outcome = InboundMessage.Outcome.UNMATCHED
         return message.response
     message.invitation = invitation
-    return _apply(message, invitation, parsed, now)
+    return _apply(message, invitation, parsed, now, alone=alone)
 
 
 def _match(message, code: str, candidates: list, *, quiet: bool = False) -> Invitation | None:
@@ -197,17 +216,21 @@ def _command(message: InboundMessage, command: str, now) -> str:
     return HELP
 
 
-def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read=False) -> str:
+def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read=False,
+           alone=False) -> str:  # fmt: skip
     """Save the answer over whatever is stored. An invitation not stamped with its agency's
     first answer (every answer stamps them all) reads nothing: none is stored. One stored
     after all (saved a moment ago, or without the stamp) is found by the first answer's insert,
     and the answer is then made again over it (`read`)."""
     poll, agency, contact = invitation.poll, invitation.agency, invitation.contact
     stamped = read or invitation.replied_at is not None
+    if alone and stamped:  # not a first answer: in a transaction, before reading anything more
+        raise replies.NotInOneStatement
     reply = selectors.stored_reply(poll=poll, agency=agency) if stamped else None
     teams, targeted = selectors.reply_teams(poll=poll, agency=agency, reply=reply)
     letters = team_letters([t for t in teams if t.pk in targeted])
-    data, problem = _form_data(parsed, letters, contact, reply, invitation.travel_minutes)
+    data, problem = text_answers.form_data(parsed, letters, contact, reply,
+                                           invitation.travel_minutes)  # fmt: skip
     if problem:
         return f"Not understood: {problem} Or answer on the form: {form_link(invitation, message)}"
     submission = ReplySubmission(
@@ -218,7 +241,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read
         errors = "; ".join(text.rstrip(".") for _, text in submission.error_summary()[:3])
         link = form_link(invitation, message)
         return f"Not recorded: {errors}. Fix and send again, or use the form: {link}"
-    summary = sms_grammar.said_back(submission.answer()["decision"], submission.line_data())
+    summary = text_answers.said_back(submission.answer()["decision"], submission.line_data())
     link, url = one_more_link(invitation.pk, nbytes=16)  # kept only where `url` is given
     again = "texting" if message.channel == "sms" else "replying"
     recorded = (f"Recorded for {agency.name}: {summary} Change it by {again} again before "
@@ -231,7 +254,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read
         version = replies.reply_submit(
             poll=poll, agency=agency, answer=submission.answer(), lines=submission.line_data(),
             base_version=reply.version if reply else 0, invitation=invitation, confirm=False,
-            now=now, channel=message.channel, stored=reply, also=also,
+            now=now, channel=message.channel, stored=reply, also=also, alone=alone,
         )  # fmt: skip
     except replies.ReplyRefused as exc:
         message.outcome = InboundMessage.Outcome.REFUSED
@@ -258,40 +281,6 @@ REFUSALS = {
     "cancelled": "the poll was cancelled.",
     "revoked": "this invitation was withdrawn by the coordinator.",
 }
-
-
-def _form_data(parsed, letters: dict, contact: Contact, reply, estimate: int) -> tuple[dict, str]:
-    """The web form's fields for this answer, or a problem to tell the sender. Travel is what
-    the team's line already says, or the estimate (a text gives departure, not travel)."""
-    data = {
-        "version": str(reply.version if reply else 0),
-        "decision": parsed.decision,
-        "authorised_by_name": contact.name,
-        "authorised_by_rank": contact.title or "Agency contact",
-    }
-    if parsed.decision == "unavailable":
-        data["decline_reason"] = parsed.text
-        return data, ""
-    if parsed.decision == "conditional":
-        data["conditions"] = [Reply.Condition.OTHER]
-        data["conditions_text"] = parsed.text
-    if not letters:
-        return data, "your agency has no team on record for this poll."
-    by_letter = {}
-    for line in parsed.lines:
-        if not line.team and len(letters) > 1:
-            listed = ", ".join(f"{k} = {t.name}" for k, t in letters.items())
-            return data, f"say which team, e.g. Y A 8 30 B 4 45 ({listed})."
-        team = letters.get(line.team or "A")
-        if team is None:
-            return data, f"there is no team {line.team} (teams: {', '.join(letters)})."
-        by_letter[team.pk] = line
-    travel = {line.team_id: line.travel_minutes for line in reply.lines.all()} if reply else {}
-    for pk, line in by_letter.items():
-        data[f"team-{pk}-officers"] = str(line.officers)
-        data[f"team-{pk}-depart_minutes"] = str(line.depart_minutes)
-        data[f"team-{pk}-travel_minutes"] = str(travel.get(pk) or estimate)
-    return data, ""
 
 
 # Email replies ---------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ class ReplyRefused(Exception):
         self.reason = reason
 
 
+class NotInOneStatement(Exception):
+    """reply_submit(alone=True) could not write the answer in one statement (not a first
+    answer, or one refused or beaten to it): nothing was written."""
+
+
 class ReplyConflict(Exception):
     """Someone saved a newer version since the form was opened; `current` is that reply."""
 
@@ -137,6 +142,7 @@ def reply_submit(
     *, poll: Poll, agency, answer: dict, lines: list[dict], base_version: int,
     invitation: Invitation | None = None, user=None, request=None, confirm: bool = True,
     now=None, channel: str = "", member_tally: dict | None = None, stored=READ, also=(),
+    alone: bool = False,
 ) -> ReplyVersion | None:  # fmt: skip
     """Save an agency's answer and its team lines in one transaction, as a new version.
 
@@ -153,7 +159,9 @@ def reply_submit(
     PostgreSQL (`stored` None) is checked and written in one statement, with `also`: groups of
     unsaved rows that the caller keeps with the answer (the text that gave it), each with the
     attname that takes the new version's id (or None); they are saved, and get their pk, only
-    there: otherwise the caller saves them.
+    there: otherwise the caller saves them. With `alone`, only that statement: anything else
+    raises NotInOneStatement, having written nothing (the caller, outside a transaction, then
+    starts again in one).
     """
     now = now or timezone.now()
     if stored is None and base_version == 0 and connection.vendor == "postgresql":
@@ -161,8 +169,10 @@ def reply_submit(
         return _first_in_one_statement(
             poll=poll, agency=agency, answer=answer, lines=lines, invitation=invitation,
             user=user, request=request, confirm=confirm, now=now, channel=channel,
-            member_tally=member_tally, also=also,
+            member_tally=member_tally, also=also, alone=alone,
         )  # fmt: skip
+    if alone:
+        raise NotInOneStatement
     with transaction.atomic():
         locked, revoked_at = _lock_poll_for_reply(poll.pk, invitation.pk if invitation else None)
         if invitation is not None:
@@ -272,7 +282,7 @@ def _saved(version: ReplyVersion) -> None:
 
 
 def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, request,
-                            confirm, now, channel, member_tally, also):  # fmt: skip
+                            confirm, now, channel, member_tally, also, alone):  # fmt: skip
     """A first answer on PostgreSQL: the poll's state checked (and held, FOR SHARE, so that
     closing or cancelling it waits), the reply inserted unless another answer for the agency
     was, its lines, version and audit event, and the invitations' first answer, in one
@@ -301,6 +311,8 @@ def _first_in_one_statement(*, poll, agency, answer, lines, invitation, user, re
         unique=("poll", "agency"), guard=guard, update=_first_answer(poll, agency, now),
     )  # fmt: skip
     if reply_pk is None:
+        if alone:
+            raise NotInOneStatement
         if not passed:  # closed, cancelled or withdrawn: the general path finds which
             return reply_submit(
                 poll=poll, agency=agency, answer=answer, lines=lines, base_version=0,

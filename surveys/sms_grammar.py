@@ -52,21 +52,6 @@ class Parsed:
     text: str = ""  # the reason (no) or the conditions (with conditions)
 
 
-def said_back(decision: str, lines: list[dict]) -> str:
-    """An answer as saved, in a line for the sender, from the checked form data in hand (the
-    web form's `line_data`: no query)."""
-    if decision == "unavailable":
-        return "UNAVAILABLE."
-    parts = [
-        f"{line['officers']} {line['team'].name}, leave in {line['depart_minutes']} min, arrive "
-        f"in about {line['depart_minutes'] + line['travel_minutes']} min"
-        for line in lines
-        if line["officers"]
-    ]
-    word = "YES with conditions" if decision == "conditional" else "YES"
-    return f"{word}: {'; '.join(parts)}."
-
-
 class ParseError(Exception):
     def __init__(self, message: str, code: str = ""):
         super().__init__(message)

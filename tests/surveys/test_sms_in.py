@@ -151,6 +151,49 @@ def test_on_postgresql_a_first_text_is_saved_with_its_answer_in_one_statement(
     assert page.status_code == 200
 
 
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)  # as the webhook runs: outside any transaction
+def test_outside_a_transaction_a_first_text_commits_by_itself_and_the_rest_go_in_one(
+    postgres, client, swat, sms_provider
+):
+    """A first answer's one statement commits by itself (no BEGIN, COMMIT or savepoint); a
+    change, a command, a refusal and a replayed message id are handled in a transaction, and
+    a first answer that cannot be written in one statement writes nothing before that."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def post(body, sid=""):
+        with CaptureQueriesContext(connection) as queries:
+            told = said(sms_provider.post_inbound(client, MOBILE, body, sid=sid))
+        return told, [q["sql"] for q in queries]
+
+    poll, agency, invitation = texted(swat)
+    code = invitation.reply_code
+    told, sql = post(f"{code} Y 7 20", sid="SMalone1")
+    assert told.startswith(f"Recorded for {agency.name}: YES: 7 Team A")
+    assert not [s for s in sql if s in ("BEGIN", "COMMIT") or "SAVEPOINT" in s], sql
+    assert post(f"{code} Y 7 20", sid="SMalone1")[0] == ""  # the same message again
+    told, sql = post(f"{code} N all committed")
+    assert told.startswith("Recorded") and "UNAVAILABLE" in told and "BEGIN" in sql
+    assert post("HELP")[0].startswith("Readiness mutual-aid polls")
+    assert Reply.objects.get(poll=poll).version == 2
+
+    closed, _, closed_invitation = texted(swat, mobile="+13125550143")
+    Poll.objects.filter(pk=closed.pk).update(state=Poll.State.CLOSED)
+    told = said(sms_provider.post_inbound(client, "+13125550143",
+                                          f"{closed_invitation.reply_code} Y 7 20"))  # fmt: skip
+    assert told.startswith("The poll with code")
+    assert not Reply.objects.filter(poll=closed).exists()
+
+    other, _, first_invitation = texted(swat, mobile="+13125550144")
+    sms_provider.post_inbound(client, "+13125550144", "HELP", sid="SMalone2")
+    body = f"{first_invitation.reply_code} Y 7 20"
+    told = said(sms_provider.post_inbound(client, "+13125550144", body, sid="SMalone2"))
+    assert told == "" and not Reply.objects.filter(poll=other).exists()
+    assert InboundMessage.objects.filter(message_id="SMalone2").get().outcome == "command"
+    assert InboundMessage.objects.count() == 5  # one per message id, none twice
+
+
 def test_a_first_answer_under_a_message_id_already_taken_saves_nothing(client, swat, sms_provider):
     """The message's insert is part of the answer's: when its id was taken (by a text that
     was no answer), the answer, its version, audit and link go too."""
