@@ -286,9 +286,13 @@ def insert_family(
     if connection.vendor != "postgresql":
         raise NotImplementedError("insert_family is PostgreSQL's")
     children = [(group, link, *of) for group, link, *of in children if group]
-    # Where each group takes its link from: the parent, or an earlier group (by its index).
-    at_group = {id(group): k for k, (group, *_) in enumerate(children)}
-    sources = [at_group[id(of[0])] if of else None for _, _, *of in children]
+    # Where each group takes its link from: the parent, or an earlier group of one (by index).
+    at_group = {id(group): k for k, (group, *_) in enumerate(children) if len(group) == 1}
+    sources = []
+    for k, (_, _, *of) in enumerate(children):
+        if of and at_group.get(id(of[0]), k) >= k:
+            raise ValueError("a group points at an earlier group of one row of the family")
+        sources.append(at_group[id(of[0])] if of else None)
     groups = tuple(
         (type(group[0]), len(group), link, source)
         for (group, link, *_), source in zip(children, sources, strict=True)

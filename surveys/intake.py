@@ -271,7 +271,7 @@ def _apply(message: InboundMessage, invitation: Invitation, parsed, now, *, read
         message.outcome = InboundMessage.Outcome.UNCHANGED
         return f"Nothing changed: {agency.name}'s answer stands. {summary}"
     message.outcome, message.version = InboundMessage.Outcome.APPLIED, version
-    if message.pk is None:  # not saved with the answer
+    if not (also and message.pk):  # not saved with the answer (an email's message is saved)
         message.new_links.append(link)
     return recorded
 

@@ -286,6 +286,12 @@ def test_a_familys_rows_may_point_at_a_child_or_at_nothing(postgres, monkeypatch
     assert list(loose.values_list("object_id", flat=True)) == ["1", "2"]
     assert len(shapes) == 1  # the refused family and this one: one shape
 
+    reply, children = family()  # a group may point only at an earlier group of one row
+    two = [AuditEvent(at=at, action="family.two", object_type="x", changes={}) for _ in "ab"]
+    for wrong in ([(two, None), ([of_line], "object_id", two)], [([of_line], "object_id", two)]):
+        with pytest.raises(ValueError, match="earlier group of one"):
+            insert_family(reply, wrong, unique=("poll", "agency"), guard=open_poll)
+
 
 def test_prepared_values_are_the_orms_for_every_kind_of_value():
     """The shortcut for values a field leaves alone (readiness.bulk._preparer) gives what the

@@ -33,13 +33,22 @@ def last_statement(pid: int) -> str:
         return cursor.fetchone()[0]
 
 
-def test_a_quiet_connection_is_usable_without_a_round_trip(postgres, own):
+def test_a_quiet_connection_just_used_is_usable_without_a_round_trip(postgres, own):
     pid = backend(own)
     with own.cursor() as cursor:
         cursor.execute("SELECT 'the last statement'")
 
     assert own.is_usable()
     assert last_statement(pid) == "SELECT 'the last statement'"  # no SELECT 1 was sent
+
+
+def test_a_connection_idle_for_a_while_is_asked_as_django_asks(postgres, own, monkeypatch):
+    from readiness.postgresql import base
+
+    pid = backend(own)
+    monkeypatch.setattr(own, "used_at", own.used_at - base.IDLE_SECONDS - 1)
+    assert own.is_usable()
+    assert last_statement(pid) == "SELECT 1"
 
 
 def test_a_connection_the_server_dropped_is_replaced_before_the_next_statement(postgres, own):

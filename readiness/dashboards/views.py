@@ -31,7 +31,7 @@ LISTS_CACHE_SECONDS = 10
 
 
 def _poll(poll_id: int) -> Poll:
-    poll = _POLL.first(poll_id)
+    poll = _POLL.first(poll_id) if 0 < poll_id < 2**63 else None  # a key's range (bigint)
     if poll is None:
         raise Http404("No such poll.")
     return poll

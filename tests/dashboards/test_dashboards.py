@@ -659,6 +659,12 @@ def test_a_cached_rendering_of_the_lists_builds_none_of_them(client, official, w
     assert again.text.count("Police") == first.count("Police") > 0  # the same lists
 
 
+def test_a_poll_that_does_not_exist_is_not_found(client, official):
+    client.force_login(official)
+    for pk in (987654, 2**63, 10**30):  # the last two: beyond a key's range
+        assert client.get(reverse("poll-dashboard", args=[pk])).status_code == 404
+
+
 def test_the_required_qualifications_show_by_name_before_the_typed_requirements(
     client, official, world
 ):

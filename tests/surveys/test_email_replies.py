@@ -9,6 +9,7 @@ import re
 from email.message import EmailMessage
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from agencies.models import Contact
@@ -84,6 +85,10 @@ def test_a_reply_through_imap_is_recorded_confirmed_and_moved(
     assert told["Subject"] == "Your answer: recorded"
     assert told["In-Reply-To"]
     assert "Recorded for" in told.get_content() and "12 SRT" in told.get_content()
+    # Its link opens the form on the answer recorded.
+    link = re.search(r"https?://\S+?(/r/[^/\s]+/)", told.get_content())[1]
+    page = Client().get(link)
+    assert page.status_code == 200 and "Dana Ruiz" in page.text
 
 
 def test_a_message_fetched_twice_is_one_answer(
