@@ -56,28 +56,33 @@ def text_received(*, sender: str, body: str, message_id: str, now=None) -> Handl
     PostgreSQL a first answer is one statement, which commits by itself: it is tried without a
     transaction; anything else is handled (again, from the start) in one."""
     now = now or timezone.now()
-    # As providers send it, E.164 is looked up unparsed (parsing costs 0.1 ms): see _handle.
+    # As providers send it, E.164 is looked up unparsed (parsing costs 0.1 ms); a number with
+    # no open invitation under that form is parsed and looked up again, as stored. Read once
+    # for both tries.
     sender = raw if E164.fullmatch(raw := sender.strip()) else _number(raw)
+    candidates = selectors.open_texts(sender)
+    if not candidates and sender != (number := _number(sender)):
+        sender, candidates = number, selectors.open_texts(number)
     try:
         if connection.vendor == "postgresql":
             nested = transaction.atomic() if connection.in_atomic_block else nullcontext()
             with suppress(replies.NotInOneStatement), nested:
-                return _received(sender, body, message_id, now, alone=True)
+                return _received(sender, candidates, body, message_id, now, alone=True)
         with transaction.atomic():
-            return _received(sender, body, message_id, now)
+            return _received(sender, candidates, body, message_id, now)
     except IntegrityError:
         if selectors.message_seen("sms", message_id[:200]):  # this message id was taken
             return _replayed(message_id, sender)
         raise
 
 
-def _received(sender: str, body: str, message_id: str, now, *, alone=False) -> Handled:
+def _received(sender: str, candidates, body: str, message_id: str, now, *, alone=False) -> Handled:
     message = bulk.new(
         InboundMessage, channel="sms", message_id=message_id[:200], sender=sender,
         body=body[:5000], received_at=now, outcome=InboundMessage.Outcome.NOT_UNDERSTOOD,
     )  # fmt: skip
     message.new_links = []  # the links its response gives, saved with it
-    response = _handle(message, now, alone=alone)
+    response = _handle(message, candidates, now, alone=alone)
     # Kept without its link (a secret): the messages page and audit trail show this.
     message.response = mask_secrets(response)
     # Saved last, with its links, in one statement (a first answer's, or its own): a provider's
@@ -111,10 +116,8 @@ def _audit_bad_input(message: InboundMessage) -> None:
         )  # fmt: skip
 
 
-def _handle(message: InboundMessage, now, *, alone=False) -> str:
-    candidates = selectors.open_texts(message.sender)
-    if not candidates and message.sender != (number := _number(message.sender)):
-        message.sender, candidates = number, selectors.open_texts(number)  # as stored, parsed
+def _handle(message: InboundMessage, candidates: list, now, *, alone=False) -> str:
+    """`candidates`: the sender's open text invitations (selectors.open_texts)."""
     code = sms_grammar.leading_code(message.body)
     ours = code and any(i.reply_code == code for i in candidates)  # codes: unique per number
     if alone and not ours:  # a member's text, a command, an answer without a code: in a transaction

@@ -162,6 +162,8 @@ def test_outside_a_transaction_a_first_text_commits_by_itself_and_the_rest_go_in
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from surveys import selectors
+
     def post(body, sid=""):
         with CaptureQueriesContext(connection) as queries:
             told = said(sms_provider.post_inbound(client, MOBILE, body, sid=sid))
@@ -175,6 +177,8 @@ def test_outside_a_transaction_a_first_text_commits_by_itself_and_the_rest_go_in
     assert post(f"{code} Y 7 20", sid="SMalone1")[0] == ""  # the same message again
     told, sql = post(f"{code} N all committed")
     assert told.startswith("Recorded") and "UNAVAILABLE" in told and "BEGIN" in sql
+    looked_up = [s for s in sql if s.startswith(f"EXECUTE {selectors._OPEN_TEXTS.name}(")]
+    assert len(looked_up) == 1  # the sender's invitations, read once for both tries
     assert post("HELP")[0].startswith("Readiness mutual-aid polls")
     assert Reply.objects.get(poll=poll).version == 2
 
