@@ -25,6 +25,9 @@ _LIVE = Lookup(
 
 class SessionStore(db.SessionStore):
     def _get_session_from_db(self):
+        if "\x00" in self.session_key:  # no key has one, and PostgreSQL refuses to compare it
+            self._session_key = None
+            return None
         if connections[router.db_for_read(self.model)].vendor != "postgresql":
             return super()._get_session_from_db()
         try:

@@ -35,6 +35,12 @@ def test_a_live_session_signs_in_and_an_expired_or_unknown_one_does_not(client):
     assert not signed_in(client)
 
 
+def test_a_session_key_with_a_nul_is_no_session_not_an_error(client):
+    client.raise_request_exception = False
+    response = client.get(reverse("dashboard"), HTTP_COOKIE="sessionid=abcdefgh\x00ijklmnop")
+    assert response.status_code == 302  # to sign in (Django's own store: 500 on PostgreSQL)
+
+
 def test_the_session_is_read_by_one_statement(client):
     client.force_login(UserFactory(role=User.Role.OFFICIAL))
     key = client.cookies["sessionid"].value
