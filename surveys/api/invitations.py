@@ -31,10 +31,14 @@ class InvitationSerializer(serializers.ModelSerializer):
         read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
     )
     email = serializers.EmailField(
-        read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
+        read_only=True,
+        allow_null=True,
+        help_text="Coordinators and the agency's commander only; null for a text invitation.",
     )
     mobile = serializers.CharField(
-        read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
+        read_only=True,
+        allow_null=True,
+        help_text="Coordinators and the agency's commander only; empty for an email invitation.",
     )
     failure_reason = serializers.CharField(
         read_only=True, allow_null=True, help_text="Coordinators and the agency's commander only."
@@ -60,6 +64,8 @@ class InvitationSerializer(serializers.ModelSerializer):
             # One rule for contact details: officials see that someone was asked, not who.
             # A server's refusal usually quotes the address: it goes with the details.
             data["contact"] = data["email"] = data["mobile"] = data["failure_reason"] = None
+        elif not data["email"]:  # a text invitation has no address: none, not an empty one
+            data["email"] = None
         return data
 
     @extend_schema_field(InvitationReplySerializer(allow_null=True))

@@ -143,6 +143,20 @@ def test_teams_and_replies_filter(client):
     assert invitations["count"] == 1  # `replied` follows replied_at, set by the reply form
 
 
+def test_a_text_invitation_has_no_email_address_rather_than_an_empty_one(client):
+    """The schema says an invitation's email is an address or null: a text invitation's is
+    null, and its number is given (an empty string is no email address)."""
+    from surveys.models import Invitation
+
+    client.force_login(UserFactory(role=User.Role.COORDINATOR))
+    by_email, _ = open_invitation()
+    Invitation.objects.filter(pk=by_email.pk).update(channel="sms", email="", mobile="+13125550177")
+    shown = client.get(reverse("api:invitation-detail", args=[by_email.pk])).json()
+    assert (shown["channel"], shown["email"], shown["mobile"]) == ("sms", None, "+13125550177")
+    listed = client.get(reverse("api:invitation-list")).json()["results"]
+    assert [i["email"] for i in listed] == [None]
+
+
 def test_pages_and_their_limits(client):
     client.force_login(UserFactory(role=User.Role.OFFICIAL))
     for _ in range(7):
