@@ -447,6 +447,8 @@ class QualificationHeldSerializer(serializers.Serializer):
 class TeamMemberSerializer(serializers.ModelSerializer):
     agency = RefSerializer(read_only=True)
     qualifications = QualificationHeldSerializer(many=True, read_only=True)
+    # Said, so that the schema says a member may have no address ("").
+    email = serializers.EmailField(read_only=True, allow_blank=True)
 
     class Meta:
         model = TeamMember
