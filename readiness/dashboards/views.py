@@ -45,15 +45,6 @@ _POLL = Lookup(
     ).filter(pk=poll_id),
     kinds=(int,),
 )
-_REQUIRED = Lookup(
-    Poll.required_qualifications.through,
-    lambda poll_id: (
-        Poll.required_qualifications.through.objects.filter(poll_id=poll_id)
-        .select_related("qualification")
-        .order_by("qualification__name", "qualification_id")
-    ),
-    kinds=(int,),
-)
 
 
 def _within(request, poll: Poll) -> tuple[int | None, str]:
@@ -106,9 +97,6 @@ def poll_dashboard(request, poll_id: int):
         if figures.poll_stamp(poll=live, now=now) == request.GET["stamp"]:
             return HttpResponse(status=204, headers={"Vary": "HX-Request"})
     poll = _poll(poll_id)
-    # Its required qualifications (Poll.required, which the page shows), as the relation gives
-    # them, by a query compiled once.
-    poll.__dict__["required"] = [row.qualification for row in _REQUIRED.rows(poll_id)]
     if poll.state == Poll.State.DRAFT:
         return render(request, "dashboards/poll_dashboard.html", {"poll": poll, "draft": True})
     stamp = figures.poll_stamp(poll=poll, now=now)

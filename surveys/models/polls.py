@@ -1,5 +1,6 @@
 """Polls and their invitations (one per contact and channel), with their reply links."""
 
+import functools
 import hashlib
 
 from django.conf import settings
@@ -147,13 +148,34 @@ class Poll(models.Model):
 
     @cached_property
     def required(self) -> list:
-        """The roster qualifications required (read once per instance)."""
-        return list(self.required_qualifications.all()) if self.pk else []
+        """The roster qualifications required, by name (read once per instance: prefetched, or
+        by a query compiled once, which every dashboard request and first answer makes)."""
+        if not self.pk:
+            return []
+        if "required_qualifications" in getattr(self, "_prefetched_objects_cache", {}):
+            return list(self.required_qualifications.all())
+        return [row.qualification for row in _required_lookup().rows(self.pk)]
 
     @cached_property
     def requirement_list(self) -> list[str]:
         """Every requirement as shown: the roster qualifications required, then the typed ones."""
         return [f"Current {q.name}" for q in self.required] + list(self.requirements)
+
+
+@functools.cache
+def _required_lookup():
+    from readiness.db import Lookup
+
+    through = Poll.required_qualifications.through
+    return Lookup(
+        through,
+        lambda poll_id: (
+            through.objects.filter(poll_id=poll_id)
+            .select_related("qualification")
+            .order_by("qualification__name", "qualification_id")
+        ),
+        kinds=(int,),
+    )
 
 
 class Invitation(models.Model):
